@@ -1,0 +1,104 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/tetherhq/tether"
+)
+
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	cfg := tether.DefaultConfig()
+	fs := flag.NewFlagSet("tether serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&cfg.HTTPAddr, "http-addr", cfg.HTTPAddr, "address for pages, API and WebSocket")
+	origins := (*listFlag)(&cfg.AllowedOrigins)
+	fs.Var(origins, "allowed-origins", "comma-separated browser origins allowed besides the page's own host, or *")
+	fs.StringVar(&cfg.APIKey, "api-key", "", "key for the server API (Authorization: Bearer <key>); without one the API answers loopback clients only")
+	fs.DurationVar(&cfg.PingInterval, "ping-interval", cfg.PingInterval, "how often the server pings each connection")
+	fs.DurationVar(&cfg.PongTimeout, "pong-timeout", cfg.PongTimeout, "how long past the ping interval a silent connection is kept")
+	fs.DurationVar(&cfg.CloseTimeout, "close-timeout", cfg.CloseTimeout, "how long a closing connection waits for the client's close frame")
+	fs.IntVar(&cfg.MaxMessageSize, "max-message-size", cfg.MaxMessageSize, "largest inbound message in bytes (larger: close 1009)")
+	fs.IntVar(&cfg.MaxOutbound, "max-outbound", cfg.MaxOutbound, "bytes queued per connection before it is closed as a slow consumer (4001)")
+	fs.IntVar(&cfg.MaxConns, "max-conns", cfg.MaxConns, "most open connections")
+	fs.IntVar(&cfg.MaxSubscriptions, "max-subscriptions", cfg.MaxSubscriptions, "most channels per connection")
+	fs.IntVar(&cfg.MaxChannelLength, "max-channel-length", cfg.MaxChannelLength, "longest channel name in bytes")
+	fs.Float64Var(&cfg.CommandRate, "command-rate", cfg.CommandRate, "commands per second per connection (0: no limit)")
+	fs.IntVar(&cfg.CommandBurst, "command-burst", cfg.CommandBurst, "burst of commands allowed above the rate")
+	fs.IntVar(&cfg.HistorySize, "history-size", cfg.HistorySize, "publications kept per channel for history and recovery")
+	fs.DurationVar(&cfg.HistoryTTL, "history-ttl", cfg.HistoryTTL, "how long a publication is kept")
+	shutdownTimeout := fs.Duration("shutdown-timeout", 10*time.Second, "how long shutdown waits for clients to leave")
+	allowAnon := fs.Bool("allow-anonymous", false, "serve on a non-loopback address with no API key")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	logFormat := fs.String("log-format", "text", "text or json")
+	if err := parseFlags(fs, args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintln(stderr, "tether serve:", err)
+		return 2
+	}
+
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		fmt.Fprintln(stderr, "tether serve: --log-level:", err)
+		return 2
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch *logFormat {
+	case "text":
+		cfg.Logger = slog.New(slog.NewTextHandler(stderr, opts))
+	case "json":
+		cfg.Logger = slog.New(slog.NewJSONHandler(stderr, opts))
+	default:
+		fmt.Fprintf(stderr, "tether serve: --log-format must be text or json, not %q\n", *logFormat)
+		return 2
+	}
+	log := cfg.Logger
+
+	if cfg.APIKey == "" && !*allowAnon && !loopback(cfg.HTTPAddr) {
+		fmt.Fprintf(stderr, "tether serve: refusing to serve on %q with no API key: anyone who can reach it could publish.\n"+
+			"Set --api-key (or TETHER_API_KEY), listen on a loopback address, or pass --allow-anonymous.\n", cfg.HTTPAddr)
+		return 2
+	}
+	if cfg.APIKey == "" {
+		log.Warn("no API key configured: the server API answers loopback clients only")
+	}
+
+	node, err := tether.New(cfg)
+	if err != nil {
+		fmt.Fprintln(stderr, "tether serve:", err)
+		return 1
+	}
+	if a := node.Addr(); a != nil {
+		fmt.Fprintf(stdout, "tether serving on http://%s/ (chat page), ws://%s/ws\n", a, a)
+	}
+	<-ctx.Done()
+	log.Info("shutting down", "timeout", *shutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), *shutdownTimeout)
+	defer cancel()
+	if err := node.Shutdown(sctx); err != nil {
+		log.Warn("shutdown did not finish in time; remaining connections dropped", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// loopback reports whether addr's host only accepts local connections.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

@@ -1,0 +1,103 @@
+package tether
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Config configures a Node. Start from DefaultConfig: the zero value is not valid.
+type Config struct {
+	// HTTPAddr is where the node serves its pages, API and WebSocket endpoints.
+	// Empty: no listener; mount Handler in your own server. Defaults to
+	// 127.0.0.1:8080.
+	HTTPAddr string
+	// AllowedOrigins lists browser origins (scheme://host[:port], or "*") allowed
+	// to open WebSockets besides the page's own host. Defaults to none.
+	AllowedOrigins []string
+	// APIKey authorises the server API (Authorization: Bearer <key>). Empty: the
+	// API answers loopback peers only.
+	APIKey string
+
+	// PingInterval is how often the server pings each connection. Defaults to 25s.
+	PingInterval time.Duration
+	// PongTimeout is how long past PingInterval a connection may stay silent
+	// before it is closed. Defaults to 10s.
+	PongTimeout time.Duration
+	// CloseTimeout is how long a closing connection waits for the client's close
+	// frame. Defaults to 1s.
+	CloseTimeout time.Duration
+
+	// MaxMessageSize caps one inbound message (and an API request body), in
+	// bytes; a larger WebSocket message closes the connection with 1009.
+	// Defaults to 65536.
+	MaxMessageSize int
+	// MaxOutbound caps the bytes queued for one connection; a connection past it
+	// is a slow consumer and is closed with 4001. Defaults to 1 MiB.
+	MaxOutbound int
+	// MaxConns caps open connections; more are refused with 503. Defaults to 100000.
+	MaxConns int
+	// MaxSubscriptions caps the channels one connection subscribes to. Defaults to 128.
+	MaxSubscriptions int
+	// MaxChannelLength caps a channel name, in bytes. Defaults to 255.
+	MaxChannelLength int
+	// CommandRate caps the commands per second of one connection, with bursts of
+	// CommandBurst; 0 means no limit. Default 100 per second, bursts of 200.
+	CommandRate  float64
+	CommandBurst int
+
+	// HistorySize is how many publications each channel keeps for history and
+	// recovery. Defaults to 100.
+	HistorySize int
+	// HistoryTTL is how long a publication is kept. Defaults to 5m.
+	HistoryTTL time.Duration
+
+	// Logger receives the node's logs. Defaults to discarding them.
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns a new Config with every default filled in.
+func DefaultConfig() Config {
+	return Config{
+		HTTPAddr:         "127.0.0.1:8080",
+		PingInterval:     25 * time.Second,
+		PongTimeout:      10 * time.Second,
+		CloseTimeout:     time.Second,
+		MaxMessageSize:   64 << 10,
+		MaxOutbound:      1 << 20,
+		MaxConns:         100_000,
+		MaxSubscriptions: 128,
+		MaxChannelLength: 255,
+		CommandRate:      100,
+		CommandBurst:     200,
+		HistorySize:      100,
+		HistoryTTL:       5 * time.Minute,
+	}
+}
+
+// Validate reports the first setting that cannot work.
+func (c *Config) Validate() error {
+	var errs []error
+	check := func(ok bool, format string, args ...any) {
+		if !ok {
+			errs = append(errs, fmt.Errorf(format, args...))
+		}
+	}
+	check(c.PingInterval > 0, "ping interval must be positive, not %v", c.PingInterval)
+	check(c.PongTimeout > 0, "pong timeout must be positive, not %v", c.PongTimeout)
+	check(c.CloseTimeout > 0, "close timeout must be positive, not %v", c.CloseTimeout)
+	check(c.MaxMessageSize >= 128, "max message size must be at least 128 bytes, not %d", c.MaxMessageSize)
+	check(c.MaxOutbound >= c.MaxMessageSize, "max outbound (%d) must be at least the max message size (%d)", c.MaxOutbound, c.MaxMessageSize)
+	check(c.MaxConns > 0, "max conns must be positive, not %d", c.MaxConns)
+	check(c.MaxSubscriptions > 0, "max subscriptions must be positive, not %d", c.MaxSubscriptions)
+	check(c.MaxChannelLength > 0, "max channel length must be positive, not %d", c.MaxChannelLength)
+	check(c.CommandRate >= 0, "command rate must not be negative, not %g", c.CommandRate)
+	check(c.CommandRate == 0 || c.CommandBurst > 0, "command burst must be positive, not %d", c.CommandBurst)
+	check(c.HistorySize >= 0, "history size must not be negative, not %d", c.HistorySize)
+	check(c.HistoryTTL >= 0, "history TTL must not be negative, not %v", c.HistoryTTL)
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("tether: invalid config: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,191 @@
+package hub
+
+import (
+	"sync"
+
+	"github.com/tetherhq/tether/protocol"
+)
+
+// Wire is a wire format: how one JSON message is framed on a transport.
+type Wire int
+
+// The wire formats a batch can be framed in.
+const (
+	// WireWebSocket frames each message as an unmasked WebSocket text frame.
+	WireWebSocket Wire = iota
+	// WireLine ends each message with a newline.
+	WireLine
+	wireCount
+)
+
+// AppendFrame appends payload framed for w to dst.
+func (w Wire) AppendFrame(dst, payload []byte) []byte {
+	switch w {
+	case WireWebSocket:
+		return AppendWebSocketFrame(dst, 0x1, payload)
+	case WireLine:
+		dst = append(dst, payload...)
+		return append(dst, '\n')
+	}
+	panic("hub: unknown wire format")
+}
+
+// AppendWebSocketFrame appends one final, unmasked server frame with the given
+// opcode (0x1 text, 0x2 binary, 0x8 close, 0x9 ping, 0xA pong).
+func AppendWebSocketFrame(dst []byte, opcode byte, payload []byte) []byte {
+	n := len(payload)
+	switch {
+	case n < 126:
+		dst = append(dst, 0x80|opcode, byte(n))
+	case n <= 0xFFFF:
+		dst = append(dst, 0x80|opcode, 126, byte(n>>8), byte(n))
+	default:
+		dst = append(dst, 0x80|opcode, 127,
+			byte(n>>56), byte(n>>48), byte(n>>40), byte(n>>32),
+			byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+	}
+	return append(dst, payload...)
+}
+
+// Batch is a run of consecutive publications of one channel, delivered together:
+// a subscriber gets them in one write, each still its own frame.
+type Batch struct {
+	// Pubs are the publications, in offset order. Each is already encoded.
+	Pubs  []*protocol.Publication
+	wires [wireCount]wireFrames
+}
+
+type wireFrames struct {
+	once sync.Once
+	buf  []byte
+	ends []int // ends[i] is where Pubs[i]'s frame ends in buf
+}
+
+// Frames returns Pubs[from:] framed for w, one frame after another. The bytes are
+// built once per batch and wire format and shared: callers must not modify them.
+func (b *Batch) Frames(w Wire, from int) []byte {
+	f := &b.wires[w]
+	f.once.Do(func() {
+		size := 0
+		for _, p := range b.Pubs {
+			raw, _ := p.Encode() // encoded by Publish: cannot fail
+			size += len(raw) + 10
+		}
+		f.buf = make([]byte, 0, size)
+		f.ends = make([]int, len(b.Pubs))
+		for i, p := range b.Pubs {
+			raw, _ := p.Encode()
+			f.buf = w.AppendFrame(f.buf, raw)
+			f.ends[i] = len(f.buf)
+		}
+	})
+	if from == 0 {
+		return f.buf
+	}
+	return f.buf[f.ends[from-1]:]
+}
+
+// dispatch delivers c's pending publications until there are none left. Only
+// one dispatch runs per channel at a time, which keeps each subscriber's
+// deliveries in offset order.
+func (h *Hub) dispatch(c *channel) {
+	for {
+		c.mu.Lock()
+		if len(c.pending) == 0 {
+			c.dispatching = false
+			h.maybeRemove(c)
+			return
+		}
+		b := &Batch{Pubs: c.pending}
+		c.pending = nil
+		subs := c.subscriptions()
+		c.mu.Unlock()
+		h.deliver(b, subs)
+	}
+}
+
+// deliver hands b to every subscriber in subs, spreading the work over the
+// pool's workers in chunks, and returns when all are served.
+func (h *Hub) deliver(b *Batch, subs []subscription) {
+	chunk := h.cfg.ChunkSize
+	if len(subs) <= chunk {
+		deliverTo(b, subs)
+		return
+	}
+	// Split into at most Workers+1 pieces (this goroutine takes one).
+	pieces := min((len(subs)+chunk-1)/chunk, h.cfg.Workers+1)
+	size := (len(subs) + pieces - 1) / pieces
+	var wg sync.WaitGroup
+	for len(subs) > size {
+		part := subs[:size]
+		subs = subs[size:]
+		wg.Add(1)
+		if !h.pool.submit(func() { deliverTo(b, part); wg.Done() }) {
+			deliverTo(b, part)
+			wg.Done()
+		}
+	}
+	deliverTo(b, subs)
+	wg.Wait()
+}
+
+func deliverTo(b *Batch, subs []subscription) {
+	last := b.Pubs[len(b.Pubs)-1].Offset
+	first := b.Pubs[0].Offset
+	for _, s := range subs {
+		switch {
+		case s.since < first:
+			s.s.Deliver(b, 0)
+		case s.since < last:
+			s.s.Deliver(b, int(s.since-first)+1)
+		}
+	}
+}
+
+// pool is a fixed set of goroutines running delivery tasks.
+type pool struct {
+	mu     sync.RWMutex // guards closed against a send on a closed tasks
+	closed bool
+	tasks  chan func()
+	wg     sync.WaitGroup
+}
+
+func newPool(n int) *pool {
+	p := &pool{tasks: make(chan func(), n*4)}
+	p.wg.Add(n)
+	for range n {
+		go func() {
+			defer p.wg.Done()
+			for f := range p.tasks {
+				f()
+			}
+		}()
+	}
+	return p
+}
+
+// submit queues f, or returns false when the queue is full or closed, in which
+// case the caller runs f itself.
+func (p *pool) submit(f func()) bool {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if p.closed {
+		return false
+	}
+	select {
+	case p.tasks <- f:
+		return true
+	default:
+		return false
+	}
+}
+
+func (p *pool) close() {
+	p.mu.Lock()
+	if !p.closed {
+		p.closed = true
+		close(p.tasks)
+	}
+	p.mu.Unlock()
+	p.wg.Wait()
+}

@@ -1,0 +1,122 @@
+package session
+
+import (
+	"encoding/json"
+	"hash/maphash"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/tetherhq/tether/internal/hub"
+	"github.com/tetherhq/tether/protocol"
+)
+
+// Config holds the per-session limits.
+type Config struct {
+	// MaxSubscriptions caps the channels one connection subscribes to.
+	MaxSubscriptions int
+	// MaxChannelLength caps a channel name, in bytes.
+	MaxChannelLength int
+	// CommandRate and CommandBurst limit the commands one connection sends per
+	// second; zero CommandRate means no limit.
+	CommandRate  float64
+	CommandBurst int
+	// PingInterval is told to clients in the connect result.
+	PingInterval time.Duration
+}
+
+// Stats are counters of session events since the manager started.
+type Stats struct {
+	Publications      atomic.Int64 // publications accepted, from clients and the API
+	SlowConsumers     atomic.Int64 // connections dropped because their buffer was full
+	RateLimited       atomic.Int64 // commands refused by the rate limit
+	CommandErrors     atomic.Int64 // error replies sent
+	RecoveredOK       atomic.Int64 // subscribes that recovered everything asked
+	RecoveredFailed   atomic.Int64 // subscribes that could not
+	Opened            atomic.Int64 // sessions opened
+	HeartbeatTimeouts atomic.Int64 // connections dropped for silence
+}
+
+const shardCount = 32
+
+// Manager creates sessions and finds them by client id. It is safe for
+// concurrent use.
+type Manager struct {
+	cfg    Config
+	hub    *hub.Hub
+	log    *slog.Logger
+	stats  Stats
+	nextID atomic.Uint64
+	prefix string
+	seed   maphash.Seed
+	shards [shardCount]struct {
+		mu       sync.Mutex
+		sessions map[string]*Session
+	}
+}
+
+// NewManager returns a manager whose sessions use h. prefix starts every client
+// id it hands out, to keep ids unique across nodes.
+func NewManager(cfg Config, h *hub.Hub, log *slog.Logger, prefix string) *Manager {
+	m := &Manager{cfg: cfg, hub: h, log: log, prefix: prefix, seed: maphash.MakeSeed()}
+	for i := range m.shards {
+		m.shards[i].sessions = make(map[string]*Session)
+	}
+	return m
+}
+
+// Stats returns the manager's counters.
+func (m *Manager) Stats() *Stats { return &m.stats }
+
+// Open starts a session on conn.
+func (m *Manager) Open(conn Conn) *Session {
+	s := &Session{id: formatID(m.prefix, m.nextID.Add(1)), mgr: m, conn: conn}
+	if m.cfg.CommandRate > 0 {
+		s.lim = rate.NewLimiter(rate.Limit(m.cfg.CommandRate), max(m.cfg.CommandBurst, 1))
+	}
+	sh := &m.shards[maphash.String(m.seed, s.id)%shardCount]
+	sh.mu.Lock()
+	sh.sessions[s.id] = s
+	sh.mu.Unlock()
+	m.stats.Opened.Add(1)
+	return s
+}
+
+func (m *Manager) remove(s *Session) {
+	sh := &m.shards[maphash.String(m.seed, s.id)%shardCount]
+	sh.mu.Lock()
+	delete(sh.sessions, s.id)
+	sh.mu.Unlock()
+}
+
+// Get returns the session with the given client id, or nil.
+func (m *Manager) Get(id string) *Session {
+	sh := &m.shards[maphash.String(m.seed, id)%shardCount]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	return sh.sessions[id]
+}
+
+// Len returns the number of open sessions.
+func (m *Manager) Len() int {
+	n := 0
+	for i := range m.shards {
+		sh := &m.shards[i]
+		sh.mu.Lock()
+		n += len(sh.sessions)
+		sh.mu.Unlock()
+	}
+	return n
+}
+
+// Publish publishes data to a channel on behalf of from (nil: the server).
+func (m *Manager) Publish(channel string, data json.RawMessage, from *protocol.ClientInfo) (protocol.Position, error) {
+	pos, err := m.hub.Publish(channel, data, from)
+	if err == nil {
+		m.stats.Publications.Add(1)
+	}
+	return pos, err
+}

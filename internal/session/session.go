@@ -1,0 +1,249 @@
+// Package session runs the protocol for one client connection, whatever its
+// transport: it decodes commands, checks them against the limits, drives the hub
+// and writes replies. Transports (WebSocket, TCP, gRPC) own the bytes on the wire
+// and the heartbeats; a session owns the client's subscriptions.
+//
+// A session must not block on its connection: Conn.Write queues and returns.
+package session
+
+import (
+	"encoding/json"
+	"errors"
+	"strconv"
+	"sync"
+
+	"golang.org/x/time/rate"
+
+	"github.com/tetherhq/tether/internal/hub"
+	"github.com/tetherhq/tether/protocol"
+)
+
+// ErrSlowConsumer is returned by Conn.Write when the connection's outbound
+// buffer is full.
+var ErrSlowConsumer = errors.New("session: outbound buffer full")
+
+// Conn is the transport side of a session.
+type Conn interface {
+	// Wire is the framing the connection's bytes use.
+	Wire() hub.Wire
+	// Write queues bytes already framed for Wire, in order, without blocking. It
+	// returns ErrSlowConsumer when the outbound buffer is over its limit.
+	Write(b []byte) error
+	// Close sends d as a disconnect push, closes the connection with d.Code and
+	// then calls Session.Closed. Only the first call has an effect.
+	Close(d protocol.Disconnect)
+}
+
+// Session is one client's protocol state. Handle is called by the transport, one
+// command at a time; Deliver by the hub; Disconnect and Closed from anywhere.
+type Session struct {
+	id   string
+	mgr  *Manager
+	conn Conn
+	lim  *rate.Limiter
+
+	mu     sync.Mutex
+	subs   map[string]struct{}
+	closed bool
+	user   string
+}
+
+// ID returns the session's client id.
+func (s *Session) ID() string { return s.id }
+
+// Handle runs one command received as data and writes its reply.
+func (s *Session) Handle(data []byte) {
+	cmd, err := protocol.DecodeCommand(data)
+	if err != nil {
+		var perr *protocol.Error
+		if !errors.As(err, &perr) {
+			perr = protocol.NewError(protocol.ErrBadRequest, "%v", err)
+		}
+		s.replyError(cmd.ID, perr)
+		return
+	}
+	if s.lim != nil && !s.lim.Allow() {
+		s.mgr.stats.RateLimited.Add(1)
+		s.replyError(cmd.ID, protocol.NewError(protocol.ErrRateLimited, "more than %g commands per second", float64(s.lim.Limit())))
+		return
+	}
+	var result any
+	var perr *protocol.Error
+	switch cmd.Op {
+	case protocol.OpConnect:
+		result, perr = s.connect(cmd)
+	case protocol.OpSubscribe:
+		perr = s.subscribe(cmd) // replies itself, under the channel's lock
+		if perr == nil {
+			return
+		}
+	case protocol.OpUnsubscribe:
+		result, perr = s.unsubscribe(cmd)
+	case protocol.OpPublish:
+		result, perr = s.publish(cmd)
+	case protocol.OpHistory:
+		result, perr = s.history(cmd)
+	case protocol.OpPing:
+		result = struct{}{}
+	case protocol.OpPong:
+		return // an answer to a ping push: the transport has noted it
+	default:
+		perr = protocol.NewError(protocol.ErrUnknownOp, "unknown op %q", cmd.Op)
+	}
+	if perr != nil {
+		s.replyError(cmd.ID, perr)
+		return
+	}
+	s.reply(&protocol.Reply{ID: cmd.ID, Result: result})
+}
+
+func (s *Session) connect(cmd *protocol.Command) (any, *protocol.Error) {
+	return &protocol.ConnectResult{
+		Client:  s.id,
+		Version: protocol.Version,
+		Ping:    int(s.mgr.cfg.PingInterval.Seconds()),
+	}, nil
+}
+
+func (s *Session) validChannel(name string) *protocol.Error {
+	return protocol.ValidateChannel(name, s.mgr.cfg.MaxChannelLength)
+}
+
+func (s *Session) subscribe(cmd *protocol.Command) *protocol.Error {
+	if perr := s.validChannel(cmd.Channel); perr != nil {
+		return perr
+	}
+	// Reserve the subscription, then subscribe without holding s.mu: the hub
+	// calls back into s (reply, Deliver) with the channel locked.
+	s.mu.Lock()
+	switch _, dup := s.subs[cmd.Channel]; {
+	case s.closed:
+		s.mu.Unlock()
+		return protocol.NewError(protocol.ErrUnavailable, "connection is closing")
+	case dup:
+		s.mu.Unlock()
+		return protocol.NewError(protocol.ErrAlreadySub, "already subscribed to %q", cmd.Channel)
+	case len(s.subs) >= s.mgr.cfg.MaxSubscriptions:
+		s.mu.Unlock()
+		return protocol.NewError(protocol.ErrTooManySubs, "at most %d subscriptions per connection", s.mgr.cfg.MaxSubscriptions)
+	}
+	if s.subs == nil {
+		s.subs = make(map[string]struct{}, 1)
+	}
+	s.subs[cmd.Channel] = struct{}{}
+	s.mu.Unlock()
+
+	err := s.mgr.hub.Subscribe(cmd.Channel, s, cmd.Recover, func(res *protocol.SubscribeResult) {
+		if cmd.Recover != nil {
+			if res.Recovered {
+				s.mgr.stats.RecoveredOK.Add(1)
+			} else {
+				s.mgr.stats.RecoveredFailed.Add(1)
+			}
+		}
+		s.reply(&protocol.Reply{ID: cmd.ID, Result: res})
+	})
+	s.mu.Lock()
+	closed := s.closed
+	if err != nil && !closed {
+		delete(s.subs, cmd.Channel)
+	}
+	s.mu.Unlock()
+	if err != nil {
+		return protocol.NewError(protocol.ErrInternal, "%v", err)
+	}
+	if closed { // Closed ran meanwhile and may have missed this channel
+		s.mgr.hub.Unsubscribe(cmd.Channel, s)
+	}
+	return nil
+}
+
+func (s *Session) unsubscribe(cmd *protocol.Command) (any, *protocol.Error) {
+	if perr := s.validChannel(cmd.Channel); perr != nil {
+		return nil, perr
+	}
+	s.mu.Lock()
+	_, ok := s.subs[cmd.Channel]
+	delete(s.subs, cmd.Channel)
+	s.mu.Unlock()
+	if !ok {
+		return nil, protocol.NewError(protocol.ErrNotSubscribed, "not subscribed to %q", cmd.Channel)
+	}
+	s.mgr.hub.Unsubscribe(cmd.Channel, s)
+	return struct{}{}, nil
+}
+
+func (s *Session) publish(cmd *protocol.Command) (any, *protocol.Error) {
+	if perr := s.validChannel(cmd.Channel); perr != nil {
+		return nil, perr
+	}
+	if len(cmd.Data) == 0 {
+		return nil, protocol.NewError(protocol.ErrBadRequest, "data is required")
+	}
+	pos, err := s.mgr.Publish(cmd.Channel, cmd.Data, &protocol.ClientInfo{Client: s.id, User: s.user})
+	if err != nil {
+		return nil, protocol.NewError(protocol.ErrInternal, "%v", err)
+	}
+	return &pos, nil
+}
+
+func (s *Session) history(cmd *protocol.Command) (any, *protocol.Error) {
+	if perr := s.validChannel(cmd.Channel); perr != nil {
+		return nil, perr
+	}
+	if cmd.Limit < 0 {
+		return nil, protocol.NewError(protocol.ErrBadRequest, "limit must not be negative")
+	}
+	return s.mgr.hub.History(cmd.Channel, cmd.Since, cmd.Limit), nil
+}
+
+func (s *Session) replyError(id uint64, perr *protocol.Error) {
+	s.mgr.stats.CommandErrors.Add(1)
+	s.reply(&protocol.Reply{ID: id, Error: perr})
+}
+
+func (s *Session) reply(r *protocol.Reply) {
+	b, err := json.Marshal(r)
+	if err != nil {
+		s.mgr.log.Error("encode reply", "client", s.id, "err", err)
+		b, _ = json.Marshal(&protocol.Reply{ID: r.ID, Error: protocol.NewError(protocol.ErrInternal, "cannot encode reply")})
+	}
+	s.write(s.conn.Wire().AppendFrame(make([]byte, 0, len(b)+10), b))
+}
+
+func (s *Session) write(b []byte) {
+	if err := s.conn.Write(b); errors.Is(err, ErrSlowConsumer) {
+		s.mgr.stats.SlowConsumers.Add(1)
+		s.Disconnect(protocol.DisconnectSlowConsumer)
+	}
+}
+
+// Deliver writes a batch of publications; it implements hub.Subscriber.
+func (s *Session) Deliver(b *hub.Batch, from int) {
+	s.write(b.Frames(s.conn.Wire(), from))
+}
+
+// Disconnect closes the session's connection, telling the client why.
+func (s *Session) Disconnect(d protocol.Disconnect) {
+	s.conn.Close(d)
+}
+
+// Closed releases the session's subscriptions. The transport calls it once its
+// connection is gone.
+func (s *Session) Closed() {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.closed = true
+	subs := s.subs
+	s.subs = nil
+	s.mu.Unlock()
+	for ch := range subs {
+		s.mgr.hub.Unsubscribe(ch, s)
+	}
+	s.mgr.remove(s)
+}
+
+func formatID(prefix string, n uint64) string { return prefix + strconv.FormatUint(n, 36) }

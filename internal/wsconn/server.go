@@ -1,0 +1,321 @@
+// Package wsconn serves tether over WebSocket on nbio's event loop: the protocol
+// endpoint, whose connections each carry a session, and the echo endpoint. It
+// checks origins and connection limits at the upgrade, frames and queues
+// outbound bytes with a byte limit per connection, and takes part in heartbeats.
+//
+// No goroutine is kept per connection. The package must not interpret commands:
+// that is package session's job.
+package wsconn
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/lesismal/nbio"
+	"github.com/lesismal/nbio/nbhttp"
+	nbws "github.com/lesismal/nbio/nbhttp/websocket"
+
+	"github.com/tetherhq/tether/internal/heartbeat"
+	"github.com/tetherhq/tether/internal/session"
+	"github.com/tetherhq/tether/protocol"
+)
+
+// Config configures a Server.
+type Config struct {
+	// Engine is the nbio engine connections are moved to after the upgrade.
+	Engine *nbhttp.Engine
+	// Sessions opens a session for each protocol connection.
+	Sessions *session.Manager
+	// Heartbeats pings the connections and expires silent ones; nil disables.
+	Heartbeats *heartbeat.Monitor
+	// MaxMessageSize is the largest message a client may send, in bytes; larger
+	// ones close the connection with 1009.
+	MaxMessageSize int
+	// MaxOutbound is the most bytes queued for one connection; past it the
+	// connection is closed as a slow consumer.
+	MaxOutbound int
+	// MaxConns caps open WebSocket connections; further upgrades get 503.
+	MaxConns int
+	// AllowedOrigins lists the origins (scheme://host[:port]) allowed besides the
+	// request's own host; "*" allows any.
+	AllowedOrigins []string
+	// CloseTimeout is how long a closing connection waits for the client's close
+	// frame before it is dropped.
+	CloseTimeout time.Duration
+	// Logger receives connection events.
+	Logger *slog.Logger
+}
+
+// Server is the WebSocket transport. Its methods are safe for concurrent use.
+type Server struct {
+	cfg      Config
+	protocol *nbws.Upgrader
+	echo     *nbws.Upgrader
+	conns    connSet
+	count    atomic.Int64
+	draining atomic.Bool
+}
+
+// New returns a server. Install its OnWrittenSize on cfg.Engine before the engine
+// starts, so that the outbound limit sees what leaves.
+func New(cfg Config) *Server {
+	s := &Server{cfg: cfg}
+	s.conns.init()
+	s.protocol = s.newUpgrader()
+	s.echo = s.newUpgrader()
+	return s
+}
+
+func (s *Server) newUpgrader() *nbws.Upgrader {
+	u := nbws.NewUpgrader()
+	u.Engine = s.cfg.Engine
+	u.BlockingModTrasferConnToPoller = true // from net/http servers: to the poller, no goroutine
+	u.KeepaliveTime = 0                     // heartbeats are ours
+	u.MessageLengthLimit = s.cfg.MaxMessageSize
+	u.CheckOrigin = func(*http.Request) bool { return true } // checked before Upgrade
+	u.OnMessage(func(ws *nbws.Conn, mt nbws.MessageType, data []byte) {
+		c := connOf(ws)
+		if c == nil {
+			return
+		}
+		c.touch()
+		if mt == nbws.TextMessage && !utf8.Valid(data) {
+			c.closeCode(1007, "invalid UTF-8 in a text frame")
+			return
+		}
+		if c.sess == nil {
+			c.echo(mt, data)
+			return
+		}
+		c.sess.Handle(data)
+	})
+	u.SetPingHandler(func(ws *nbws.Conn, data string) {
+		if c := connOf(ws); c != nil {
+			c.touch()
+			_ = c.writeControl(0xA, []byte(data))
+		}
+	})
+	u.SetPongHandler(func(ws *nbws.Conn, _ string) {
+		if c := connOf(ws); c != nil {
+			c.touch()
+		}
+	})
+	u.SetCloseHandler(func(ws *nbws.Conn, code int, reason string) {
+		if c := connOf(ws); c != nil {
+			c.peerClosed(code)
+		}
+	})
+	u.OnClose(func(ws *nbws.Conn, err error) {
+		if c := connOf(ws); c != nil {
+			s.closed(c)
+		}
+	})
+	return u
+}
+
+// ErrOrigin is the reason an upgrade from a foreign origin is refused.
+var ErrOrigin = errors.New("wsconn: origin not allowed")
+
+// checkOrigin allows requests without Origin (non-browser clients), from the
+// request's own host, and from the allowed list.
+func (s *Server) checkOrigin(r *http.Request) error {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return nil
+	}
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" {
+		return ErrOrigin
+	}
+	if strings.EqualFold(u.Host, r.Host) {
+		return nil
+	}
+	for _, a := range s.cfg.AllowedOrigins {
+		if a == "*" || strings.EqualFold(strings.TrimSuffix(a, "/"), origin) {
+			return nil
+		}
+	}
+	return ErrOrigin
+}
+
+// Handler returns the protocol endpoint.
+func (s *Server) Handler() http.Handler { return s.handler(s.protocol) }
+
+// EchoHandler returns the echo endpoint: every message comes back with its type.
+func (s *Server) EchoHandler() http.Handler { return s.handler(s.echo) }
+
+func (s *Server) handler(u *nbws.Upgrader) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := s.checkOrigin(r); err != nil {
+			http.Error(w, "origin "+r.Header.Get("Origin")+" is not allowed; see --allowed-origins", http.StatusForbidden)
+			return
+		}
+		if s.draining.Load() {
+			http.Error(w, "server is shutting down", http.StatusServiceUnavailable)
+			return
+		}
+		if n := s.count.Add(1); s.cfg.MaxConns > 0 && n > int64(s.cfg.MaxConns) {
+			s.count.Add(-1)
+			http.Error(w, "too many connections", http.StatusServiceUnavailable)
+			return
+		}
+		c := &conn{srv: s}
+		c.touch()
+		ws, err := u.Upgrade(w, r, nil)
+		if err != nil {
+			s.count.Add(-1)
+			s.cfg.Logger.Debug("websocket upgrade failed", "remote", r.RemoteAddr, "err", err)
+			return
+		}
+		c.ws = ws
+		c.nb = ws.Conn
+		if u == s.protocol {
+			c.sess = s.cfg.Sessions.Open(c)
+		}
+		s.conns.add(c)
+		if nbc, ok := ws.Conn.(*nbio.Conn); ok {
+			nbc.OnData(c.onData)
+		}
+		ws.SetSession(c) // last: handlers waiting in connOf go on from here
+		if s.cfg.Heartbeats != nil {
+			s.cfg.Heartbeats.Add(c)
+		}
+	})
+}
+
+// connOf returns the conn of ws. A handler can run before the upgrading
+// goroutine has set it (a client may write right after the 101 response), so it
+// waits for it, a little.
+func connOf(ws *nbws.Conn) *conn {
+	for deadline := time.Now().Add(time.Second); ; runtime.Gosched() {
+		if c, ok := ws.Session().(*conn); ok {
+			return c
+		}
+		if time.Now().After(deadline) {
+			return nil
+		}
+	}
+}
+
+func (s *Server) closed(c *conn) {
+	if !c.gone.CompareAndSwap(false, true) {
+		return
+	}
+	s.count.Add(-1)
+	s.conns.remove(c)
+	if s.cfg.Heartbeats != nil {
+		s.cfg.Heartbeats.Remove(c)
+	}
+	if c.sess != nil {
+		c.sess.Closed()
+	}
+}
+
+// Len returns the number of open WebSocket connections.
+func (s *Server) Len() int { return int(s.count.Load()) }
+
+// OnWrittenSize accounts bytes the engine wrote; install it with
+// Engine.OnWrittenSize.
+func OnWrittenSize(c *nbio.Conn, _ []byte, n int) {
+	if ws, ok := c.Session().(*nbws.Conn); ok {
+		if cc, ok := ws.Session().(*conn); ok {
+			cc.queued.Add(int64(-n))
+		}
+	}
+}
+
+// Shutdown refuses new upgrades, closes every connection with d (a disconnect
+// push, then a close frame with d.Code) and waits until they are gone or ctx
+// ends, when it drops the rest.
+func (s *Server) Shutdown(ctx context.Context, d protocol.Disconnect) error {
+	s.draining.Store(true)
+	all := s.conns.all()
+	work := make(chan *conn)
+	var wg sync.WaitGroup
+	for range 8 { // bounded: a fixed number of workers whatever the count
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for c := range work {
+				c.Close(d)
+			}
+		}()
+	}
+	for _, c := range all {
+		select {
+		case work <- c:
+		case <-ctx.Done():
+		}
+	}
+	close(work)
+	wg.Wait()
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for s.Len() > 0 {
+		select {
+		case <-ctx.Done():
+			for _, c := range s.conns.all() {
+				_ = c.nb.Close()
+			}
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+	return nil
+}
+
+// connSet is the set of open connections, sharded to keep upgrades from
+// contending.
+type connSet struct {
+	shards [16]struct {
+		mu sync.Mutex
+		m  map[*conn]struct{}
+	}
+	next atomic.Uint32
+}
+
+func (cs *connSet) init() {
+	for i := range cs.shards {
+		cs.shards[i].m = make(map[*conn]struct{})
+	}
+}
+
+func (cs *connSet) add(c *conn) {
+	c.shard = uint8(cs.next.Add(1) % uint32(len(cs.shards)))
+	sh := &cs.shards[c.shard]
+	sh.mu.Lock()
+	sh.m[c] = struct{}{}
+	sh.mu.Unlock()
+}
+
+func (cs *connSet) remove(c *conn) {
+	sh := &cs.shards[c.shard]
+	sh.mu.Lock()
+	delete(sh.m, c)
+	sh.mu.Unlock()
+}
+
+func (cs *connSet) all() []*conn {
+	var out []*conn
+	for i := range cs.shards {
+		sh := &cs.shards[i]
+		sh.mu.Lock()
+		for c := range sh.m {
+			out = append(out, c)
+		}
+		sh.mu.Unlock()
+	}
+	return out
+}
+
+var _ net.Conn = (*nbio.Conn)(nil)

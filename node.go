@@ -1,0 +1,243 @@
+// Package tether is an embeddable real-time server: it holds many long-lived
+// connections and moves messages between them through pub/sub channels, with
+// per-channel offsets so that a client that reconnects gets exactly what it
+// missed.
+//
+// A Node serves the WebSocket protocol endpoint (/ws), a WebSocket echo endpoint
+// (/ws/echo), the HTTP server API (/api/...) and a chat page (/). `tether serve`
+// is a thin wrapper over it. To embed it:
+//
+//	cfg := tether.DefaultConfig()
+//	cfg.HTTPAddr = "" // mount the handler in your own server instead
+//	node, err := tether.New(cfg)
+//	...
+//	http.Handle("/rt/", http.StripPrefix("/rt", node.Handler()))
+//	node.Publish("news", json.RawMessage(`{"title":"hi"}`))
+//	...
+//	node.Shutdown(ctx)
+//
+// All methods of Node are safe for concurrent use.
+package tether
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/lesismal/nbio/logging"
+	"github.com/lesismal/nbio/nbhttp"
+
+	"github.com/tetherhq/tether/internal/heartbeat"
+	"github.com/tetherhq/tether/internal/hub"
+	"github.com/tetherhq/tether/internal/session"
+	"github.com/tetherhq/tether/internal/wsconn"
+	"github.com/tetherhq/tether/protocol"
+	"github.com/tetherhq/tether/web"
+)
+
+// ErrClosed is returned by a Node's methods after Shutdown.
+var ErrClosed = errors.New("tether: node is shut down")
+
+// Node is one tether server.
+type Node struct {
+	cfg      Config
+	log      *slog.Logger
+	hub      *hub.Hub
+	sessions *session.Manager
+	beats    *heartbeat.Monitor
+	engine   *nbhttp.Engine
+	ws       *wsconn.Server
+	handler  http.Handler
+	ln       net.Listener
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	once   sync.Once
+}
+
+func init() {
+	logging.SetLevel(logging.LevelError) // nbio's own logger: errors only
+}
+
+// New starts a node: its event loop, heartbeats and, when cfg.HTTPAddr is set,
+// its listener.
+func New(cfg Config) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	n := &Node{cfg: cfg, log: log}
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	n.hub = hub.New(hub.Config{HistorySize: cfg.HistorySize, HistoryTTL: cfg.HistoryTTL})
+	n.sessions = session.NewManager(session.Config{
+		MaxSubscriptions: cfg.MaxSubscriptions,
+		MaxChannelLength: cfg.MaxChannelLength,
+		CommandRate:      cfg.CommandRate,
+		CommandBurst:     cfg.CommandBurst,
+		PingInterval:     cfg.PingInterval,
+	}, n.hub, log, "c")
+	n.beats = heartbeat.New(cfg.PingInterval, cfg.PongTimeout, nil)
+
+	n.engine = nbhttp.NewEngine(nbhttp.Config{
+		Name:                    "tether",
+		ReleaseWebsocketPayload: true,
+		MaxLoad:                 cfg.MaxConns + 1024,
+	})
+	n.engine.CheckUtf8 = func([]byte) bool { return true } // wsconn checks, to close with 1007
+	n.engine.OnWrittenSize(wsconn.OnWrittenSize)
+	n.ws = wsconn.New(wsconn.Config{
+		Engine:         n.engine,
+		Sessions:       n.sessions,
+		Heartbeats:     n.beats,
+		MaxMessageSize: cfg.MaxMessageSize,
+		MaxOutbound:    cfg.MaxOutbound,
+		MaxConns:       cfg.MaxConns,
+		AllowedOrigins: cfg.AllowedOrigins,
+		CloseTimeout:   cfg.CloseTimeout,
+		Logger:         log,
+	})
+	n.handler = n.routes()
+	n.engine.Handler = n.handler
+	if err := n.engine.Start(); err != nil {
+		return nil, fmt.Errorf("tether: start event loop: %w", err)
+	}
+
+	n.wg.Add(1)
+	go func() { defer n.wg.Done(); n.beats.Run(n.ctx) }()
+	if cfg.HistoryTTL > 0 {
+		n.wg.Add(1)
+		go func() { defer n.wg.Done(); n.sweep(cfg.HistoryTTL / 4) }()
+	}
+	if cfg.HTTPAddr != "" {
+		ln, err := net.Listen("tcp", cfg.HTTPAddr)
+		if err != nil {
+			n.stop()
+			return nil, fmt.Errorf("tether: listen: %w", err)
+		}
+		n.ln = ln
+		n.wg.Add(1)
+		go func() { defer n.wg.Done(); n.accept(ln) }()
+		log.Info("listening", "addr", ln.Addr().String(), "chat", "http://"+ln.Addr().String()+"/")
+	}
+	return n, nil
+}
+
+func (n *Node) sweep(every time.Duration) {
+	t := time.NewTicker(max(every, time.Second))
+	defer t.Stop()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-t.C:
+			n.hub.Sweep()
+		}
+	}
+}
+
+// accept hands connections to the event loop until ln is closed.
+func (n *Node) accept(ln net.Listener) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			n.log.Error("accept", "err", err)
+			select { // out of file descriptors, say: back off rather than spin
+			case <-time.After(50 * time.Millisecond):
+			case <-n.ctx.Done():
+				return
+			}
+			continue
+		}
+		n.engine.AddConnNonTLSNonBlocking(&nbhttp.Conn{Conn: c}, nil, func() {})
+	}
+}
+
+// Addr returns the address the node listens on, or nil without HTTPAddr.
+func (n *Node) Addr() net.Addr {
+	if n.ln == nil {
+		return nil
+	}
+	return n.ln.Addr()
+}
+
+// Handler returns the node's HTTP handler: pages, API and WebSocket endpoints.
+// Connections it upgrades move to the node's event loop.
+func (n *Node) Handler() http.Handler { return n.handler }
+
+func (n *Node) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /ws", n.ws.Handler())
+	mux.Handle("GET /ws/echo", n.ws.EchoHandler())
+	mux.HandleFunc("POST /api/publish", n.apiPublish)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if n.ctx.Err() != nil {
+			http.Error(w, "draining", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ready\n"))
+	})
+	mux.Handle("GET /", web.Handler())
+	return mux
+}
+
+// Publish publishes data, a JSON value, to channel and returns its position.
+func (n *Node) Publish(channel string, data json.RawMessage) (protocol.Position, error) {
+	if n.ctx.Err() != nil {
+		return protocol.Position{}, ErrClosed
+	}
+	if perr := protocol.ValidateChannel(channel, n.cfg.MaxChannelLength); perr != nil {
+		return protocol.Position{}, fmt.Errorf("tether: %w", perr)
+	}
+	if !json.Valid(data) {
+		return protocol.Position{}, fmt.Errorf("tether: data is not valid JSON")
+	}
+	return n.sessions.Publish(channel, data, nil)
+}
+
+// Connections returns the number of open client connections.
+func (n *Node) Connections() int { return n.ws.Len() }
+
+// Shutdown stops accepting connections, tells every client to reconnect
+// (disconnect push with reconnect:true, close 1001), and waits for them to go
+// until ctx ends; then it drops the rest and stops.
+func (n *Node) Shutdown(ctx context.Context) error {
+	var err error
+	n.once.Do(func() {
+		if n.ln != nil {
+			_ = n.ln.Close()
+		}
+		n.cancel()
+		err = n.ws.Shutdown(ctx, protocol.DisconnectShutdown)
+		n.stop()
+		n.log.Info("stopped", "err", err)
+	})
+	return err
+}
+
+// stop stops the node's goroutines and event loop.
+func (n *Node) stop() {
+	n.cancel()
+	n.engine.Stop()
+	n.wg.Wait()
+	n.hub.Close()
+}

@@ -1,0 +1,261 @@
+package protocol
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"unicode/utf8"
+)
+
+// Version is the protocol version this package speaks.
+const Version = 1
+
+// Ops a client may send.
+const (
+	OpConnect     = "connect"
+	OpSubscribe   = "subscribe"
+	OpUnsubscribe = "unsubscribe"
+	OpPublish     = "publish"
+	OpHistory     = "history"
+	OpPresence    = "presence"
+	OpPing        = "ping"
+	OpPong        = "pong"
+)
+
+// Ops of the pushes the server sends without being asked.
+const (
+	PushPub        = "pub"
+	PushJoin       = "join"
+	PushLeave      = "leave"
+	PushDisconnect = "disconnect"
+	PushPing       = "ping"
+)
+
+// Position names a place in a channel's stream: the epoch of its history and an
+// offset within it.
+type Position struct {
+	Epoch  string `json:"epoch"`
+	Offset uint64 `json:"offset"`
+}
+
+// Command is one request from a client. Fields an op does not use are ignored.
+type Command struct {
+	// ID is echoed in the reply. Zero means the client does not correlate replies.
+	ID uint64 `json:"id,omitempty"`
+	// Op is the operation: one of the Op constants.
+	Op string `json:"op"`
+	// Channel is the channel for subscribe, unsubscribe, publish, history and presence.
+	Channel string `json:"channel,omitempty"`
+	// Data is the payload of publish: any JSON value.
+	Data json.RawMessage `json:"data,omitempty"`
+	// Token is the credential of connect.
+	Token string `json:"token,omitempty"`
+	// Recover asks subscribe to deliver what was published after this position.
+	Recover *Position `json:"recover,omitempty"`
+	// Since asks history for publications after this position (offset 0: from the oldest kept).
+	Since *Position `json:"since,omitempty"`
+	// Limit caps the publications history returns (0: the server's maximum).
+	Limit int `json:"limit,omitempty"`
+}
+
+// ClientInfo says who published a publication.
+type ClientInfo struct {
+	Client string `json:"client,omitempty"`
+	User   string `json:"user,omitempty"`
+}
+
+// Publication is one message in a channel, as pushed to subscribers and as
+// returned by history and recovery.
+type Publication struct {
+	Op      string          `json:"op,omitempty"`
+	Channel string          `json:"channel,omitempty"`
+	Epoch   string          `json:"epoch,omitempty"`
+	Offset  uint64          `json:"offset"`
+	Data    json.RawMessage `json:"data"`
+	From    *ClientInfo     `json:"from,omitempty"`
+
+	raw []byte // the encoding, once Encode ran
+}
+
+// Error is the error member of a reply. It implements error.
+type Error struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+func (e *Error) Error() string { return e.Code + ": " + e.Message }
+
+// Error codes of replies. docs/protocol.md says when each is sent.
+const (
+	ErrBadRequest     = "bad_request"
+	ErrUnknownOp      = "unknown_op"
+	ErrInvalidChannel = "invalid_channel"
+	ErrTooManySubs    = "too_many_subscriptions"
+	ErrAlreadySub     = "already_subscribed"
+	ErrNotSubscribed  = "not_subscribed"
+	ErrUnauthorized   = "unauthorized"
+	ErrPermission     = "permission_denied"
+	ErrRateLimited    = "rate_limited"
+	ErrUnavailable    = "unavailable"
+	ErrInternal       = "internal"
+)
+
+// NewError returns a reply error with the given code and formatted message.
+func NewError(code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// Reply answers one command: exactly one of Result and Error is set.
+type Reply struct {
+	ID     uint64 `json:"id,omitempty"`
+	Result any    `json:"result,omitempty"`
+	Error  *Error `json:"error,omitempty"`
+}
+
+// SubscribeResult is the result of subscribe.
+type SubscribeResult struct {
+	Epoch        string         `json:"epoch"`
+	Offset       uint64         `json:"offset"`
+	Recoverable  bool           `json:"recoverable"`
+	Recovered    bool           `json:"recovered,omitempty"`
+	Publications []*Publication `json:"publications,omitempty"`
+}
+
+// PublishResult is the result of publish: the position given to the publication.
+type PublishResult = Position
+
+// HistoryResult is the result of history: publications oldest first and the
+// channel's current position.
+type HistoryResult struct {
+	Epoch        string         `json:"epoch"`
+	Offset       uint64         `json:"offset"`
+	Publications []*Publication `json:"publications"`
+}
+
+// ConnectResult is the result of connect.
+type ConnectResult struct {
+	Client  string `json:"client"`
+	Version int    `json:"version"`
+	// Ping is the server's ping interval in seconds (0: the server does not ping).
+	Ping int `json:"ping,omitempty"`
+}
+
+// Disconnect is the disconnect push: why the server is closing the connection and
+// whether the client should reconnect. The same code closes the WebSocket.
+type Disconnect struct {
+	Op        string `json:"op"`
+	Code      int    `json:"code"`
+	Reason    string `json:"reason"`
+	Reconnect bool   `json:"reconnect"`
+}
+
+// Close codes. 1000-1011 are RFC 6455's; 4000-4499 are tether's and mean the
+// client should reconnect; 4500-4999 are tether's and mean it should not.
+const (
+	CloseNormal          = 1000
+	CloseGoingAway       = 1001
+	CloseProtocolError   = 1002
+	CloseInvalidPayload  = 1007
+	ClosePolicyViolation = 1008
+	CloseTooBig          = 1009
+	CloseInternal        = 1011
+
+	CloseSlowConsumer     = 4001
+	CloseHeartbeatTimeout = 4002
+	CloseForceReconnect   = 4003
+	CloseForceDisconnect  = 4500
+	CloseUnauthorized     = 4501
+	CloseBadRequest       = 4502
+)
+
+// Standard disconnects.
+var (
+	DisconnectShutdown         = Disconnect{Op: PushDisconnect, Code: CloseGoingAway, Reason: "server shutting down", Reconnect: true}
+	DisconnectSlowConsumer     = Disconnect{Op: PushDisconnect, Code: CloseSlowConsumer, Reason: "slow consumer", Reconnect: true}
+	DisconnectHeartbeatTimeout = Disconnect{Op: PushDisconnect, Code: CloseHeartbeatTimeout, Reason: "no heartbeat", Reconnect: true}
+	DisconnectForceReconnect   = Disconnect{Op: PushDisconnect, Code: CloseForceReconnect, Reason: "disconnected by server", Reconnect: true}
+	DisconnectForce            = Disconnect{Op: PushDisconnect, Code: CloseForceDisconnect, Reason: "disconnected by server", Reconnect: false}
+	DisconnectUnauthorized     = Disconnect{Op: PushDisconnect, Code: CloseUnauthorized, Reason: "unauthorized", Reconnect: false}
+)
+
+// DecodeCommand parses one command. On error the returned command still carries
+// the id when it could be read, so the error reply can name it; the error is
+// then a *Error with code bad_request.
+func DecodeCommand(data []byte) (*Command, error) {
+	var c Command
+	if !utf8.Valid(data) {
+		return &c, NewError(ErrBadRequest, "command is not valid UTF-8")
+	}
+	if err := json.Unmarshal(data, &c); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return &c, NewError(ErrBadRequest, "field %q must be a %s", te.Field, jsonKind(te.Type.Kind().String()))
+		}
+		// A syntax error leaves c partly filled: trust nothing from it.
+		return &Command{}, NewError(ErrBadRequest, "malformed JSON: %v", err)
+	}
+	if c.Op == "" {
+		return &c, NewError(ErrBadRequest, "missing op")
+	}
+	return &c, nil
+}
+
+func jsonKind(k string) string {
+	switch k {
+	case "string":
+		return "string"
+	case "uint64", "int", "int64", "uint", "uint32", "int32":
+		return "number"
+	case "ptr", "struct":
+		return "object"
+	}
+	return k
+}
+
+// EncodeReply returns the JSON of a reply.
+func EncodeReply(r *Reply) ([]byte, error) {
+	return json.Marshal(r)
+}
+
+// Encode sets Op to "pub" and returns the JSON of the pub push. The result is
+// kept: later calls, and MarshalJSON, return the same bytes, so a publication is
+// encoded once however many replies and pushes carry it. Do not change p after.
+func (p *Publication) Encode() ([]byte, error) {
+	if p.raw != nil {
+		return p.raw, nil
+	}
+	p.Op = PushPub
+	b, err := json.Marshal((*plainPublication)(p))
+	if err != nil {
+		return nil, fmt.Errorf("protocol: encode publication: %w", err)
+	}
+	p.raw = b
+	return b, nil
+}
+
+// MarshalJSON returns the bytes Encode returned, or encodes p afresh.
+func (p *Publication) MarshalJSON() ([]byte, error) {
+	if p.raw != nil {
+		return p.raw, nil
+	}
+	return json.Marshal((*plainPublication)(p))
+}
+
+type plainPublication Publication
+
+// ValidateChannel checks a channel name: 1 to maxLen bytes of UTF-8 with no
+// spaces or control characters.
+func ValidateChannel(name string, maxLen int) *Error {
+	if name == "" {
+		return NewError(ErrInvalidChannel, "channel is required")
+	}
+	if len(name) > maxLen {
+		return NewError(ErrInvalidChannel, "channel is longer than %d bytes", maxLen)
+	}
+	for _, r := range name {
+		if r <= ' ' || r == 0x7f || r == utf8.RuneError {
+			return NewError(ErrInvalidChannel, "channel has a space, a control character or invalid UTF-8")
+		}
+	}
+	return nil
+}
