@@ -54,7 +54,7 @@ type Node struct {
 	engine   *nbhttp.Engine
 	ws       *wsconn.Server
 	handler  http.Handler
-	ln       net.Listener
+	ln       *listener
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -88,11 +88,22 @@ func New(cfg Config) (*Node, error) {
 	}, n.hub, log, "c")
 	n.beats = heartbeat.New(cfg.PingInterval, cfg.PongTimeout, nil)
 
-	n.engine = nbhttp.NewEngine(nbhttp.Config{
+	ecfg := nbhttp.Config{
 		Name:                    "tether",
 		ReleaseWebsocketPayload: true,
 		MaxLoad:                 cfg.MaxConns + 1024,
-	})
+	}
+	if cfg.HTTPAddr != "" {
+		ln, err := net.Listen("tcp", cfg.HTTPAddr)
+		if err != nil {
+			return nil, fmt.Errorf("tether: listen: %w", err)
+		}
+		n.ln = newListener(ln)
+		ecfg.Addrs = []string{ln.Addr().String()}
+		ecfg.Listen = func(string, string) (net.Listener, error) { return n.ln, nil }
+	}
+	n.engine = nbhttp.NewEngine(ecfg)
+	fenceAccepts(n.engine)
 	n.engine.CheckUtf8 = func([]byte) bool { return true } // wsconn checks, to close with 1007
 	n.engine.OnWrittenSize(wsconn.OnWrittenSize)
 	n.ws = wsconn.New(wsconn.Config{
@@ -109,7 +120,13 @@ func New(cfg Config) (*Node, error) {
 	n.handler = n.routes()
 	n.engine.Handler = n.handler
 	if err := n.engine.Start(); err != nil {
+		if n.ln != nil {
+			_ = n.ln.Close()
+		}
 		return nil, fmt.Errorf("tether: start event loop: %w", err)
+	}
+	if n.ln != nil {
+		log.Info("listening", "addr", n.ln.Addr().String(), "chat", "http://"+n.ln.Addr().String()+"/")
 	}
 
 	n.wg.Add(1)
@@ -117,17 +134,6 @@ func New(cfg Config) (*Node, error) {
 	if cfg.HistoryTTL > 0 {
 		n.wg.Add(1)
 		go func() { defer n.wg.Done(); n.sweep(cfg.HistoryTTL / 4) }()
-	}
-	if cfg.HTTPAddr != "" {
-		ln, err := net.Listen("tcp", cfg.HTTPAddr)
-		if err != nil {
-			n.stop()
-			return nil, fmt.Errorf("tether: listen: %w", err)
-		}
-		n.ln = ln
-		n.wg.Add(1)
-		go func() { defer n.wg.Done(); n.accept(ln) }()
-		log.Info("listening", "addr", ln.Addr().String(), "chat", "http://"+ln.Addr().String()+"/")
 	}
 	return n, nil
 }
@@ -142,30 +148,6 @@ func (n *Node) sweep(every time.Duration) {
 		case <-t.C:
 			n.hub.Sweep()
 		}
-	}
-}
-
-// accept hands connections to the event loop until ln is closed.
-func (n *Node) accept(ln net.Listener) {
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
-			}
-			n.log.Error("accept", "err", err)
-			select { // out of file descriptors, say: back off rather than spin
-			case <-time.After(50 * time.Millisecond):
-			case <-n.ctx.Done():
-				return
-			}
-			continue
-		}
-		n.engine.AddConnNonTLSNonBlocking(&nbhttp.Conn{Conn: c}, nil, func() {})
 	}
 }
 
@@ -224,7 +206,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	var err error
 	n.once.Do(func() {
 		if n.ln != nil {
-			_ = n.ln.Close()
+			n.ln.stopAccepting()
 		}
 		n.cancel()
 		err = n.ws.Shutdown(ctx, protocol.DisconnectShutdown)

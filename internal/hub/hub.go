@@ -206,8 +206,9 @@ func (h *Hub) Unsubscribe(name string, s Subscriber) bool {
 }
 
 // History returns up to limit publications after since (oldest first; limit 0:
-// all that are kept) and the channel's current position. A since from another
-// epoch is answered from the oldest kept publication.
+// all that are kept) and the channel's current position. A since without an
+// epoch means the current one; a since from another epoch is answered from the
+// oldest kept publication.
 func (h *Hub) History(name string, since *protocol.Position, limit int) *protocol.HistoryResult {
 	c := h.lockChannel(name, false)
 	if c == nil {
@@ -216,7 +217,7 @@ func (h *Hub) History(name string, since *protocol.Position, limit int) *protoco
 	defer h.maybeRemove(c)
 	c.history.prune(h.cfg.Now(), h.cfg.HistoryTTL)
 	var after uint64
-	if since != nil && since.Epoch == c.epoch {
+	if since != nil && (since.Epoch == "" || since.Epoch == c.epoch) {
 		after = since.Offset
 	}
 	pubs := c.history.after(after)

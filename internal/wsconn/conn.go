@@ -29,6 +29,7 @@ type conn struct {
 	lastSeen atomic.Int64 // unix nanoseconds of the last frame from the peer
 	closing  atomic.Bool  // a close frame was sent or received
 	rejected atomic.Bool  // the parser refused a frame: ignore further input
+	ready    atomic.Bool  // set once the upgrading goroutine has filled in c
 	gone     atomic.Bool  // closed() ran
 	shard    uint8
 }
@@ -122,7 +123,7 @@ func appendCloseFrame(dst []byte, code int, reason string) []byte {
 // parser itself); bytes after that are read and dropped until the close
 // completes, so that the client sees the close frame rather than a reset.
 func (c *conn) onData(_ *nbio.Conn, data []byte) {
-	if c.rejected.Load() {
+	if !c.ready.Load() || c.rejected.Load() {
 		return
 	}
 	err := c.ws.Parse(data)

@@ -179,14 +179,20 @@ func (s *Server) handler(u *nbws.Upgrader) http.Handler {
 		}
 		c.ws = ws
 		c.nb = ws.Conn
+		if hc, ok := c.nb.(*nbhttp.Conn); ok { // served by the engine: unwrap
+			c.nb = hc.Conn
+		}
 		if u == s.protocol {
 			c.sess = s.cfg.Sessions.Open(c)
 		}
 		s.conns.add(c)
-		if nbc, ok := ws.Conn.(*nbio.Conn); ok {
+		// Publish c to the poller and executor goroutines. nbio hands it over
+		// without a synchronisation the race detector sees; ready is that edge.
+		c.ready.Store(true)
+		if nbc, ok := c.nb.(*nbio.Conn); ok {
 			nbc.OnData(c.onData)
 		}
-		ws.SetSession(c) // last: handlers waiting in connOf go on from here
+		ws.SetSession(c) // handlers waiting in connOf go on from here
 		if s.cfg.Heartbeats != nil {
 			s.cfg.Heartbeats.Add(c)
 		}
@@ -198,7 +204,7 @@ func (s *Server) handler(u *nbws.Upgrader) http.Handler {
 // waits for it, a little.
 func connOf(ws *nbws.Conn) *conn {
 	for deadline := time.Now().Add(time.Second); ; runtime.Gosched() {
-		if c, ok := ws.Session().(*conn); ok {
+		if c, ok := ws.Session().(*conn); ok && c.ready.Load() {
 			return c
 		}
 		if time.Now().After(deadline) {
