@@ -18,9 +18,10 @@ import (
 // rawConn is a hand-rolled WebSocket client that can send what real clients
 // refuse to: invalid UTF-8, bad frames, and that can stop reading.
 type rawConn struct {
-	t  testing.TB
-	nc net.Conn
-	br *bufio.Reader
+	t      testing.TB
+	nc     net.Conn
+	br     *bufio.Reader
+	status int // of the handshake
 }
 
 // rawDial opens a WebSocket to path with the given extra headers and returns
@@ -31,10 +32,17 @@ func rawDial(t testing.TB, n *tether.Node, path string, header http.Header) (*ra
 	if err != nil {
 		t.Fatal(err)
 	}
+	c := handshake(t, nc, n.Addr().String(), path, header)
+	return c, c.status
+}
+
+// handshake runs the opening handshake on nc, which it closes when the test ends.
+func handshake(t testing.TB, nc net.Conn, addr, path string, header http.Header) *rawConn {
+	t.Helper()
 	t.Cleanup(func() { nc.Close() })
 	key := make([]byte, 16)
 	_, _ = rand.Read(key)
-	req, _ := http.NewRequest(http.MethodGet, "http://"+n.Addr().String()+path, nil)
+	req, _ := http.NewRequest(http.MethodGet, "http://"+addr+path, nil)
 	req.Header.Set("Connection", "Upgrade")
 	req.Header.Set("Upgrade", "websocket")
 	req.Header.Set("Sec-WebSocket-Version", "13")
@@ -52,7 +60,7 @@ func rawDial(t testing.TB, n *tether.Node, path string, header http.Header) (*ra
 		t.Fatal(err)
 	}
 	_ = nc.SetDeadline(time.Time{})
-	return &rawConn{t: t, nc: nc, br: br}, resp.StatusCode
+	return &rawConn{t: t, nc: nc, br: br, status: resp.StatusCode}
 }
 
 // writeFrame writes one masked frame with the given first byte (FIN, RSV and
