@@ -214,6 +214,7 @@ func (s *Session) reply(r *protocol.Reply) {
 func (s *Session) write(b []byte) {
 	if err := s.conn.Write(b); errors.Is(err, ErrSlowConsumer) {
 		s.mgr.stats.SlowConsumers.Add(1)
+		s.mgr.log.Warn("slow consumer disconnected", "client", s.id)
 		s.Disconnect(protocol.DisconnectSlowConsumer)
 	}
 }

@@ -30,6 +30,7 @@ type conn struct {
 	closing  atomic.Bool  // a close frame was sent or received
 	rejected atomic.Bool  // the parser refused a frame: ignore further input
 	ready    atomic.Bool  // set once the upgrading goroutine has filled in c
+	code     atomic.Int32 // the close code sent or received, for the log
 	gone     atomic.Bool  // closed() ran
 	shard    uint8
 }
@@ -76,6 +77,7 @@ func (c *conn) Close(d protocol.Disconnect) {
 	if !c.closing.CompareAndSwap(false, true) {
 		return
 	}
+	c.code.Store(int32(d.Code))
 	push, _ := json.Marshal(&d)
 	b := hub.AppendWebSocketFrame(nil, 0x1, push)
 	b = appendCloseFrame(b, d.Code, d.Reason)
@@ -93,6 +95,7 @@ func (c *conn) closeCode(code int, reason string) {
 	if !c.closing.CompareAndSwap(false, true) {
 		return
 	}
+	c.code.Store(int32(code))
 	_, _ = c.nb.Write(appendCloseFrame(nil, code, reason))
 	c.srv.cfg.Engine.AfterFunc(c.srv.cfg.CloseTimeout, func() { _ = c.nb.Close() })
 }
@@ -101,6 +104,7 @@ func (c *conn) closeCode(code int, reason string) {
 // close, then drop the connection.
 func (c *conn) peerClosed(code int) {
 	if c.closing.CompareAndSwap(false, true) {
+		c.code.Store(int32(code))
 		if code == 1005 || code == 1006 || code == 1015 {
 			code = protocol.CloseNormal
 		}

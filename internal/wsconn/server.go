@@ -224,6 +224,7 @@ func (s *Server) closed(c *conn) {
 	}
 	if c.sess != nil {
 		c.sess.Closed()
+		s.cfg.Logger.Debug("connection closed", "client", c.sess.ID(), "code", c.code.Load())
 	}
 }
 
