@@ -1,0 +1,92 @@
+package session
+
+import (
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/tetherhq/tether/internal/hub"
+	"github.com/tetherhq/tether/protocol"
+)
+
+// fakeConn records what a session writes.
+type fakeConn struct {
+	mu     sync.Mutex
+	out    [][]byte
+	limit  int // bytes before ErrSlowConsumer; 0: none
+	size   int
+	closed []protocol.Disconnect
+}
+
+func (c *fakeConn) Wire() hub.Wire { return hub.WireLine }
+
+func (c *fakeConn) Write(b []byte) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.limit > 0 && c.size+len(b) > c.limit {
+		return ErrSlowConsumer
+	}
+	c.size += len(b)
+	c.out = append(c.out, b)
+	return nil
+}
+
+func (c *fakeConn) Close(d protocol.Disconnect) {
+	c.mu.Lock()
+	c.closed = append(c.closed, d)
+	c.mu.Unlock()
+}
+
+func newManager(t *testing.T) (*Manager, *hub.Hub) {
+	h := hub.New(hub.Config{HistorySize: 10})
+	t.Cleanup(h.Close)
+	return NewManager(Config{MaxSubscriptions: 4, MaxChannelLength: 64}, h, slog.New(slog.DiscardHandler), "t"), h
+}
+
+// TestClosedDuringSubscribe: a session closed while its subscribes are in
+// flight leaves no subscription behind in the hub.
+func TestClosedDuringSubscribe(t *testing.T) {
+	m, h := newManager(t)
+	for i := range 200 {
+		s := m.Open(&fakeConn{})
+		var wg sync.WaitGroup
+		for j := range 3 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				s.Handle([]byte(fmt.Sprintf(`{"id":1,"op":"subscribe","channel":"c%d"}`, j)))
+			}()
+		}
+		if i%2 == 0 {
+			s.Closed()
+		}
+		wg.Wait()
+		s.Closed()
+	}
+	if st := h.Stats(); st.Subscriptions != 0 {
+		t.Fatalf("%d subscriptions left after every session closed", st.Subscriptions)
+	}
+	if m.Len() != 0 {
+		t.Fatalf("%d sessions left in the manager", m.Len())
+	}
+}
+
+// TestSlowConsumerDisconnects: a delivery the connection cannot take closes the
+// session with 4001.
+func TestSlowConsumerDisconnects(t *testing.T) {
+	m, _ := newManager(t)
+	conn := &fakeConn{limit: 200}
+	s := m.Open(conn)
+	s.Handle([]byte(`{"id":1,"op":"subscribe","channel":"c"}`))
+	b := &hub.Batch{Pubs: []*protocol.Publication{{Channel: "c", Offset: 1, Data: json.RawMessage(`"` + strings.Repeat("x", 300) + `"`)}}}
+	s.Deliver(b, 0)
+	if len(conn.closed) != 1 || conn.closed[0].Code != protocol.CloseSlowConsumer {
+		t.Fatalf("closed with %+v, want one 4001", conn.closed)
+	}
+	if m.Stats().SlowConsumers.Load() != 1 {
+		t.Fatal("slow consumer not counted")
+	}
+}
