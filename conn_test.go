@@ -12,8 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
-
 	"github.com/tetherhq/tether/protocol"
 )
 
@@ -210,21 +208,4 @@ func dialStalled(t *testing.T, addr string) *rawConn {
 		t.Fatal(err)
 	}
 	return handshake(t, nc, addr, "/ws", nil)
-}
-
-// TestEchoShutdown: echo connections are closed with 1001 on shutdown too.
-func TestEchoShutdown(t *testing.T) {
-	n := startNode(t, testConfig())
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, _, err := websocket.Dial(ctx, wsURL(n, "/ws/echo"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.CloseNow()
-	go func() { _ = n.Shutdown(ctx) }()
-	_, _, err = c.Read(ctx)
-	if code := websocket.CloseStatus(err); code != websocket.StatusGoingAway {
-		t.Fatalf("echo close: %v, want 1001", err)
-	}
 }

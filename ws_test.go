@@ -14,6 +14,7 @@ import (
 	"github.com/tetherhq/tether/protocol"
 )
 
+// TestEcho: messages come back with their type; shutdown closes with 1001.
 func TestEcho(t *testing.T) {
 	n := startNode(t, testConfig())
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -46,6 +47,10 @@ func TestEcho(t *testing.T) {
 				t.Fatalf("echo = %v %d bytes, want %v %d bytes", typ, len(got), tt.typ, len(tt.data))
 			}
 		})
+	}
+	go func() { _ = n.Shutdown(ctx) }()
+	if _, _, err := c.Read(ctx); websocket.CloseStatus(err) != websocket.StatusGoingAway {
+		t.Fatalf("echo close on shutdown: %v, want 1001", err)
 	}
 }
 
