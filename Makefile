@@ -1,11 +1,15 @@
 # make test: everything CI runs. make proto: regenerate gRPC code (see proto/).
 GO ?= go
 
-.PHONY: test vet fuzz
+.PHONY: test vet fuzz deps
 
-test: vet
-	$(GO) test -race -count=1 -timeout 12m ./...
+# The browser tests fail rather than skip under make test: TETHER_REQUIRE_BROWSER.
+test: vet deps
+	TETHER_REQUIRE_BROWSER=1 $(GO) test -race -count=1 -timeout 12m ./...
 	$(GO) test -run '^$$' -bench . -benchtime=1x -timeout 5m ./...
+
+deps:
+	./scripts/test-deps.sh
 
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
