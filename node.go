@@ -55,6 +55,7 @@ type Node struct {
 	ws       *wsconn.Server
 	handler  http.Handler
 	ln       net.Listener
+	handoff  handoff
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -95,6 +96,7 @@ func New(cfg Config) (*Node, error) {
 	})
 	n.engine.CheckUtf8 = func([]byte) bool { return true } // wsconn checks, to close with 1007
 	n.engine.OnWrittenSize(wsconn.OnWrittenSize)
+	n.handoff.install(n.engine)
 	n.ws = wsconn.New(wsconn.Config{
 		Engine:         n.engine,
 		Sessions:       n.sessions,
@@ -165,7 +167,9 @@ func (n *Node) accept(ln net.Listener) {
 			}
 			continue
 		}
-		n.engine.AddConnNonTLSNonBlocking(&nbhttp.Conn{Conn: c}, nil, func() {})
+		hc := &nbhttp.Conn{Conn: c}
+		n.handoff.release()
+		n.engine.AddConnNonTLSNonBlocking(hc, nil, func() {})
 	}
 }
 
