@@ -1,0 +1,154 @@
+package client_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log"
+	"time"
+
+	"github.com/tetherhq/tether"
+	"github.com/tetherhq/tether/client"
+	"github.com/tetherhq/tether/protocol"
+)
+
+// startServer starts a tether node on a random loopback port for the examples.
+func startServer() (*tether.Node, string) {
+	cfg := tether.DefaultConfig()
+	cfg.HTTPAddr = "127.0.0.1:0"
+	node, err := tether.New(cfg)
+	if err != nil {
+		log.Fatal(err)
+	}
+	return node, "ws://" + node.Addr().String() + "/ws"
+}
+
+func stopServer(node *tether.Node) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = node.Shutdown(ctx)
+}
+
+// The README's example: subscribe with a handler, publish, print.
+func Example() {
+	node, url := startServer()
+	defer stopServer(node)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	c, err := client.Dial(ctx, url)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	got := make(chan string)
+	_, err = c.Subscribe(ctx, "chat:lobby", func(p *protocol.Publication) {
+		got <- fmt.Sprintf("%d %s", p.Offset, p.Data)
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	if _, err := c.Publish(ctx, "chat:lobby", json.RawMessage(`{"text":"hi"}`)); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(<-got)
+	// Output: 1 {"text":"hi"}
+}
+
+// Publications can come on a Go channel instead of a handler.
+func ExampleClient_SubscribeChan() {
+	node, url := startServer()
+	defer stopServer(node)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	c, err := client.Dial(ctx, url)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	pubs := make(chan *protocol.Publication, 16)
+	if _, err := c.SubscribeChan(ctx, "news", pubs); err != nil {
+		log.Fatal(err)
+	}
+	for i := range 3 {
+		if _, err := node.Publish("news", json.RawMessage(fmt.Sprint(i))); err != nil {
+			log.Fatal(err)
+		}
+	}
+	for range 3 {
+		p := <-pubs
+		fmt.Println(p.Channel, p.Offset, string(p.Data))
+	}
+	// Output:
+	// news 1 0
+	// news 2 1
+	// news 3 2
+}
+
+// History reads what a channel keeps, here from the start.
+func ExampleClient_History() {
+	node, url := startServer()
+	defer stopServer(node)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	c, err := client.Dial(ctx, url)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	for _, text := range []string{`"a"`, `"b"`, `"c"`} {
+		if _, err := c.Publish(ctx, "log", json.RawMessage(text)); err != nil {
+			log.Fatal(err)
+		}
+	}
+	h, err := c.History(ctx, "log", &protocol.Position{Epoch: "", Offset: 0}, 2)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("current offset", h.Offset)
+	for _, p := range h.Publications {
+		fmt.Println(p.Offset, string(p.Data))
+	}
+	// Output:
+	// current offset 3
+	// 1 "a"
+	// 2 "b"
+}
+
+// Events say when the connection comes and goes, and whether subscriptions
+// recovered what they missed.
+func ExampleWithEventHandler() {
+	node, url := startServer()
+	defer stopServer(node)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	events := make(chan client.EventType, 8)
+	c, err := client.Dial(ctx, url, client.WithEventHandler(func(e client.Event) { events <- e.Type }))
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(<-events)
+	if err := c.Close(); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(<-events)
+	// Output:
+	// connected
+	// disconnected
+}
+
+// Backoff gives delays in [0, min(limit, base*2^attempt)).
+func ExampleBackoff() {
+	delay := client.Backoff(100*time.Millisecond, 2*time.Second)
+	for _, attempt := range []int{0, 3, 10} {
+		d := delay(attempt)
+		fmt.Println(attempt, d >= 0 && d < min(100*time.Millisecond<<attempt, 2*time.Second))
+	}
+	// Output:
+	// 0 true
+	// 3 true
+	// 10 true
+}

@@ -1,0 +1,29 @@
+package wsconn
+
+import "math/rand/v2"
+
+// Abort drops up to n connections picked at random, at once: no disconnect
+// push, no close frame, and a TCP reset where the socket allows it, as a
+// crashed server or a broken network would. It is meant for tests of client
+// reconnection. It returns how many it dropped.
+func (s *Server) Abort(n int) int {
+	all := s.conns.all()
+	rand.Shuffle(len(all), func(i, j int) { all[i], all[j] = all[j], all[i] })
+	dropped := 0
+	for _, c := range all {
+		if dropped == n {
+			break
+		}
+		if c.gone.Load() {
+			continue
+		}
+		if l, ok := c.nb.(interface {
+			SetLinger(onoff, linger int32) error
+		}); ok {
+			_ = l.SetLinger(1, 0) // close sends RST, not FIN
+		}
+		_ = c.nb.Close()
+		dropped++
+	}
+	return dropped
+}
