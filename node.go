@@ -4,11 +4,14 @@
 // missed.
 //
 // A Node serves the WebSocket protocol endpoint (/ws), a WebSocket echo endpoint
-// (/ws/echo), the HTTP server API (/api/...) and a chat page (/). `tether serve`
-// is a thin wrapper over it. To embed it:
+// (/ws/echo), the HTTP server API (/api/...) and a chat page (/); the same
+// protocol as newline-delimited JSON over TCP (TCPAddr); and gRPC (GRPCAddr):
+// the protocol as a stream and the server API. `tether serve` is a thin wrapper
+// over it. To embed it:
 //
 //	cfg := tether.DefaultConfig()
 //	cfg.HTTPAddr = "" // mount the handler in your own server instead
+//	cfg.TCPAddr, cfg.GRPCAddr = "", "" // no TCP or gRPC listeners
 //	node, err := tether.New(cfg)
 //	...
 //	http.Handle("/rt/", http.StripPrefix("/rt", node.Handler()))
@@ -55,6 +58,9 @@ type Node struct {
 	ws       *wsconn.Server
 	handler  http.Handler
 	ln       net.Listener
+	tls      *tlsConfigs // nil: plaintext
+	tr       transports  // TCP and gRPC (transports.go)
+	started  time.Time
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -76,7 +82,11 @@ func New(cfg Config) (*Node, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	n := &Node{cfg: cfg, log: log}
+	tlsCfg, err := loadTLS(cfg.TLSCertFile, cfg.TLSKeyFile)
+	if err != nil {
+		return nil, err
+	}
+	n := &Node{cfg: cfg, log: log, tls: tlsCfg, started: time.Now()}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.hub = hub.New(hub.Config{HistorySize: cfg.HistorySize, HistoryTTL: cfg.HistoryTTL})
 	n.sessions = session.NewManager(session.Config{
@@ -127,7 +137,11 @@ func New(cfg Config) (*Node, error) {
 		n.ln = ln
 		n.wg.Add(1)
 		go func() { defer n.wg.Done(); n.accept(ln) }()
-		log.Info("listening", "addr", ln.Addr().String(), "chat", "http://"+ln.Addr().String()+"/")
+		log.Info("listening", "addr", ln.Addr().String(), "chat", tlsCfg.scheme("http", "https")+"://"+ln.Addr().String()+"/")
+	}
+	if err := n.startTransports(); err != nil {
+		n.stop()
+		return nil, err
 	}
 	return n, nil
 }
@@ -165,6 +179,10 @@ func (n *Node) accept(ln net.Listener) {
 			}
 			continue
 		}
+		if n.tls != nil {
+			n.engine.AddConnTLSNonBlocking(&nbhttp.Conn{Conn: c}, n.tls.nb, func() {})
+			continue
+		}
 		n.engine.AddConnNonTLSNonBlocking(&nbhttp.Conn{Conn: c}, nil, func() {})
 	}
 }
@@ -186,6 +204,7 @@ func (n *Node) routes() http.Handler {
 	mux.Handle("GET /ws", n.ws.Handler())
 	mux.Handle("GET /ws/echo", n.ws.EchoHandler())
 	mux.HandleFunc("POST /api/publish", n.apiPublish)
+	n.apiRoutes(mux)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))
 	})
@@ -214,8 +233,11 @@ func (n *Node) Publish(channel string, data json.RawMessage) (protocol.Position,
 	return n.sessions.Publish(channel, data, nil)
 }
 
-// Connections returns the number of open client connections.
-func (n *Node) Connections() int { return n.ws.Len() }
+// Connections returns the number of open client connections, on every transport.
+func (n *Node) Connections() int {
+	tcp, grpcStreams := n.transportConns()
+	return n.ws.Len() + tcp + grpcStreams
+}
 
 // Shutdown stops accepting connections, tells every client to reconnect
 // (disconnect push with reconnect:true, close 1001), and waits for them to go
@@ -226,8 +248,10 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		if n.ln != nil {
 			_ = n.ln.Close()
 		}
+		n.closeTransportListeners()
 		n.cancel()
-		err = n.ws.Shutdown(ctx, protocol.DisconnectShutdown)
+		wait := n.shutdownTransports(ctx, protocol.DisconnectShutdown)
+		err = errors.Join(n.ws.Shutdown(ctx, protocol.DisconnectShutdown), wait())
 		n.stop()
 		n.log.Info("stopped", "err", err)
 	})
@@ -237,6 +261,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 // stop stops the node's goroutines and event loop.
 func (n *Node) stop() {
 	n.cancel()
+	n.stopTransports()
 	n.engine.Stop()
 	n.wg.Wait()
 	n.hub.Close()
