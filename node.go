@@ -61,6 +61,7 @@ type Node struct {
 	tls      *tlsConfigs // nil: plaintext
 	tr       transports  // TCP and gRPC (transports.go)
 	started  time.Time
+	handoff  handoff
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -105,6 +106,7 @@ func New(cfg Config) (*Node, error) {
 	})
 	n.engine.CheckUtf8 = func([]byte) bool { return true } // wsconn checks, to close with 1007
 	n.engine.OnWrittenSize(wsconn.OnWrittenSize)
+	n.engine.OnData(n.handoff.onData) // nbhttp's own handler, ordered after accept
 	n.ws = wsconn.New(wsconn.Config{
 		Engine:         n.engine,
 		Sessions:       n.sessions,
@@ -179,11 +181,13 @@ func (n *Node) accept(ln net.Listener) {
 			}
 			continue
 		}
-		if n.tls != nil {
-			n.engine.AddConnTLSNonBlocking(&nbhttp.Conn{Conn: c}, n.tls.nb, func() {})
-			continue
-		}
-		n.engine.AddConnNonTLSNonBlocking(&nbhttp.Conn{Conn: c}, nil, func() {})
+		n.handoff.give(func() {
+			if n.tls != nil {
+				n.engine.AddConnTLSNonBlocking(&nbhttp.Conn{Conn: c}, n.tls.nb, func() {})
+				return
+			}
+			n.engine.AddConnNonTLSNonBlocking(&nbhttp.Conn{Conn: c}, nil, func() {})
+		})
 	}
 }
 

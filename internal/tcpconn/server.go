@@ -66,22 +66,25 @@ type Server struct {
 	draining atomic.Bool
 	stopOnce sync.Once
 
-	mu    sync.Mutex
-	conns map[*conn]struct{}
+	// conns maps each socket to its conn. The event loop finds conns here
+	// rather than through the socket's session: the map's synchronisation is
+	// what makes a conn's fields, set by the accepting goroutine, visible to
+	// the event loop (nbio's own handoff is invisible to the race detector).
+	conns sync.Map // *nbio.Conn -> *conn
 }
 
 // New starts a server's event loop. Hand it connections with Serve.
 func New(cfg Config) (*Server, error) {
-	s := &Server{cfg: cfg, conns: make(map[*conn]struct{})}
+	s := &Server{cfg: cfg}
 	s.engine = nbio.NewEngine(nbio.Config{Name: "tether-tcp"})
 	s.engine.OnData(s.onData)
 	s.engine.OnClose(func(nc *nbio.Conn, _ error) {
-		if c, ok := nc.Session().(*conn); ok {
+		if c := s.connOf(nc); c != nil {
 			s.closed(c)
 		}
 	})
 	s.engine.OnWrittenSize(func(nc *nbio.Conn, _ []byte, n int) {
-		if c, ok := nc.Session().(*conn); ok {
+		if c := s.connOf(nc); c != nil {
 			c.written(n)
 		}
 	})
@@ -155,10 +158,7 @@ func (s *Server) add(nc net.Conn) {
 	}
 	c.touch()
 	c.sess = s.cfg.Sessions.Open(c)
-	nbc.SetSession(c)
-	s.mu.Lock()
-	s.conns[c] = struct{}{}
-	s.mu.Unlock()
+	s.conns.Store(nbc, c)
 	if _, err := s.engine.AddConn(nbc); err != nil {
 		s.cfg.Logger.Error("tcp: add to event loop", "err", err)
 		_ = nbc.Close()
@@ -171,8 +171,8 @@ func (s *Server) add(nc net.Conn) {
 }
 
 func (s *Server) onData(nc *nbio.Conn, data []byte) {
-	c, ok := nc.Session().(*conn)
-	if !ok {
+	c := s.connOf(nc)
+	if c == nil {
 		return
 	}
 	if c.tls == nil {
@@ -200,9 +200,7 @@ func (s *Server) closed(c *conn) {
 		return
 	}
 	s.count.Add(-1)
-	s.mu.Lock()
-	delete(s.conns, c)
-	s.mu.Unlock()
+	s.conns.Delete(c.nb)
 	if s.cfg.Heartbeats != nil {
 		s.cfg.Heartbeats.Remove(c)
 	}
@@ -212,13 +210,19 @@ func (s *Server) closed(c *conn) {
 // Len returns the number of open TCP connections.
 func (s *Server) Len() int { return int(s.count.Load()) }
 
-func (s *Server) all() []*conn {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]*conn, 0, len(s.conns))
-	for c := range s.conns {
-		out = append(out, c)
+func (s *Server) connOf(nc *nbio.Conn) *conn {
+	if c, ok := s.conns.Load(nc); ok {
+		return c.(*conn)
 	}
+	return nil
+}
+
+func (s *Server) all() []*conn {
+	var out []*conn
+	s.conns.Range(func(_, c any) bool {
+		out = append(out, c.(*conn))
+		return true
+	})
 	return out
 }
 
