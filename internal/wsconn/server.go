@@ -183,7 +183,7 @@ func (s *Server) handler(u *nbws.Upgrader) http.Handler {
 			c.sess = s.cfg.Sessions.Open(c)
 		}
 		s.conns.add(c)
-		if nbc, ok := ws.Conn.(*nbio.Conn); ok {
+		if nbc := plainSocket(ws.Conn); nbc != nil {
 			nbc.OnData(c.onData)
 		}
 		ws.SetSession(c) // last: handlers waiting in connOf go on from here
@@ -191,6 +191,18 @@ func (s *Server) handler(u *nbws.Upgrader) http.Handler {
 			s.cfg.Heartbeats.Add(c)
 		}
 	})
+}
+
+// plainSocket returns the event loop's socket under an upgraded connection,
+// or nil under TLS, whose bytes must go through nbhttp's TLS handler first
+// (a malformed frame there drops the connection without a close frame).
+// Connections from an nbhttp engine come wrapped in an *nbhttp.Conn.
+func plainSocket(c net.Conn) *nbio.Conn {
+	if hc, ok := c.(*nbhttp.Conn); ok {
+		c = hc.Conn
+	}
+	nbc, _ := c.(*nbio.Conn)
+	return nbc
 }
 
 // connOf returns the conn of ws. A handler can run before the upgrading
@@ -226,10 +238,20 @@ func (s *Server) Len() int { return int(s.count.Load()) }
 
 // OnWrittenSize accounts bytes the engine wrote; install it with
 // Engine.OnWrittenSize.
+//
+// The count stops at zero: under TLS the engine reports encrypted bytes, a
+// little more than the frames queued (record headers, handshake messages), and
+// close frames are written uncounted, so without the floor the count would
+// drift below zero over a connection's life and loosen the limit.
 func OnWrittenSize(c *nbio.Conn, _ []byte, n int) {
 	if ws, ok := c.Session().(*nbws.Conn); ok {
 		if cc, ok := ws.Session().(*conn); ok {
-			cc.queued.Add(int64(-n))
+			for {
+				q := cc.queued.Load()
+				if cc.queued.CompareAndSwap(q, max(q-int64(n), 0)) {
+					return
+				}
+			}
 		}
 	}
 }
