@@ -43,7 +43,7 @@ func TestChatPage(t *testing.T) {
 		chromedp.Flag("no-first-run", true),
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
+		chromedp.UserDataDir(profileDir(t)),
 	)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -52,14 +52,18 @@ func TestChatPage(t *testing.T) {
 	ann, cancelAnn := chromedp.NewContext(actx)
 	defer cancelAnn()
 
+	online := func() chromedp.Action {
+		return chromedp.Poll(`document.getElementById("status").textContent === "online"`, nil, chromedp.WithPollingTimeout(20*time.Second), chromedp.WithPollingInterval(50*time.Millisecond))
+	}
 	join := func(ctx context.Context, name string) {
 		t.Helper()
 		err := chromedp.Run(ctx,
 			chromedp.Navigate(url),
-			chromedp.WaitVisible("#name", chromedp.ByID),
+			online(), // the page's script has run and joined the default room
 			chromedp.SetValue("#name", name, chromedp.ByID),
 			chromedp.SetValue("#room", "test room", chromedp.ByID),
 			chromedp.Click("#join", chromedp.ByID),
+			online(),
 			chromedp.WaitEnabled("#text", chromedp.ByID),
 		)
 		if err != nil {
@@ -78,10 +82,10 @@ func TestChatPage(t *testing.T) {
 	waitLog := func(ctx context.Context, want string) {
 		t.Helper()
 		js := `document.getElementById("log").textContent.includes(` + jsString(want) + `)`
-		if err := chromedp.Run(ctx, chromedp.Poll(js, nil, chromedp.WithPollingTimeout(20*time.Second))); err != nil {
-			var log string
-			_ = chromedp.Run(ctx, chromedp.Text("#log", &log, chromedp.ByID))
-			t.Fatalf("log never showed %q: %v; log is %q", want, err, log)
+		if err := chromedp.Run(ctx, chromedp.Poll(js, nil, chromedp.WithPollingTimeout(20*time.Second), chromedp.WithPollingInterval(50*time.Millisecond))); err != nil {
+			var log, status string
+			_ = chromedp.Run(ctx, chromedp.Text("#log", &log, chromedp.ByID), chromedp.Text("#status", &status, chromedp.ByID))
+			t.Fatalf("log never showed %q: %v; log is %q, status %q", want, err, log, status)
 		}
 	}
 
@@ -94,6 +98,18 @@ func TestChatPage(t *testing.T) {
 	say(bob, "hi ann")
 	waitLog(ann, "bob:hi ann")
 	waitLog(ann, "ann:hello from ann") // a tab shows its own messages too
+}
+
+// profileDir returns a fresh browser profile directory. It is removed when the
+// test ends, best effort: Chromium's helpers may still be writing to it then,
+// which would fail a t.TempDir's cleanup.
+func profileDir(t *testing.T) string {
+	dir, err := os.MkdirTemp("", "tether-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	return dir
 }
 
 func jsString(s string) string {

@@ -13,6 +13,18 @@ type Config struct {
 	// Empty: no listener; mount Handler in your own server. Defaults to
 	// 127.0.0.1:8080.
 	HTTPAddr string
+	// TCPAddr is where the node serves the protocol as newline-delimited JSON
+	// over TCP. Empty: no TCP listener. Defaults to 127.0.0.1:7070.
+	TCPAddr string
+	// GRPCAddr is where the node serves gRPC: the Connect stream, the server
+	// API, health and reflection. Empty: no gRPC listener. Defaults to
+	// 127.0.0.1:9090.
+	GRPCAddr string
+	// TLSCertFile and TLSKeyFile, both set, make every listener (HTTP and
+	// WebSocket, TCP, gRPC) serve TLS with this PEM certificate and key.
+	// Defaults to none: plaintext.
+	TLSCertFile string
+	TLSKeyFile  string
 	// AllowedOrigins lists browser origins (scheme://host[:port], or "*") allowed
 	// to open WebSockets besides the page's own host. Defaults to none.
 	AllowedOrigins []string
@@ -30,7 +42,8 @@ type Config struct {
 	CloseTimeout time.Duration
 
 	// MaxMessageSize caps one inbound message (and an API request body), in
-	// bytes; a larger WebSocket message closes the connection with 1009.
+	// bytes; a larger WebSocket message closes the connection with 1009, and so
+	// does a longer TCP line (its limit, not counting the newline).
 	// Defaults to 65536.
 	MaxMessageSize int
 	// MaxOutbound caps the bytes queued for one connection; a connection past it
@@ -61,6 +74,8 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		HTTPAddr:         "127.0.0.1:8080",
+		TCPAddr:          "127.0.0.1:7070",
+		GRPCAddr:         "127.0.0.1:9090",
 		PingInterval:     25 * time.Second,
 		PongTimeout:      10 * time.Second,
 		CloseTimeout:     time.Second,
@@ -95,6 +110,7 @@ func (c *Config) Validate() error {
 	check(c.CommandRate >= 0, "command rate must not be negative, not %g", c.CommandRate)
 	check(c.CommandRate == 0 || c.CommandBurst > 0, "command burst must be positive, not %d", c.CommandBurst)
 	check(c.HistorySize >= 0, "history size must not be negative, not %d", c.HistorySize)
+	check((c.TLSCertFile == "") == (c.TLSKeyFile == ""), "TLS needs both a certificate and a key file")
 	check(c.HistoryTTL >= 0, "history TTL must not be negative, not %v", c.HistoryTTL)
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("tether: invalid config: %w", err)

@@ -20,6 +20,8 @@ import (
 func testConfig() tether.Config {
 	cfg := tether.DefaultConfig()
 	cfg.HTTPAddr = "127.0.0.1:0"
+	cfg.TCPAddr = "127.0.0.1:0"
+	cfg.GRPCAddr = "127.0.0.1:0"
 	return cfg
 }
 

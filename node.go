@@ -4,11 +4,14 @@
 // missed.
 //
 // A Node serves the WebSocket protocol endpoint (/ws), a WebSocket echo endpoint
-// (/ws/echo), the HTTP server API (/api/...) and a chat page (/). `tether serve`
-// is a thin wrapper over it. To embed it:
+// (/ws/echo), the HTTP server API (/api/...) and a chat page (/); the same
+// protocol as newline-delimited JSON over TCP (TCPAddr); and gRPC (GRPCAddr):
+// the protocol as a stream and the server API. `tether serve` is a thin wrapper
+// over it. To embed it:
 //
 //	cfg := tether.DefaultConfig()
 //	cfg.HTTPAddr = "" // mount the handler in your own server instead
+//	cfg.TCPAddr, cfg.GRPCAddr = "", "" // no TCP or gRPC listeners
 //	node, err := tether.New(cfg)
 //	...
 //	http.Handle("/rt/", http.StripPrefix("/rt", node.Handler()))
@@ -55,6 +58,9 @@ type Node struct {
 	ws       *wsconn.Server
 	handler  http.Handler
 	ln       *listener
+	tls      *tlsConfigs // nil: plaintext
+	tr       transports  // TCP and gRPC (transports.go)
+	started  time.Time
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -76,7 +82,11 @@ func New(cfg Config) (*Node, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	n := &Node{cfg: cfg, log: log}
+	tlsCfg, err := loadTLS(cfg.TLSCertFile, cfg.TLSKeyFile)
+	if err != nil {
+		return nil, err
+	}
+	n := &Node{cfg: cfg, log: log, tls: tlsCfg, started: time.Now()}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.hub = hub.New(hub.Config{HistorySize: cfg.HistorySize, HistoryTTL: cfg.HistoryTTL})
 	n.sessions = session.NewManager(session.Config{
@@ -99,13 +109,19 @@ func New(cfg Config) (*Node, error) {
 			return nil, fmt.Errorf("tether: listen: %w", err)
 		}
 		n.ln = newListener(ln)
-		ecfg.Addrs = []string{ln.Addr().String()}
+		if tlsCfg != nil {
+			ecfg.AddrsTLS = []string{ln.Addr().String()}
+			ecfg.TLSConfig = tlsCfg.nb
+		} else {
+			ecfg.Addrs = []string{ln.Addr().String()}
+		}
 		ecfg.Listen = func(string, string) (net.Listener, error) { return n.ln, nil }
 	}
 	n.engine = nbhttp.NewEngine(ecfg)
 	fenceAccepts(n.engine)
 	n.engine.CheckUtf8 = func([]byte) bool { return true } // wsconn checks, to close with 1007
 	n.engine.OnWrittenSize(wsconn.OnWrittenSize)
+	n.engine.OnData(wsconn.OnData)
 	n.ws = wsconn.New(wsconn.Config{
 		Engine:         n.engine,
 		Sessions:       n.sessions,
@@ -126,7 +142,7 @@ func New(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("tether: start event loop: %w", err)
 	}
 	if n.ln != nil {
-		log.Info("listening", "addr", n.ln.Addr().String(), "chat", "http://"+n.ln.Addr().String()+"/")
+		log.Info("listening", "addr", n.ln.Addr().String(), "chat", tlsCfg.scheme("http", "https")+"://"+n.ln.Addr().String()+"/")
 	}
 
 	n.wg.Add(1)
@@ -134,6 +150,10 @@ func New(cfg Config) (*Node, error) {
 	if cfg.HistoryTTL > 0 {
 		n.wg.Add(1)
 		go func() { defer n.wg.Done(); n.sweep(cfg.HistoryTTL / 4) }()
+	}
+	if err := n.startTransports(); err != nil {
+		n.stop()
+		return nil, err
 	}
 	return n, nil
 }
@@ -168,7 +188,7 @@ func (n *Node) routes() http.Handler {
 	mux.Handle("GET /ws", n.ws.Handler())
 	mux.Handle("GET /ws/echo", n.ws.EchoHandler())
 	mux.HandleFunc("POST /api/publish", n.apiPublish)
-	mux.HandleFunc("POST /api/history", n.apiHistory)
+	n.apiRoutes(mux)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))
 	})
@@ -197,8 +217,11 @@ func (n *Node) Publish(channel string, data json.RawMessage) (protocol.Position,
 	return n.sessions.Publish(channel, data, nil)
 }
 
-// Connections returns the number of open client connections.
-func (n *Node) Connections() int { return n.ws.Len() }
+// Connections returns the number of open client connections, on every transport.
+func (n *Node) Connections() int {
+	tcp, grpcStreams := n.transportConns()
+	return n.ws.Len() + tcp + grpcStreams
+}
 
 // Shutdown stops accepting connections, tells every client to reconnect
 // (disconnect push with reconnect:true, close 1001), and waits for them to go
@@ -209,8 +232,10 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		if n.ln != nil {
 			n.ln.stopAccepting()
 		}
+		n.closeTransportListeners()
 		n.cancel()
-		err = n.ws.Shutdown(ctx, protocol.DisconnectShutdown)
+		wait := n.shutdownTransports(ctx, protocol.DisconnectShutdown)
+		err = errors.Join(n.ws.Shutdown(ctx, protocol.DisconnectShutdown), wait())
 		n.stop()
 		n.log.Info("stopped", "err", err)
 	})
@@ -220,6 +245,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 // stop stops the node's goroutines and event loop.
 func (n *Node) stop() {
 	n.cancel()
+	n.stopTransports()
 	n.engine.Stop()
 	n.wg.Wait()
 	n.hub.Close()

@@ -18,6 +18,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("tether serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&cfg.HTTPAddr, "http-addr", cfg.HTTPAddr, "address for pages, API and WebSocket")
+	fs.StringVar(&cfg.TCPAddr, "tcp-addr", cfg.TCPAddr, "address for the protocol as newline-delimited JSON over TCP (empty: off)")
+	fs.StringVar(&cfg.GRPCAddr, "grpc-addr", cfg.GRPCAddr, "address for gRPC: Connect stream, server API, health, reflection (empty: off)")
+	fs.StringVar(&cfg.TLSCertFile, "tls-cert", "", "PEM certificate file: serve TLS on every listener (with --tls-key)")
+	fs.StringVar(&cfg.TLSKeyFile, "tls-key", "", "PEM private key file for --tls-cert")
 	origins := (*listFlag)(&cfg.AllowedOrigins)
 	fs.Var(origins, "allowed-origins", "comma-separated browser origins allowed besides the page's own host, or *")
 	fs.StringVar(&cfg.APIKey, "api-key", "", "key for the server API (Authorization: Bearer <key>); without one the API answers loopback clients only")
@@ -62,10 +66,12 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	log := cfg.Logger
 
-	if cfg.APIKey == "" && !*allowAnon && !loopback(cfg.HTTPAddr) {
-		fmt.Fprintf(stderr, "tether serve: refusing to serve on %q with no API key: anyone who can reach it could publish.\n"+
-			"Set --api-key (or TETHER_API_KEY), listen on a loopback address, or pass --allow-anonymous.\n", cfg.HTTPAddr)
-		return 2
+	for _, addr := range []string{cfg.HTTPAddr, cfg.TCPAddr, cfg.GRPCAddr} {
+		if addr != "" && cfg.APIKey == "" && !*allowAnon && !loopback(addr) {
+			fmt.Fprintf(stderr, "tether serve: refusing to serve on %q with no API key: anyone who can reach it could publish.\n"+
+				"Set --api-key (or TETHER_API_KEY), listen on a loopback address, or pass --allow-anonymous.\n", addr)
+			return 2
+		}
 	}
 	if cfg.APIKey == "" {
 		log.Warn("no API key configured: the server API answers loopback clients only")
@@ -76,8 +82,19 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "tether serve:", err)
 		return 1
 	}
+	secure := cfg.TLSCertFile != ""
 	if a := node.Addr(); a != nil {
-		fmt.Fprintf(stdout, "tether serving on http://%s/ (chat page), ws://%s/ws\n", a, a)
+		if secure {
+			fmt.Fprintf(stdout, "tether serving on https://%s/ (chat page), wss://%s/ws\n", a, a)
+		} else {
+			fmt.Fprintf(stdout, "tether serving on http://%s/ (chat page), ws://%s/ws\n", a, a)
+		}
+	}
+	if a := node.TCPAddr(); a != nil {
+		fmt.Fprintf(stdout, "tether TCP (newline-delimited JSON) on %s, TLS %v\n", a, secure)
+	}
+	if a := node.GRPCAddr(); a != nil {
+		fmt.Fprintf(stdout, "tether gRPC on %s, TLS %v\n", a, secure)
 	}
 	<-ctx.Done()
 	log.Info("shutting down", "timeout", *shutdownTimeout)

@@ -43,7 +43,7 @@ func TestServeStartsAndStops(t *testing.T) {
 	var out, errb bytes.Buffer
 	done := make(chan int, 1)
 	go func() {
-		done <- run(ctx, []string{"serve", "--http-addr", "127.0.0.1:0", "--shutdown-timeout", "5s"}, &out, &errb)
+		done <- run(ctx, []string{"serve", "--http-addr", "127.0.0.1:0", "--tcp-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--shutdown-timeout", "5s"}, &out, &errb)
 	}()
 	cancel() // as SIGTERM would: the server starts, then shuts down cleanly
 	select {

@@ -122,20 +122,41 @@ func appendCloseFrame(dst []byte, code int, reason string) []byte {
 	return hub.AppendWebSocketFrame(dst, 0x8, payload)
 }
 
-// onData feeds socket bytes to the frame parser. A frame the parser rejects
-// closes the connection with 1002, or 1009 when too large (written by the
-// parser itself); bytes after that are read and dropped until the close
-// completes, so that the client sees the close frame rather than a reset.
-func (c *conn) onData(_ *nbio.Conn, data []byte) {
-	if !c.ready.Load() || c.rejected.Load() {
+// OnData is the engine's data handler; install it with Engine.OnData. It feeds
+// the bytes of upgraded plaintext connections to their frame parser and hands
+// every other connection's to its own handler (nbhttp's HTTP or TLS parser). A
+// frame the parser rejects closes the connection with 1002, or 1009 when too
+// large (written by the parser itself); bytes after that are dropped until the
+// close completes, so that the client sees the close frame rather than a reset.
+// Installed at the engine rather than per connection, it also covers bytes that
+// arrive while the upgrading goroutine is still setting the connection up.
+func OnData(nc *nbio.Conn, data []byte) {
+	ws, ok := nc.Session().(*nbws.Conn)
+	if !ok || plainSocket(ws.Conn) != nc {
+		nc.DataHandler()(nc, data)
 		return
 	}
-	err := c.ws.Parse(data)
+	c, _ := ws.Session().(*conn)
+	if c != nil && !c.ready.Load() {
+		c = nil
+	}
+	if c != nil && c.rejected.Load() {
+		return
+	}
+	err := ws.Parse(data)
 	if err == nil {
 		return
 	}
+	tooLarge := errors.Is(err, nbws.ErrMessageTooLarge) || errors.Is(err, nbws.ErrControlMessageTooBig)
+	if c == nil { // still upgrading: no conn to linger with
+		if !tooLarge {
+			_, _ = nc.Write(appendCloseFrame(nil, protocol.CloseProtocolError, "malformed frame"))
+		}
+		_ = nc.Close()
+		return
+	}
 	c.rejected.Store(true)
-	if errors.Is(err, nbws.ErrMessageTooLarge) || errors.Is(err, nbws.ErrControlMessageTooBig) {
+	if tooLarge {
 		c.closing.Store(true) // the parser wrote the 1009 close frame
 		c.srv.cfg.Engine.AfterFunc(c.srv.cfg.CloseTimeout, func() { _ = c.nb.Close() })
 		return

@@ -66,8 +66,9 @@ type Server struct {
 	draining atomic.Bool
 }
 
-// New returns a server. Install its OnWrittenSize on cfg.Engine before the engine
-// starts, so that the outbound limit sees what leaves.
+// New returns a server. Install OnWrittenSize and OnData on cfg.Engine before
+// the engine starts: the outbound limit needs to see what leaves, and malformed
+// frames need OnData to be closed with 1002.
 func New(cfg Config) *Server {
 	s := &Server{cfg: cfg}
 	s.conns.init()
@@ -189,14 +190,23 @@ func (s *Server) handler(u *nbws.Upgrader) http.Handler {
 		// Publish c to the poller and executor goroutines. nbio hands it over
 		// without a synchronisation the race detector sees; ready is that edge.
 		c.ready.Store(true)
-		if nbc, ok := c.nb.(*nbio.Conn); ok {
-			nbc.OnData(c.onData)
-		}
 		ws.SetSession(c) // handlers waiting in connOf go on from here
 		if s.cfg.Heartbeats != nil {
 			s.cfg.Heartbeats.Add(c)
 		}
 	})
+}
+
+// plainSocket returns the event loop's socket under an upgraded connection,
+// or nil under TLS, whose bytes must go through nbhttp's TLS handler first
+// (a malformed frame there drops the connection without a close frame; see
+// OnData). Connections from an nbhttp engine come wrapped in an *nbhttp.Conn.
+func plainSocket(c net.Conn) *nbio.Conn {
+	if hc, ok := c.(*nbhttp.Conn); ok {
+		c = hc.Conn
+	}
+	nbc, _ := c.(*nbio.Conn)
+	return nbc
 }
 
 // connOf returns the conn of ws. A handler can run before the upgrading
@@ -233,10 +243,20 @@ func (s *Server) Len() int { return int(s.count.Load()) }
 
 // OnWrittenSize accounts bytes the engine wrote; install it with
 // Engine.OnWrittenSize.
+//
+// The count stops at zero: under TLS the engine reports encrypted bytes, a
+// little more than the frames queued (record headers, handshake messages), and
+// close frames are written uncounted, so without the floor the count would
+// drift below zero over a connection's life and loosen the limit.
 func OnWrittenSize(c *nbio.Conn, _ []byte, n int) {
 	if ws, ok := c.Session().(*nbws.Conn); ok {
 		if cc, ok := ws.Session().(*conn); ok {
-			cc.queued.Add(int64(-n))
+			for {
+				q := cc.queued.Load()
+				if cc.queued.CompareAndSwap(q, max(q-int64(n), 0)) {
+					return
+				}
+			}
 		}
 	}
 }

@@ -1,0 +1,253 @@
+// Package tcpconn serves tether's protocol over raw TCP, optionally inside TLS:
+// one JSON command per line from the client, one JSON reply or push per line
+// from the server, exactly the messages of the WebSocket endpoint. A person can
+// use it with nc:
+//
+//	$ nc 127.0.0.1 7070
+//	{"id":1,"op":"subscribe","channel":"chat:lobby"}
+//
+// Connections run on a plain nbio engine: no goroutine is kept per connection.
+// The package splits lines, limits their length, queues outbound bytes with a
+// byte limit per connection, and takes part in heartbeats (it sends
+// {"op":"ping"} lines; any line from the client counts as a sign of life). It
+// must not interpret commands: that is package session's job.
+package tcpconn
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/lesismal/llib/std/crypto/tls"
+	"github.com/lesismal/nbio"
+	"github.com/lesismal/nbio/mempool"
+
+	"github.com/tetherhq/tether/internal/heartbeat"
+	"github.com/tetherhq/tether/internal/session"
+	"github.com/tetherhq/tether/protocol"
+)
+
+// Config configures a Server.
+type Config struct {
+	// Sessions opens a session for each connection.
+	Sessions *session.Manager
+	// Heartbeats pings the connections and expires silent ones; nil disables.
+	Heartbeats *heartbeat.Monitor
+	// TLS, when set, makes every connection a TLS server connection.
+	TLS *tls.Config
+	// MaxLineLength is the longest line a client may send, in bytes, not
+	// counting the newline; a longer one gets a disconnect line (code 1009) and
+	// the connection is closed.
+	MaxLineLength int
+	// MaxOutbound is the most bytes queued for one connection; past it the
+	// connection is closed as a slow consumer.
+	MaxOutbound int
+	// MaxConns caps open TCP connections; more are refused with a disconnect line.
+	MaxConns int
+	// CloseTimeout is how long a closing connection is kept open, after its final
+	// line, for the client to read it and close its side.
+	CloseTimeout time.Duration
+	// KeepAlive is the TCP keepalive idle time; zero disables TCP keepalive.
+	KeepAlive time.Duration
+	// Logger receives connection events.
+	Logger *slog.Logger
+}
+
+// Server is the TCP transport. Its methods are safe for concurrent use.
+type Server struct {
+	cfg      Config
+	engine   *nbio.Engine
+	count    atomic.Int64
+	draining atomic.Bool
+	stopOnce sync.Once
+
+	// conns maps each socket to its conn. The event loop finds conns here
+	// rather than through the socket's session: the map's synchronisation is
+	// what makes a conn's fields, set by the accepting goroutine, visible to
+	// the event loop (nbio's own handoff is invisible to the race detector).
+	conns sync.Map // *nbio.Conn -> *conn
+}
+
+// New starts a server's event loop. Hand it connections with Serve.
+func New(cfg Config) (*Server, error) {
+	s := &Server{cfg: cfg}
+	s.engine = nbio.NewEngine(nbio.Config{Name: "tether-tcp"})
+	s.engine.OnData(s.onData)
+	s.engine.OnClose(func(nc *nbio.Conn, _ error) {
+		if c := s.connOf(nc); c != nil {
+			s.closed(c)
+		}
+	})
+	s.engine.OnWrittenSize(func(nc *nbio.Conn, _ []byte, n int) {
+		if c := s.connOf(nc); c != nil {
+			c.written(n)
+		}
+	})
+	if err := s.engine.Start(); err != nil {
+		return nil, fmt.Errorf("tcpconn: start event loop: %w", err)
+	}
+	return s, nil
+}
+
+// Serve accepts connections on ln until ln is closed, and moves each to the
+// event loop. It returns nil once ln is closed.
+func (s *Server) Serve(ln net.Listener) error {
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			s.cfg.Logger.Error("tcp accept", "err", err)
+			time.Sleep(50 * time.Millisecond) // out of file descriptors, say: back off rather than spin
+			continue
+		}
+		s.add(nc)
+	}
+}
+
+// refuse writes a disconnect line to a connection not yet on the event loop
+// and closes it.
+func refuse(nc net.Conn, reason string) {
+	line := appendDisconnect(nil, protocol.Disconnect{Op: protocol.PushDisconnect, Code: protocol.CloseForceReconnect, Reason: reason, Reconnect: true})
+	_ = nc.SetWriteDeadline(time.Now().Add(time.Second))
+	_, _ = nc.Write(line)
+	_ = nc.Close()
+}
+
+func (s *Server) add(nc net.Conn) {
+	if s.draining.Load() {
+		refuse(nc, "server shutting down")
+		return
+	}
+	if n := s.count.Add(1); s.cfg.MaxConns > 0 && n > int64(s.cfg.MaxConns) {
+		s.count.Add(-1)
+		refuse(nc, "too many connections")
+		return
+	}
+	if tc, ok := nc.(*net.TCPConn); ok {
+		_ = tc.SetKeepAliveConfig(net.KeepAliveConfig{
+			Enable:   s.cfg.KeepAlive > 0,
+			Idle:     s.cfg.KeepAlive,
+			Interval: max(s.cfg.KeepAlive/3, time.Second),
+			Count:    3,
+		})
+	}
+	nbc, err := nbio.NBConn(nc)
+	if err != nil {
+		s.count.Add(-1)
+		_ = nc.Close()
+		s.cfg.Logger.Error("tcp: to event loop", "err", err)
+		return
+	}
+	c := &conn{srv: s, nb: nbc}
+	c.raw = countingConn{Conn: nbc, c: c}
+	c.out = c.raw
+	if s.cfg.TLS != nil {
+		c.tls = tls.NewConn(c.raw, s.cfg.TLS, false, true, mempool.DefaultMemPool)
+		c.out = c.tls
+	}
+	c.touch()
+	c.sess = s.cfg.Sessions.Open(c)
+	s.conns.Store(nbc, c)
+	if _, err := s.engine.AddConn(nbc); err != nil {
+		s.cfg.Logger.Error("tcp: add to event loop", "err", err)
+		_ = nbc.Close()
+		s.closed(c)
+		return
+	}
+	if s.cfg.Heartbeats != nil {
+		s.cfg.Heartbeats.Add(c)
+	}
+}
+
+func (s *Server) onData(nc *nbio.Conn, data []byte) {
+	c := s.connOf(nc)
+	if c == nil {
+		return
+	}
+	if c.tls == nil {
+		c.feed(data)
+		return
+	}
+	defer c.tls.ResetOrFreeBuffer()
+	in, buf := data, data // decrypt in place, as nbhttp's TLSDataHandler does
+	for {
+		_, n, err := c.tls.AppendAndRead(in, buf)
+		in = nil
+		if err != nil {
+			_ = nc.Close()
+			return
+		}
+		if n == 0 {
+			return
+		}
+		c.feed(buf[:n])
+	}
+}
+
+func (s *Server) closed(c *conn) {
+	if !c.gone.CompareAndSwap(false, true) {
+		return
+	}
+	s.count.Add(-1)
+	s.conns.Delete(c.nb)
+	if s.cfg.Heartbeats != nil {
+		s.cfg.Heartbeats.Remove(c)
+	}
+	c.sess.Closed()
+}
+
+// Len returns the number of open TCP connections.
+func (s *Server) Len() int { return int(s.count.Load()) }
+
+func (s *Server) connOf(nc *nbio.Conn) *conn {
+	if c, ok := s.conns.Load(nc); ok {
+		return c.(*conn)
+	}
+	return nil
+}
+
+func (s *Server) all() []*conn {
+	var out []*conn
+	s.conns.Range(func(_, c any) bool {
+		out = append(out, c.(*conn))
+		return true
+	})
+	return out
+}
+
+// Shutdown refuses new connections, closes every connection with d (a
+// disconnect line) and waits until they are gone or ctx ends, when it drops the
+// rest. Then it stops the event loop. The caller closes the listeners. Calls
+// after the first only drop what is left.
+func (s *Server) Shutdown(ctx context.Context, d protocol.Disconnect) error {
+	s.draining.Store(true)
+	for _, c := range s.all() { // Close does not block: no workers needed
+		c.Close(d)
+	}
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	var err error
+	for s.Len() > 0 && err == nil {
+		select {
+		case <-ctx.Done():
+			err = ctx.Err()
+		case <-t.C:
+		}
+	}
+	s.stopOnce.Do(s.engine.Stop) // closes what is left
+	for _, c := range s.all() {
+		s.closed(c)
+	}
+	return err
+}

@@ -1,0 +1,197 @@
+package tether
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	nbtls "github.com/lesismal/llib/std/crypto/tls"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/reflection"
+
+	"github.com/tetherhq/tether/internal/grpcconn"
+	"github.com/tetherhq/tether/internal/tcpconn"
+	tetherv1 "github.com/tetherhq/tether/proto/tether/v1"
+	"github.com/tetherhq/tether/protocol"
+)
+
+// tcpKeepAlive is the TCP keepalive idle time of TCP transport connections.
+const tcpKeepAlive = 30 * time.Second
+
+// transports are the listeners besides HTTP: raw TCP and gRPC.
+type transports struct {
+	tcp   *tcpconn.Server
+	tcpLn net.Listener
+
+	grpc        *grpc.Server
+	grpcStreams *grpcconn.Server
+	health      *health.Server
+	grpcLn      net.Listener
+
+	wg sync.WaitGroup
+}
+
+// startTransports starts the TCP and gRPC listeners the config asks for.
+func (n *Node) startTransports() error {
+	t := &n.tr
+	if n.cfg.TCPAddr != "" {
+		srv, err := tcpconn.New(tcpconn.Config{
+			Sessions:      n.sessions,
+			Heartbeats:    n.beats,
+			TLS:           n.tlsNB(),
+			MaxLineLength: n.cfg.MaxMessageSize,
+			MaxOutbound:   n.cfg.MaxOutbound,
+			MaxConns:      n.cfg.MaxConns,
+			CloseTimeout:  n.cfg.CloseTimeout,
+			KeepAlive:     tcpKeepAlive,
+			Logger:        n.log,
+		})
+		if err != nil {
+			return err
+		}
+		t.tcp = srv
+		ln, err := net.Listen("tcp", n.cfg.TCPAddr)
+		if err != nil {
+			return fmt.Errorf("tether: listen tcp: %w", err)
+		}
+		t.tcpLn = ln
+		t.wg.Add(1)
+		go func() { defer t.wg.Done(); _ = srv.Serve(ln) }()
+		n.log.Info("listening", "transport", "tcp", "addr", ln.Addr().String(), "tls", n.tls != nil)
+	}
+	if n.cfg.GRPCAddr != "" {
+		opts := []grpc.ServerOption{
+			grpc.MaxRecvMsgSize(n.cfg.MaxMessageSize + 1024), // room for the message's own fields
+			grpc.KeepaliveParams(keepalive.ServerParameters{Time: n.cfg.PingInterval, Timeout: n.cfg.PongTimeout}),
+			grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+			grpc.ChainUnaryInterceptor(n.grpcAuth),
+		}
+		if n.tls != nil {
+			opts = append(opts, grpc.Creds(credentials.NewTLS(n.tls.std)))
+		}
+		t.grpc = grpc.NewServer(opts...)
+		t.grpcStreams = grpcconn.New(grpcconn.Config{
+			Sessions:     n.sessions,
+			MaxOutbound:  n.cfg.MaxOutbound,
+			MaxConns:     n.cfg.MaxConns,
+			CloseTimeout: n.cfg.CloseTimeout,
+			Logger:       n.log,
+		})
+		tetherv1.RegisterTetherServer(t.grpc, t.grpcStreams)
+		tetherv1.RegisterServerAPIServer(t.grpc, &grpcAPI{n: n})
+		t.health = health.NewServer()
+		healthpb.RegisterHealthServer(t.grpc, t.health)
+		reflection.Register(t.grpc)
+		ln, err := net.Listen("tcp", n.cfg.GRPCAddr)
+		if err != nil {
+			return fmt.Errorf("tether: listen grpc: %w", err)
+		}
+		t.grpcLn = ln
+		t.wg.Add(1)
+		go func() { defer t.wg.Done(); _ = t.grpc.Serve(ln) }()
+		n.log.Info("listening", "transport", "grpc", "addr", ln.Addr().String(), "tls", n.tls != nil)
+	}
+	return nil
+}
+
+// tlsNB returns the TLS config of nbio's listeners, or nil.
+func (n *Node) tlsNB() *nbtls.Config {
+	if n.tls == nil {
+		return nil
+	}
+	return n.tls.nb
+}
+
+// TCPAddr returns the address of the TCP transport, or nil without TCPAddr.
+func (n *Node) TCPAddr() net.Addr {
+	if n.tr.tcpLn == nil {
+		return nil
+	}
+	return n.tr.tcpLn.Addr()
+}
+
+// GRPCAddr returns the address of the gRPC listener, or nil without GRPCAddr.
+func (n *Node) GRPCAddr() net.Addr {
+	if n.tr.grpcLn == nil {
+		return nil
+	}
+	return n.tr.grpcLn.Addr()
+}
+
+// closeTransportListeners stops accepting TCP connections and gRPC streams.
+func (n *Node) closeTransportListeners() {
+	t := &n.tr
+	if t.tcpLn != nil {
+		_ = t.tcpLn.Close()
+	}
+	if t.health != nil {
+		t.health.Shutdown() // load balancers: NOT_SERVING from here on
+	}
+}
+
+// shutdownTransports starts closing every TCP connection and gRPC stream with
+// d and returns a function that waits for them, until ctx ends.
+func (n *Node) shutdownTransports(ctx context.Context, d protocol.Disconnect) (wait func() error) {
+	t := &n.tr
+	var wg sync.WaitGroup
+	var tcpErr, grpcErr error
+	if t.tcp != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); tcpErr = t.tcp.Shutdown(ctx, d) }()
+	}
+	if t.grpc != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			grpcErr = t.grpcStreams.Shutdown(ctx, d)
+			done := make(chan struct{})
+			go func() { t.grpc.GracefulStop(); close(done) }()
+			select {
+			case <-done:
+			case <-ctx.Done():
+				t.grpc.Stop()
+				<-done
+			}
+		}()
+	}
+	return func() error {
+		wg.Wait()
+		return errors.Join(tcpErr, grpcErr)
+	}
+}
+
+// stopTransports drops whatever the transports still hold; for New's failures
+// and the end of Shutdown.
+func (n *Node) stopTransports() {
+	t := &n.tr
+	if t.tcpLn != nil {
+		_ = t.tcpLn.Close()
+	}
+	if t.tcp != nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		_ = t.tcp.Shutdown(ctx, protocol.DisconnectShutdown)
+	}
+	if t.grpc != nil {
+		t.grpc.Stop()
+	}
+	t.wg.Wait()
+}
+
+// transportConns returns the open TCP connections and gRPC streams.
+func (n *Node) transportConns() (tcp, grpcStreams int) {
+	if n.tr.tcp != nil {
+		tcp = n.tr.tcp.Len()
+	}
+	if n.tr.grpcStreams != nil {
+		grpcStreams = n.tr.grpcStreams.Len()
+	}
+	return tcp, grpcStreams
+}

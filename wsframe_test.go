@@ -1,0 +1,58 @@
+package tether_test
+
+import (
+	"bufio"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/tetherhq/tether/protocol"
+)
+
+// TestWebSocketMalformedFrame checks that a frame the parser refuses gets a
+// close frame with 1002, not a dropped connection.
+func TestWebSocketMalformedFrame(t *testing.T) {
+	n := startNode(t, testConfig())
+	tests := []struct {
+		name  string
+		frame []byte
+	}{
+		{"reserved opcode", []byte{0x83, 0x80, 1, 2, 3, 4}},
+		{"reserved bits", []byte{0xf1, 0x80, 1, 2, 3, 4}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := net.DialTimeout("tcp", n.Addr().String(), 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+			fmt.Fprintf(c, "GET /ws HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+				"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", n.Addr())
+			r := bufio.NewReader(c)
+			for {
+				line, err := r.ReadString('\n')
+				if err != nil {
+					t.Fatalf("upgrade response: %v", err)
+				}
+				if line == "\r\n" {
+					break
+				}
+			}
+			if _, err := c.Write(tt.frame); err != nil {
+				t.Fatal(err)
+			}
+			var head [4]byte
+			if _, err := io.ReadFull(r, head[:]); err != nil {
+				t.Fatalf("want a close frame: %v", err)
+			}
+			if head[0] != 0x88 || binary.BigEndian.Uint16(head[2:]) != protocol.CloseProtocolError {
+				t.Fatalf("got frame %x, want a close frame with 1002", head)
+			}
+		})
+	}
+}
