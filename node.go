@@ -28,8 +28,10 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/lesismal/nbio"
 	"github.com/lesismal/nbio/logging"
 	"github.com/lesismal/nbio/nbhttp"
 
@@ -57,6 +59,11 @@ type Node struct {
 	metrics  *metrics.Metrics
 	handler  http.Handler
 	ln       net.Listener
+
+	// handoff orders, for the race detector, what accept writes before handing
+	// a connection to the poller with what the poller then reads: the hand-off
+	// goes through epoll, which the detector cannot see.
+	handoff atomic.Int64
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -102,6 +109,10 @@ func New(cfg Config) (*Node, error) {
 	})
 	n.engine.CheckUtf8 = func([]byte) bool { return true } // wsconn checks, to close with 1007
 	n.engine.OnWrittenSize(wsconn.OnWrittenSize)
+	n.engine.OnData(func(c *nbio.Conn, data []byte) { // nbhttp's own handler, after an acquire
+		n.handoff.Load()
+		c.DataHandler()(c, data)
+	})
 	n.ws = wsconn.New(wsconn.Config{
 		Engine:         n.engine,
 		Sessions:       n.sessions,
@@ -172,7 +183,9 @@ func (n *Node) accept(ln net.Listener) {
 			}
 			continue
 		}
-		n.engine.AddConnNonTLSNonBlocking(&nbhttp.Conn{Conn: c}, nil, func() {})
+		hc := &nbhttp.Conn{Conn: c}
+		n.handoff.Add(1) // release: see Node.handoff
+		n.engine.AddConnNonTLSNonBlocking(hc, nil, func() {})
 	}
 }
 
