@@ -102,6 +102,26 @@ type subState struct {
 	_        [32]byte
 }
 
+// record notes one message received at now by subscriber i.
+func (st *subState) record(i int, msg []byte, now time.Time, messages int, lat *histShards) {
+	seq, ts, ok := parseSeqTS(msg)
+	if !ok || seq < 0 || seq >= int64(messages) {
+		return
+	}
+	lat.record(i, now.Sub(time.Unix(0, ts)))
+	w, bit := seq/64, uint64(1)<<(seq%64)
+	switch {
+	case st.seen[w]&bit != 0:
+		st.dup++
+	case seq < st.max:
+		st.ooo++
+	}
+	st.seen[w] |= bit
+	st.max = max(st.max, seq)
+	st.lastNano.Store(now.UnixNano())
+	st.got.Add(1)
+}
+
 // Fanout opens o.Subs subscribers on one channel, publishes o.Messages through
 // the HTTP endpoint at o.Rate, and reports throughput, server CPU and latency.
 func Fanout(ctx context.Context, t Target, o FanoutOptions) (*FanoutResult, error) {
@@ -145,23 +165,13 @@ func Fanout(ctx context.Context, t Target, o FanoutOptions) (*FanoutResult, erro
 	}
 	f.read(func(i int, msg []byte) {
 		now := time.Now()
-		seq, ts, ok := parseSeqTS(msg)
-		if !ok || seq < 0 || seq >= int64(o.Messages) {
-			return
+		// One message per frame from tether; the baseline joins queued messages
+		// into one frame with newlines (JSON has no raw newlines).
+		for len(msg) > 0 {
+			one, rest, _ := bytes.Cut(msg, []byte{'\n'})
+			msg = rest
+			states[i].record(i, one, now, o.Messages, lat)
 		}
-		st := &states[i]
-		lat.record(i, now.Sub(time.Unix(0, ts)))
-		w, bit := seq/64, uint64(1)<<(seq%64)
-		switch {
-		case st.seen[w]&bit != 0:
-			st.dup++
-		case seq < st.max:
-			st.ooo++
-		}
-		st.seen[w] |= bit
-		st.max = max(st.max, seq)
-		st.lastNano.Store(now.UnixNano())
-		st.got.Add(1)
 	})
 
 	before, err := t.scrape(ctx, hc)
