@@ -83,7 +83,9 @@ func Conns(ctx context.Context, t Target, o ConnsOptions) (*ConnsResult, error) 
 	}
 	defer f.close()
 	opened := time.Since(start)
-	f.read(func(int, []byte) {})
+	if err := f.read(func(int, []byte) {}); err != nil {
+		return nil, err
+	}
 	select {
 	case <-ctx.Done():
 	case <-time.After(o.Settle):

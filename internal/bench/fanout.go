@@ -163,7 +163,7 @@ func Fanout(ctx context.Context, t Target, o FanoutOptions) (*FanoutResult, erro
 	for i := range states {
 		states[i].seen = make([]uint64, words)
 	}
-	f.read(func(i int, msg []byte) {
+	err = f.read(func(i int, msg []byte) {
 		now := time.Now()
 		// One message per frame from tether; the baseline joins queued messages
 		// into one frame with newlines (JSON has no raw newlines).
@@ -173,6 +173,9 @@ func Fanout(ctx context.Context, t Target, o FanoutOptions) (*FanoutResult, erro
 			states[i].record(i, one, now, o.Messages, lat)
 		}
 	})
+	if err != nil {
+		return nil, err
+	}
 
 	before, err := t.scrape(ctx, hc)
 	if err != nil {

@@ -20,10 +20,8 @@ type fleet struct {
 	firstErr   error
 	limit      string // the limit the first failure points at, if any
 
-	closing atomic.Bool
-	readers sync.WaitGroup
-	readErr atomic.Pointer[error] // the first unexpected read error
-	dropped atomic.Int64          // connections lost while reading
+	poll      *pollReader // set by read
+	closeOnce sync.Once
 }
 
 // maxFailures is how many failed connections end the opening early.
@@ -138,46 +136,44 @@ func (f *fleet) failure() error {
 		ErrLimit, len(f.conns)-f.open, len(f.conns), f.limit, f.firstErr)
 }
 
-// read starts one reader per open connection, calling handle with each message
-// (valid only during the call) until the connection or the fleet closes.
-func (f *fleet) read(handle func(i int, msg []byte)) {
+// read moves every open connection to a poller that calls handle with each
+// message (valid only during the call; calls for one connection are never
+// concurrent) until the connection or the fleet closes.
+func (f *fleet) read(handle func(i int, msg []byte)) error {
+	p, err := newPollReader(2, handle)
+	if err != nil {
+		return err
+	}
+	f.poll = p
 	for i, c := range f.conns {
 		if c == nil {
 			continue
 		}
-		f.readers.Add(1)
-		go func() {
-			defer f.readers.Done()
-			for {
-				_, msg, err := c.readMessage()
-				if err != nil {
-					if !f.closing.Load() {
-						f.dropped.Add(1)
-						f.readErr.CompareAndSwap(nil, &err)
-					}
-					return
-				}
-				handle(i, msg)
-			}
-		}()
+		if err := p.add(i, c); err != nil {
+			p.fail(err)
+		}
 	}
+	return nil
 }
 
 // close closes every connection and waits for the readers.
 func (f *fleet) close() {
-	f.closing.Store(true)
-	for _, c := range f.conns {
-		if c != nil {
-			c.Close()
+	f.closeOnce.Do(func() {
+		if f.poll != nil {
+			f.poll.stop()
 		}
-	}
-	f.readers.Wait()
+		for _, c := range f.conns {
+			if c != nil {
+				c.Close()
+			}
+		}
+	})
 }
 
 // lost returns an error when connections dropped while reading.
 func (f *fleet) lost() error {
-	if n := f.dropped.Load(); n > 0 {
-		return fmt.Errorf("%w: %d connections dropped during the run; first error: %v", ErrLimit, n, *f.readErr.Load())
+	if f.poll == nil {
+		return nil
 	}
-	return nil
+	return f.poll.lost()
 }
