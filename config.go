@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Config configures a Node. Start from DefaultConfig: the zero value is not valid.
@@ -68,6 +70,10 @@ type Config struct {
 
 	// Logger receives the node's logs. Defaults to discarding them.
 	Logger *slog.Logger
+	// Registry is where the node registers its Prometheus metrics (served on
+	// /metrics), with Go runtime and process collectors. Defaults to a new
+	// registry per node; Prometheus's global registry is never used.
+	Registry *prometheus.Registry
 }
 
 // DefaultConfig returns a new Config with every default filled in.

@@ -37,8 +37,8 @@ func TestHeartbeatDropsSilentClient(t *testing.T) {
 		}
 	}()
 
+	start := time.Now() // before the server's first sight of the client
 	silent, _ := rawDial(t, n, "/ws", nil)
-	start := time.Now()
 	pings := 0
 	var push protocol.Disconnect
 	for {

@@ -38,6 +38,7 @@ import (
 
 	"github.com/tetherhq/tether/internal/heartbeat"
 	"github.com/tetherhq/tether/internal/hub"
+	"github.com/tetherhq/tether/internal/metrics"
 	"github.com/tetherhq/tether/internal/session"
 	"github.com/tetherhq/tether/internal/wsconn"
 	"github.com/tetherhq/tether/protocol"
@@ -56,6 +57,7 @@ type Node struct {
 	beats    *heartbeat.Monitor
 	engine   *nbhttp.Engine
 	ws       *wsconn.Server
+	metrics  *metrics.Metrics
 	handler  http.Handler
 	ln       *listener
 	tls      *tlsConfigs // nil: plaintext
@@ -89,12 +91,17 @@ func New(cfg Config) (*Node, error) {
 	n := &Node{cfg: cfg, log: log, tls: tlsCfg, started: time.Now()}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.hub = hub.New(hub.Config{HistorySize: cfg.HistorySize, HistoryTTL: cfg.HistoryTTL})
+	if err := n.initMetrics(); err != nil {
+		n.hub.Close()
+		return nil, err
+	}
 	n.sessions = session.NewManager(session.Config{
 		MaxSubscriptions: cfg.MaxSubscriptions,
 		MaxChannelLength: cfg.MaxChannelLength,
 		CommandRate:      cfg.CommandRate,
 		CommandBurst:     cfg.CommandBurst,
 		PingInterval:     cfg.PingInterval,
+		ObserveCommand:   n.metrics.ObserveCommand,
 	}, n.hub, log, "c")
 	n.beats = heartbeat.New(cfg.PingInterval, cfg.PongTimeout, nil)
 
@@ -192,8 +199,9 @@ func (n *Node) routes() http.Handler {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))
 	})
+	mux.HandleFunc("GET /metrics", n.serveMetrics)
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if n.ctx.Err() != nil {
+		if !n.ready() {
 			http.Error(w, "draining", http.StatusServiceUnavailable)
 			return
 		}

@@ -109,7 +109,7 @@ func (h *Hub) dispatch(c *channel) {
 func (h *Hub) deliver(b *Batch, subs []subscription) {
 	chunk := h.cfg.ChunkSize
 	if len(subs) <= chunk {
-		deliverTo(b, subs)
+		h.deliverTo(b, subs)
 		return
 	}
 	// Split into at most Workers+1 pieces (this goroutine takes one).
@@ -120,26 +120,34 @@ func (h *Hub) deliver(b *Batch, subs []subscription) {
 		part := subs[:size]
 		subs = subs[size:]
 		wg.Add(1)
-		if !h.pool.submit(func() { deliverTo(b, part); wg.Done() }) {
-			deliverTo(b, part)
+		if !h.pool.submit(func() { h.deliverTo(b, part); wg.Done() }) {
+			h.deliverTo(b, part)
 			wg.Done()
 		}
 	}
-	deliverTo(b, subs)
+	h.deliverTo(b, subs)
 	wg.Wait()
 }
 
-func deliverTo(b *Batch, subs []subscription) {
+// deliverTo hands b to each of subs in turn and counts the deliveries, once
+// for the whole run (a shared counter per subscriber would be a contended
+// write per delivery).
+func (h *Hub) deliverTo(b *Batch, subs []subscription) {
 	last := b.Pubs[len(b.Pubs)-1].Offset
 	first := b.Pubs[0].Offset
+	var n int64
 	for _, s := range subs {
 		switch {
 		case s.since < first:
 			s.s.Deliver(b, 0)
+			n += int64(len(b.Pubs))
 		case s.since < last:
-			s.s.Deliver(b, int(s.since-first)+1)
+			from := int(s.since-first) + 1
+			s.s.Deliver(b, from)
+			n += int64(len(b.Pubs) - from)
 		}
 	}
+	h.deliveries.Add(n)
 }
 
 // pool is a fixed set of goroutines running delivery tasks.

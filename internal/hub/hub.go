@@ -15,6 +15,7 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tetherhq/tether/protocol"
@@ -59,6 +60,8 @@ type Hub struct {
 	seed   maphash.Seed
 	shards [shardCount]shard
 	pool   *pool
+	// deliveries counts publications handed to subscribers.
+	deliveries atomic.Int64
 }
 
 type shard struct {
@@ -255,6 +258,10 @@ func (h *Hub) Stats() Stats {
 	}
 	return st
 }
+
+// Deliveries returns how many publications the hub has handed to subscribers
+// (one per publication per subscriber) since it started.
+func (h *Hub) Deliveries() int64 { return h.deliveries.Load() }
 
 // Sweep drops expired history and the channels left with nothing. Call it
 // periodically (every HistoryTTL/4, say) when HistoryTTL is set.

@@ -26,6 +26,9 @@ type Config struct {
 	CommandBurst int
 	// PingInterval is told to clients in the connect result.
 	PingInterval time.Duration
+	// ObserveCommand, when set, is called after each command with its op (""
+	// for one that could not be decoded) and how long it took to handle.
+	ObserveCommand func(op string, d time.Duration)
 }
 
 // Stats are counters of session events since the manager started.

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"strconv"
 	"sync"
+	"time"
 
 	"golang.org/x/time/rate"
 
@@ -53,6 +54,18 @@ func (s *Session) ID() string { return s.id }
 
 // Handle runs one command received as data and writes its reply.
 func (s *Session) Handle(data []byte) {
+	observe := s.mgr.cfg.ObserveCommand
+	if observe == nil {
+		s.handle(data)
+		return
+	}
+	start := time.Now()
+	op := s.handle(data)
+	observe(op, time.Since(start))
+}
+
+// handle runs one command and returns its op ("" when it could not be decoded).
+func (s *Session) handle(data []byte) string {
 	cmd, err := protocol.DecodeCommand(data)
 	if err != nil {
 		var perr *protocol.Error
@@ -60,12 +73,12 @@ func (s *Session) Handle(data []byte) {
 			perr = protocol.NewError(protocol.ErrBadRequest, "%v", err)
 		}
 		s.replyError(cmd.ID, perr)
-		return
+		return ""
 	}
 	if s.lim != nil && !s.lim.Allow() {
 		s.mgr.stats.RateLimited.Add(1)
 		s.replyError(cmd.ID, protocol.NewError(protocol.ErrRateLimited, "more than %g commands per second", float64(s.lim.Limit())))
-		return
+		return cmd.Op
 	}
 	var result any
 	var perr *protocol.Error
@@ -75,7 +88,7 @@ func (s *Session) Handle(data []byte) {
 	case protocol.OpSubscribe:
 		perr = s.subscribe(cmd) // replies itself, under the channel's lock
 		if perr == nil {
-			return
+			return cmd.Op
 		}
 	case protocol.OpUnsubscribe:
 		result, perr = s.unsubscribe(cmd)
@@ -86,15 +99,16 @@ func (s *Session) Handle(data []byte) {
 	case protocol.OpPing:
 		result = struct{}{}
 	case protocol.OpPong:
-		return // an answer to a ping push: the transport has noted it
+		return cmd.Op // an answer to a ping push: the transport has noted it
 	default:
 		perr = protocol.NewError(protocol.ErrUnknownOp, "unknown op %q", cmd.Op)
 	}
 	if perr != nil {
 		s.replyError(cmd.ID, perr)
-		return
+		return cmd.Op
 	}
 	s.reply(&protocol.Reply{ID: cmd.ID, Result: result})
+	return cmd.Op
 }
 
 func (s *Session) connect(cmd *protocol.Command) (any, *protocol.Error) {

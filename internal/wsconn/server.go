@@ -64,7 +64,23 @@ type Server struct {
 	conns    connSet
 	count    atomic.Int64
 	draining atomic.Bool
+	bytesIn  atomic.Int64
+	bytesOut atomic.Int64
 }
+
+// Stats are a Server's traffic counters since it started.
+type Stats struct {
+	BytesIn  int64 // payload bytes of the messages received
+	BytesOut int64 // bytes written to the sockets, framing included
+}
+
+// Stats returns the server's traffic counters.
+func (s *Server) Stats() Stats {
+	return Stats{BytesIn: s.bytesIn.Load(), BytesOut: s.bytesOut.Load()}
+}
+
+// Draining reports whether Shutdown has started.
+func (s *Server) Draining() bool { return s.draining.Load() }
 
 // New returns a server. Install OnWrittenSize and OnData on cfg.Engine before
 // the engine starts: the outbound limit needs to see what leaves, and malformed
@@ -89,6 +105,7 @@ func (s *Server) newUpgrader() *nbws.Upgrader {
 		if c == nil {
 			return
 		}
+		s.bytesIn.Add(int64(len(data)))
 		c.touch()
 		if mt == nbws.TextMessage && !utf8.Valid(data) {
 			c.closeCode(1007, "invalid UTF-8 in a text frame")
@@ -254,6 +271,7 @@ func OnWrittenSize(c *nbio.Conn, _ []byte, n int) {
 			for {
 				q := cc.queued.Load()
 				if cc.queued.CompareAndSwap(q, max(q-int64(n), 0)) {
+					cc.srv.bytesOut.Add(int64(n))
 					return
 				}
 			}

@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# compare.sh: tether against the baseline hub (bench/baseline), same machine, same
+# run. For each run and each scenario it starts a fresh server, runs `tether bench`
+# against it, and stops it; then prints each figure for both and their ratio.
+#
+#   bench/compare.sh                  # 2 runs of everything, 10,000 connections
+#   RUNS=3 CONNS=2000 bench/compare.sh
+#   SCENARIOS="fanout5 saturation" bench/compare.sh
+#
+# Results: one JSON line per bench run in $OUT (default bench/results/<time>.jsonl).
+# Everything listens on 127.0.0.1 only; every run is bounded (tether bench -timeout).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+RUNS=${RUNS:-2}
+CONNS=${CONNS:-10000}
+SCENARIOS=${SCENARIOS:-"conns fanout5 saturation echo"}
+TETHER_ADDR=${TETHER_ADDR:-127.0.0.1:18080}
+BASELINE_ADDR=${BASELINE_ADDR:-127.0.0.1:18090}
+OUT=${OUT:-bench/results/$(date -u +%Y%m%dT%H%M%SZ).jsonl}
+BIN=$(mktemp -d)
+mkdir -p "$(dirname "$OUT")"
+
+go build -o "$BIN/tether" ./cmd/tether
+go build -o "$BIN/baseline" ./bench/baseline
+
+server_pid=""
+stop_server() {
+	if [[ -n "$server_pid" ]]; then
+		kill "$server_pid" 2>/dev/null || true
+		wait "$server_pid" 2>/dev/null || true
+		server_pid=""
+	fi
+}
+trap 'stop_server; rm -rf "$BIN"' EXIT
+
+# start_server KIND: a fresh server, waiting until /healthz answers.
+start_server() {
+	local kind=$1 addr
+	if [[ $kind == tether ]]; then
+		addr=$TETHER_ADDR
+		"$BIN/tether" serve --http-addr "$addr" --log-level warn &
+	else
+		addr=$BASELINE_ADDR
+		"$BIN/baseline" -addr "$addr" 2>/dev/null &
+	fi
+	server_pid=$!
+	for _ in $(seq 100); do
+		curl -fs "http://$addr/healthz" >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	echo "compare.sh: $kind did not start" >&2
+	exit 1
+}
+
+# bench KIND ARGS...: one bench run against a fresh server of KIND.
+bench() {
+	local kind=$1; shift
+	local addr=$TETHER_ADDR
+	[[ $kind == baseline ]] && addr=$BASELINE_ADDR
+	start_server "$kind"
+	"$BIN/tether" bench "$@" --target "$kind" --addr "$addr" --json --timeout 4m | tee -a "$OUT" || true
+	stop_server
+	sleep 2 # let TIME_WAIT and the CPU settle between runs
+}
+
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(free -g | awk '/Mem:/{print $2}') GiB; load before: $(cut -d' ' -f1-3 /proc/loadavg)" | tee "$OUT.txt"
+for run in $(seq "$RUNS"); do
+	for sc in $SCENARIOS; do
+		# alternate the order so that neither side always goes first
+		kinds="tether baseline"
+		(( run % 2 == 0 )) && kinds="baseline tether"
+		for kind in $kinds; do
+			echo "run $run: $sc on $kind" >&2
+			case $sc in
+			conns) bench "$kind" conns -n "$CONNS" ;;
+			fanout5) bench "$kind" fanout -n "$CONNS" -m 50 -rate 5 -payload 64 ;;
+			saturation) bench "$kind" fanout -n "$CONNS" -m 200 -rate 200 -payload 64 -drain 60s ;;
+			echo) bench "$kind" echo -c 50 -d 10s ;;
+			*) echo "compare.sh: unknown scenario $sc" >&2; exit 2 ;;
+			esac
+		done
+	done
+done
+
+# Summary: for each scenario and figure, tether, baseline and the ratio, per run.
+jq -rs '
+  def r: if type == "number" then (. * 100 | round / 100) else . end;
+  def key: if .bench == "fanout" then (if .rate >= 100 or .rate == 0 then "saturation" else "fanout5" end) else .bench end;
+  def figs: if .bench == "conns" then {rss_per_conn_kib, connect_p99_ms: .connect.p99_ms, open}
+    elif .bench == "fanout" then {deliveries_per_cpu_sec, deliveries_per_sec, p50_ms: .latency.p50_ms, p99_ms: .latency.p99_ms, lost, health_max_ms, kept_schedule}
+    else {round_trips_per_sec, p50_ms: .latency.p50_ms, p99_ms: .latency.p99_ms} end;
+  group_by(key) | .[] | . as $g | ($g | map(select(.target == "tether"))) as $t | ($g | map(select(.target == "baseline"))) as $b |
+  "== \($g[0] | key)",
+  (range(0; [($t|length), ($b|length)] | min) as $i |
+    ($t[$i] | figs) as $tf | ($b[$i] | figs) as $bf |
+    ($tf | keys_unsorted[]) as $k |
+    "  run \($i+1)  \($k): tether \($tf[$k] | r)  baseline \($bf[$k] | r)" +
+    (if ($tf[$k] | type) == "number" and ($bf[$k] | type) == "number" and $bf[$k] != 0 then "  ratio \(($tf[$k] / $bf[$k]) * 100 | round / 100)" else "" end)),
+  (if ($t + $b | map(.limit // empty) | length) > 0 then "  LIMITS HIT: \($t + $b | map(select(.limit) | "\(.target): \(.limit)") | join("; "))" else empty end)
+' "$OUT" | tee -a "$OUT.txt"
+echo "results: $OUT ($OUT.txt)"

@@ -1,0 +1,121 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/tetherhq/tether/internal/bench"
+)
+
+const benchUsage = `usage: tether bench <conns|fanout|echo|reconnect> [flags]
+
+Load-tests a running server (tether serve, or bench/baseline) on this machine
+and reports what it did, reading the server's /metrics for memory and CPU.
+
+  conns      open -n subscribed connections and hold them: server memory per
+             connection, connect latency
+  fanout     -n subscribers on one channel, -m messages published at -rate per
+             second (0: as fast as possible): deliveries per second and per
+             server CPU-second, latency from the scheduled send time
+  echo       -c clients doing round trips on /ws/echo for -d
+  reconnect  not implemented yet (needs the Go client with recovery)
+
+tether bench <command> -h lists the command's flags.
+`
+
+func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "-help" || args[0] == "--help" {
+		fmt.Fprint(stderr, benchUsage)
+		return 2
+	}
+	cmd := args[0]
+	fs := flag.NewFlagSet("tether bench "+cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	kind := fs.String("target", "tether", "kind of server: tether or baseline")
+	addr := fs.String("addr", "127.0.0.1:8080", "the server's host:port")
+	apiKey := fs.String("api-key", os.Getenv("TETHER_API_KEY"), "API key for publishing and /metrics (env TETHER_API_KEY)")
+	asJSON := fs.Bool("json", false, "print one JSON line per run instead of a table")
+	runs := fs.Int("runs", 1, "how many times to run")
+	timeout := fs.Duration("timeout", 5*time.Minute, "stop a run after this long")
+
+	var conns bench.ConnsOptions
+	var fan bench.FanoutOptions
+	var echo bench.EchoOptions
+	switch cmd {
+	case "conns":
+		fs.IntVar(&conns.Conns, "n", 10_000, "connections")
+		fs.IntVar(&conns.Concurrency, "concurrency", 64, "connections being opened at once")
+		fs.DurationVar(&conns.Settle, "settle", 3*time.Second, "how long to hold them before reading the server's memory")
+	case "fanout":
+		fs.IntVar(&fan.Subs, "n", 10_000, "subscribers")
+		fs.IntVar(&fan.Messages, "m", 100, "messages to publish")
+		fs.Float64Var(&fan.Rate, "rate", 5, "messages per second offered (0: as fast as possible)")
+		fs.IntVar(&fan.Payload, "payload", 64, "bytes of data per message (at least 48)")
+		fs.IntVar(&fan.Concurrency, "concurrency", 64, "connections being opened at once")
+		fs.DurationVar(&fan.Drain, "drain", 10*time.Second, "how long to wait for deliveries after the last publish")
+	case "echo":
+		fs.IntVar(&echo.Clients, "c", 50, "clients")
+		fs.DurationVar(&echo.Duration, "d", 10*time.Second, "duration")
+		fs.IntVar(&echo.Payload, "payload", 64, "bytes per message")
+	case "reconnect":
+	default:
+		fmt.Fprintf(stderr, "tether bench: unknown command %q\n\n%s", cmd, benchUsage)
+		return 2
+	}
+	if err := fs.Parse(args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	t, err := bench.TargetFor(*kind, *addr)
+	if err != nil {
+		fmt.Fprintln(stderr, "tether bench:", err)
+		return 2
+	}
+	t.APIKey = *apiKey
+	if limit, err := bench.RaiseOpenFiles(); err != nil {
+		fmt.Fprintln(stderr, "tether bench:", err)
+	} else if !*asJSON {
+		fmt.Fprintf(stdout, "open-files limit: %d\n", limit)
+	}
+
+	code := 0
+	for run := 1; run <= max(*runs, 1); run++ {
+		rctx, cancel := context.WithTimeout(ctx, *timeout)
+		var res bench.Result
+		switch cmd {
+		case "conns":
+			res, err = bench.Conns(rctx, t, conns)
+		case "fanout":
+			res, err = bench.Fanout(rctx, t, fan)
+		case "echo":
+			res, err = bench.Echo(rctx, t, echo)
+		case "reconnect":
+			err = bench.Reconnect(rctx, t)
+		}
+		cancel()
+		if err != nil {
+			fmt.Fprintf(stderr, "tether bench %s: %v\n", cmd, err)
+			return 1
+		}
+		if *asJSON {
+			err = bench.WriteJSON(stdout, res)
+		} else {
+			err = bench.WriteTable(stdout, fmt.Sprintf("tether bench %s against %s at %s, run %d of %d", cmd, t.Name, *addr, run, max(*runs, 1)), res)
+		}
+		if err != nil {
+			fmt.Fprintln(stderr, "tether bench:", err)
+			return 1
+		}
+		if res.LimitHit() != "" {
+			code = 1
+		}
+	}
+	return code
+}

@@ -1,0 +1,411 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"math/bits"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// FanoutOptions configures a fanout run.
+type FanoutOptions struct {
+	// Subs is how many subscribers to open. Defaults to 10,000.
+	Subs int
+	// Messages is how many messages to publish. Defaults to 100.
+	Messages int
+	// Rate is the messages per second offered; 0 publishes as fast as the
+	// publisher can. Defaults to 5 when Messages is also unset.
+	Rate float64
+	// Payload is the size of each message's data, in bytes (at least 48).
+	// Defaults to 64.
+	Payload int
+	// Concurrency is how many connections are being opened at once. Defaults to 64.
+	Concurrency int
+	// Drain is how long to wait after the last publish for the deliveries to
+	// arrive. Defaults to 10s.
+	Drain time.Duration
+	// Channel is the channel. Defaults to "bench:fanout".
+	Channel string
+}
+
+// FanoutResult is the outcome of a fanout run.
+type FanoutResult struct {
+	Bench    string  `json:"bench"`
+	Target   string  `json:"target"`
+	Subs     int     `json:"subs"`
+	Open     int     `json:"open"`
+	Messages int     `json:"messages"`
+	Rate     float64 `json:"rate"` // offered per second; 0: as fast as possible
+	Payload  int     `json:"payload"`
+
+	Expected   int64 `json:"expected"`
+	Delivered  int64 `json:"delivered"`
+	Lost       int64 `json:"lost"`
+	Duplicated int64 `json:"duplicated"`
+	OutOfOrder int64 `json:"out_of_order"`
+
+	Seconds             float64 `json:"seconds"` // first scheduled send to last delivery
+	DeliveriesPerSec    float64 `json:"deliveries_per_sec"`
+	ServerCPUSeconds    float64 `json:"server_cpu_seconds"`
+	DeliveriesPerCPUSec float64 `json:"deliveries_per_cpu_sec"`
+	Latency             Latency `json:"latency"` // from each message's scheduled send time
+
+	PublishedPerSec float64 `json:"published_per_sec"`
+	PublisherLagMs  float64 `json:"publisher_max_lag_ms"` // worst send behind its schedule
+	KeptSchedule    bool    `json:"kept_schedule"`
+	PublishErrors   int     `json:"publish_errors"`
+
+	HealthMaxMs    float64 `json:"health_max_ms"`
+	HealthFailures int     `json:"health_failures"`
+	Limit          string  `json:"limit,omitempty"`
+}
+
+// LimitHit implements Result.
+func (r *FanoutResult) LimitHit() string { return r.Limit }
+
+// Rows implements Result.
+func (r *FanoutResult) Rows() [][2]string {
+	rate := "as fast as possible"
+	if r.Rate > 0 {
+		rate = fmt.Sprintf("%g/s", r.Rate)
+	}
+	kept := "yes"
+	if !r.KeptSchedule {
+		kept = "NO"
+	}
+	return [][2]string{
+		{"subscribers", fmt.Sprintf("%d asked, %d open", r.Subs, r.Open)},
+		{"published", fmt.Sprintf("%d messages of %d bytes at %s (%.1f/s achieved, %d errors)", r.Messages, r.Payload, rate, r.PublishedPerSec, r.PublishErrors)},
+		{"publisher kept schedule", fmt.Sprintf("%s (worst lag %.1f ms)", kept, r.PublisherLagMs)},
+		{"deliveries", fmt.Sprintf("%d of %d; lost %d, duplicated %d, out of order %d", r.Delivered, r.Expected, r.Lost, r.Duplicated, r.OutOfOrder)},
+		{"deliveries per second", fmt.Sprintf("%.0f over %.2f s", r.DeliveriesPerSec, r.Seconds)},
+		{"server CPU", fmt.Sprintf("%.2f s", r.ServerCPUSeconds)},
+		{"deliveries per server CPU-second", fmt.Sprintf("%.0f", r.DeliveriesPerCPUSec)},
+		latencyRow("latency from schedule", r.Latency),
+		{"/healthz during run", fmt.Sprintf("worst %.1f ms, %d failures", r.HealthMaxMs, r.HealthFailures)},
+		limitRow(r.Limit),
+	}
+}
+
+// subState is one subscriber's view of the stream; only its reader writes it.
+type subState struct {
+	seen     []uint64 // bitmap of sequence numbers received
+	max      int64
+	got      atomic.Int64
+	dup, ooo int64
+	lastNano atomic.Int64
+	_        [32]byte
+}
+
+// record notes one message received at now by subscriber i.
+func (st *subState) record(i int, msg []byte, now time.Time, messages int, lat *histShards) {
+	seq, ts, ok := parseSeqTS(msg)
+	if !ok || seq < 0 || seq >= int64(messages) {
+		return
+	}
+	lat.record(i, now.Sub(time.Unix(0, ts)))
+	w, bit := seq/64, uint64(1)<<(seq%64)
+	switch {
+	case st.seen[w]&bit != 0:
+		st.dup++
+	case seq < st.max:
+		st.ooo++
+	}
+	st.seen[w] |= bit
+	st.max = max(st.max, seq)
+	st.lastNano.Store(now.UnixNano())
+	st.got.Add(1)
+}
+
+// Fanout opens o.Subs subscribers on one channel, publishes o.Messages through
+// the HTTP endpoint at o.Rate, and reports throughput, server CPU and latency.
+func Fanout(ctx context.Context, t Target, o FanoutOptions) (*FanoutResult, error) {
+	if o.Subs <= 0 {
+		o.Subs = 10_000
+	}
+	if o.Messages <= 0 {
+		o.Messages = 100
+		if o.Rate == 0 {
+			o.Rate = 5
+		}
+	}
+	if o.Payload < 48 {
+		o.Payload = max(o.Payload, 64)
+	}
+	if o.Concurrency <= 0 {
+		o.Concurrency = 64
+	}
+	if o.Drain <= 0 {
+		o.Drain = 10 * time.Second
+	}
+	if o.Channel == "" {
+		o.Channel = "bench:fanout"
+	}
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
+	defer hc.CloseIdleConnections()
+
+	f, err := openFleet(ctx, t, o.Subs, o.Concurrency, o.Channel, false)
+	if err != nil {
+		return nil, err
+	}
+	defer f.close()
+	if f.open == 0 {
+		return nil, f.failure()
+	}
+	lat := newHist(64)
+	states := make([]subState, len(f.conns))
+	words := (o.Messages + 64) / 64
+	for i := range states {
+		states[i].seen = make([]uint64, words)
+	}
+	err = f.read(func(i int, msg []byte) {
+		now := time.Now()
+		// One message per frame from tether; the baseline joins queued messages
+		// into one frame with newlines (JSON has no raw newlines).
+		for len(msg) > 0 {
+			one, rest, _ := bytes.Cut(msg, []byte{'\n'})
+			msg = rest
+			states[i].record(i, one, now, o.Messages, lat)
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	before, err := t.scrape(ctx, hc)
+	if err != nil {
+		return nil, err
+	}
+	health := startHealthProbe(ctx, t)
+	pub := publish(ctx, hc, t, o)
+	// Wait for the deliveries, up to Drain after the last publish.
+	want := int64(f.open) * int64(pub.sent)
+	deadline := time.Now().Add(o.Drain)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		var got int64
+		for i := range states {
+			got += states[i].got.Load()
+		}
+		if got >= want {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	after, err := t.scrape(ctx, hc)
+	hmax, hfail := health.stop()
+	if err != nil {
+		return nil, err
+	}
+	f.close() // stop the readers before reading their state
+
+	r := &FanoutResult{
+		Bench: "fanout", Target: t.Name, Subs: o.Subs, Open: f.open, Messages: o.Messages, Rate: o.Rate, Payload: o.Payload,
+		Expected:         int64(f.open) * int64(o.Messages),
+		ServerCPUSeconds: after.CPUSeconds - before.CPUSeconds,
+		Latency:          lat.latency(),
+		PublishedPerSec:  float64(pub.sent) / pub.took.Seconds(),
+		PublisherLagMs:   float64(pub.maxLag.Microseconds()) / 1000,
+		PublishErrors:    pub.errors,
+		HealthMaxMs:      float64(hmax.Microseconds()) / 1000,
+		HealthFailures:   hfail,
+	}
+	// The publisher kept its schedule when no send was later than one interval
+	// (at least 5ms) behind it.
+	slack := 5 * time.Millisecond
+	if o.Rate > 0 {
+		slack = max(slack, time.Duration(float64(time.Second)/o.Rate))
+	}
+	r.KeptSchedule = o.Rate == 0 || pub.maxLag <= slack
+	var last int64
+	for i := range states {
+		st := &states[i]
+		if f.conns[i] == nil {
+			continue
+		}
+		var uniq int
+		for _, w := range st.seen {
+			uniq += bits.OnesCount64(w)
+		}
+		r.Delivered += int64(uniq)
+		r.Duplicated += st.dup
+		r.OutOfOrder += st.ooo
+		last = max(last, st.lastNano.Load())
+	}
+	r.Lost = r.Expected - r.Delivered
+	if last > 0 {
+		r.Seconds = time.Unix(0, last).Sub(pub.start).Seconds()
+		r.DeliveriesPerSec = float64(r.Delivered) / r.Seconds
+	}
+	if r.ServerCPUSeconds > 0 {
+		r.DeliveriesPerCPUSec = float64(r.Delivered) / r.ServerCPUSeconds
+	}
+	if err := firstErr(f.failure(), f.lost(), ctx.Err(), pub.err); err != nil {
+		r.Limit = err.Error()
+	}
+	return r, nil
+}
+
+// parseSeqTS finds "seq":N and "ts":N in a message without decoding it.
+func parseSeqTS(msg []byte) (seq, ts int64, ok bool) {
+	seq, ok1 := intAfter(msg, []byte(`"seq":`))
+	ts, ok2 := intAfter(msg, []byte(`"ts":`))
+	return seq, ts, ok1 && ok2
+}
+
+func intAfter(msg, key []byte) (int64, bool) {
+	i := bytes.Index(msg, key)
+	if i < 0 {
+		return 0, false
+	}
+	var v int64
+	n := 0
+	for _, c := range msg[i+len(key):] {
+		if c < '0' || c > '9' {
+			break
+		}
+		v = v*10 + int64(c-'0')
+		n++
+	}
+	return v, n > 0
+}
+
+// pubStats is what the publisher did.
+type pubStats struct {
+	start  time.Time // the first scheduled send
+	took   time.Duration
+	sent   int
+	errors int
+	maxLag time.Duration
+	err    error // set when publishing had to stop
+}
+
+// publish sends o.Messages messages, each stamped with its scheduled send time.
+// A message sent late keeps its scheduled time, so its lateness counts in the
+// latency.
+func publish(ctx context.Context, hc *http.Client, t Target, o FanoutOptions) pubStats {
+	var ps pubStats
+	ps.start = time.Now().Add(50 * time.Millisecond)
+	var interval time.Duration
+	if o.Rate > 0 {
+		interval = time.Duration(float64(time.Second) / o.Rate)
+	}
+	var body []byte
+	for i := range o.Messages {
+		sched := ps.start.Add(time.Duration(i) * interval)
+		if interval == 0 {
+			sched = time.Now()
+		} else if d := time.Until(sched); d > 0 {
+			select {
+			case <-ctx.Done():
+				ps.err = ctx.Err()
+				return ps
+			case <-time.After(d):
+			}
+		}
+		ps.maxLag = max(ps.maxLag, time.Since(sched))
+		body = appendPublish(body[:0], o.Channel, i, sched, o.Payload)
+		if err := postOnce(ctx, hc, t, body); err != nil {
+			ps.errors++
+			if ps.errors >= 10 || ctx.Err() != nil {
+				ps.err = fmt.Errorf("%w: publishing stopped after %d errors: %v", ErrLimit, ps.errors, err)
+				break
+			}
+			continue
+		}
+		ps.sent++
+	}
+	ps.took = time.Since(ps.start)
+	return ps
+}
+
+// appendPublish appends the publish request of message seq: its data is
+// {"seq":N,"ts":unix-nanos,"pad":"xx..."}, padded to payload bytes.
+func appendPublish(dst []byte, channel string, seq int, sched time.Time, payload int) []byte {
+	dst = fmt.Appendf(dst, `{"channel":%q,"data":`, channel)
+	start := len(dst)
+	dst = fmt.Appendf(dst, `{"seq":%d,"ts":%d,"pad":"`, seq, sched.UnixNano())
+	for len(dst)-start < payload-2 {
+		dst = append(dst, 'x')
+	}
+	return append(dst, `"}}`...)
+}
+
+func postOnce(ctx context.Context, hc *http.Client, t Target, body []byte) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.Publish, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if t.APIKey != "" {
+		req.Header.Set("Authorization", "Bearer "+t.APIKey)
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("publish: %s", resp.Status)
+	}
+	return nil
+}
+
+// healthProbe fetches the target's health endpoint every 100ms.
+type healthProbe struct {
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	worst  time.Duration
+	fails  int
+}
+
+func startHealthProbe(ctx context.Context, t Target) *healthProbe {
+	ctx, cancel := context.WithCancel(ctx)
+	p := &healthProbe{cancel: cancel}
+	if t.Health == "" {
+		return p
+	}
+	hc := &http.Client{Timeout: 2 * time.Second}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		defer hc.CloseIdleConnections()
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			start := time.Now()
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, t.Health, nil)
+			resp, err := hc.Do(req)
+			if err != nil {
+				if ctx.Err() == nil {
+					p.fails++
+				}
+				continue
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				p.fails++
+			}
+			p.worst = max(p.worst, time.Since(start))
+		}
+	}()
+	return p
+}
+
+// stop ends the probe and returns the worst latency and the failures.
+func (p *healthProbe) stop() (time.Duration, int) {
+	p.cancel()
+	p.wg.Wait()
+	return p.worst, p.fails
+}

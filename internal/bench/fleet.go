@@ -1,0 +1,179 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// fleet is a set of open client connections.
+type fleet struct {
+	conns      []*wsConn // nil where the connection failed
+	open       int
+	connectLat *histShards
+	failures   int
+	firstErr   error
+	limit      string // the limit the first failure points at, if any
+
+	poll      *pollReader // set by read
+	closeOnce sync.Once
+}
+
+// maxFailures is how many failed connections end the opening early.
+const maxFailures = 100
+
+// openFleet opens n connections to t's endpoint (echo: the echo endpoint),
+// concurrency at a time, subscribing each to channel when t.Subscribe. Connect
+// latency runs from the dial to the subscribe reply (or the upgrade).
+func openFleet(ctx context.Context, t Target, n, concurrency int, channel string, echo bool) (*fleet, error) {
+	u, err := t.wsURL(echo)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkOpenFiles(n); err != nil {
+		return nil, err
+	}
+	srcs, err := sourceAddrs(u.Host, n)
+	if err != nil {
+		return nil, err
+	}
+	f := &fleet{conns: make([]*wsConn, n), connectLat: newHist(64)}
+	sub := []byte(`{"id":1,"op":"subscribe","channel":"` + channel + `"}`)
+	var next atomic.Int64
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for w := range max(1, min(concurrency, n)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n || ctx.Err() != nil {
+					return
+				}
+				mu.Lock()
+				stop := f.failures >= maxFailures
+				mu.Unlock()
+				if stop {
+					return
+				}
+				d := &net.Dialer{Timeout: 10 * time.Second}
+				if len(srcs) > 0 {
+					d.LocalAddr = srcs[i%len(srcs)]
+				}
+				start := time.Now()
+				c, err := connectOne(ctx, d, u, t.Subscribe, sub)
+				if err != nil {
+					mu.Lock()
+					f.failures++
+					if f.firstErr == nil {
+						f.firstErr, f.limit = err, classify(err)
+					}
+					mu.Unlock()
+					continue
+				}
+				f.connectLat.record(w, time.Since(start))
+				mu.Lock()
+				f.conns[i] = c
+				f.open++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return f, nil
+}
+
+// connectOne opens one connection and subscribes it when asked.
+func connectOne(ctx context.Context, d *net.Dialer, u *url.URL, subscribe bool, sub []byte) (*wsConn, error) {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	c, err := dialWS(ctx, d, u)
+	if err != nil {
+		return nil, err
+	}
+	if !subscribe {
+		return c, nil
+	}
+	deadline, _ := ctx.Deadline()
+	_ = c.nc.SetDeadline(deadline)
+	if err := c.writeMessage(opText, sub); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("bench: subscribe: %w", err)
+	}
+	for {
+		_, msg, err := c.readMessage()
+		if err != nil {
+			c.Close()
+			return nil, fmt.Errorf("bench: subscribe reply: %w", err)
+		}
+		if bytes.HasPrefix(msg, []byte(`{"id":1,`)) {
+			if bytes.Contains(msg, []byte(`"error"`)) {
+				c.Close()
+				return nil, fmt.Errorf("bench: subscribe refused: %s", msg)
+			}
+			break
+		}
+	}
+	_ = c.nc.SetDeadline(time.Time{})
+	return c, nil
+}
+
+// complete says whether every connection asked for is open.
+func (f *fleet) complete() bool { return f.open == len(f.conns) }
+
+// failure describes why the fleet is not complete.
+func (f *fleet) failure() error {
+	if f.complete() {
+		return nil
+	}
+	return fmt.Errorf("%w: %d of %d connections failed (%s); first error: %v",
+		ErrLimit, len(f.conns)-f.open, len(f.conns), f.limit, f.firstErr)
+}
+
+// read moves every open connection to a poller that calls handle with each
+// message (valid only during the call; calls for one connection are never
+// concurrent) until the connection or the fleet closes.
+func (f *fleet) read(handle func(i int, msg []byte)) error {
+	p, err := newPollReader(2, handle)
+	if err != nil {
+		return err
+	}
+	f.poll = p
+	for i, c := range f.conns {
+		if c == nil {
+			continue
+		}
+		if err := p.add(i, c); err != nil {
+			p.fail(err)
+		}
+	}
+	return nil
+}
+
+// close closes every connection and waits for the readers.
+func (f *fleet) close() {
+	f.closeOnce.Do(func() {
+		if f.poll != nil {
+			f.poll.stop()
+		}
+		for _, c := range f.conns {
+			if c != nil {
+				c.Close()
+			}
+		}
+	})
+}
+
+// lost returns an error when connections dropped while reading.
+func (f *fleet) lost() error {
+	if f.poll == nil {
+		return nil
+	}
+	return f.poll.lost()
+}

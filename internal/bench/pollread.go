@@ -1,0 +1,178 @@
+package bench
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync/atomic"
+
+	"github.com/lesismal/nbio"
+	"github.com/lesismal/nbio/logging"
+)
+
+// pollReader reads many connections from a couple of epoll goroutines rather
+// than one goroutine each: the load generator then spends its CPU on reading,
+// not on scheduling ten thousand goroutines, and its publisher is not queued
+// behind them.
+type pollReader struct {
+	eng     *nbio.Engine
+	handle  func(i int, msg []byte)
+	closing atomic.Bool
+	dropped atomic.Int64
+	first   atomic.Pointer[error]
+	// handoff orders, for the race detector, what add writes before handing a
+	// connection to the poller with what the poller then reads (the hand-off
+	// itself goes through epoll, which the detector cannot see).
+	handoff atomic.Int64
+}
+
+// frameReader is one connection's incremental frame parser.
+type frameReader struct {
+	i    int
+	nc   *nbio.Conn
+	ws   *wsConn // for writing pongs (masked frames)
+	rest []byte  // an incomplete frame carried over to the next read
+	msg  []byte  // the payload of a fragmented message so far
+}
+
+func newPollReader(pollers int, handle func(i int, msg []byte)) (*pollReader, error) {
+	logging.SetLevel(logging.LevelError)
+	p := &pollReader{handle: handle}
+	p.eng = nbio.NewEngine(nbio.Config{Name: "bench", NPoller: pollers, ReadBufferSize: 64 << 10})
+	p.eng.OnData(func(c *nbio.Conn, data []byte) {
+		p.handoff.Load()
+		fr, ok := c.Session().(*frameReader)
+		if !ok {
+			return
+		}
+		if err := fr.feed(data, p.handle); err != nil {
+			p.fail(err)
+			_ = c.Close()
+		}
+	})
+	p.eng.OnClose(func(c *nbio.Conn, err error) {
+		if !p.closing.Load() {
+			if err == nil {
+				err = errors.New("closed by the server")
+			}
+			p.fail(err)
+		}
+	})
+	if err := p.eng.Start(); err != nil {
+		return nil, fmt.Errorf("bench: start poller: %w", err)
+	}
+	return p, nil
+}
+
+func (p *pollReader) fail(err error) {
+	p.dropped.Add(1)
+	p.first.CompareAndSwap(nil, &err)
+}
+
+// add moves connection i to the poller. Bytes c has already buffered are parsed
+// first; c must not be used for reading after.
+func (p *pollReader) add(i int, c *wsConn) error {
+	buffered, _ := c.r.Peek(c.r.Buffered())
+	buffered = append([]byte(nil), buffered...)
+	nbc, err := nbio.NBConn(c.nc) // dups the descriptor and closes c.nc
+	if err != nil {
+		return fmt.Errorf("bench: to poller: %w", err)
+	}
+	fr := &frameReader{i: i, nc: nbc}
+	fr.ws = &wsConn{nc: nbc}
+	c.nc = nbc
+	if len(buffered) > 0 {
+		if err := fr.feed(buffered, p.handle); err != nil {
+			_ = nbc.Close()
+			return err
+		}
+	}
+	nbc.SetSession(fr)
+	p.handoff.Add(1)
+	if _, err := p.eng.AddConn(nbc); err != nil {
+		return fmt.Errorf("bench: to poller: %w", err)
+	}
+	return nil
+}
+
+// stop closes every connection and the poller.
+func (p *pollReader) stop() {
+	p.closing.Store(true)
+	p.eng.Stop()
+}
+
+// lost returns an error when connections dropped while reading.
+func (p *pollReader) lost() error {
+	if n := p.dropped.Load(); n > 0 {
+		return fmt.Errorf("%w: %d connections dropped during the run; first error: %v", ErrLimit, n, *p.first.Load())
+	}
+	return nil
+}
+
+// feed parses data, handing each complete text or binary message to handle.
+func (fr *frameReader) feed(data []byte, handle func(int, []byte)) error {
+	carried := len(fr.rest) > 0
+	if carried {
+		fr.rest = append(fr.rest, data...)
+		data = fr.rest
+	}
+	for {
+		n, op, fin, hdr, ok := parseHeader(data)
+		if !ok || len(data) < hdr+n {
+			break
+		}
+		payload := data[hdr : hdr+n]
+		data = data[hdr+n:]
+		switch {
+		case op == opPing:
+			if err := fr.ws.writeMessage(opPong, payload); err != nil {
+				return err
+			}
+		case op == opClose:
+			return errClosed
+		case op >= opClose: // pong, reserved control
+		case fin && len(fr.msg) == 0:
+			handle(fr.i, payload)
+		default: // a fragment
+			fr.msg = append(fr.msg, payload...)
+			if fin {
+				handle(fr.i, fr.msg)
+				fr.msg = fr.msg[:0]
+			}
+		}
+	}
+	// Keep what is left for the next read: data is a tail of fr.rest when
+	// carried (copy moves it down in place), else of the caller's buffer.
+	if carried {
+		fr.rest = fr.rest[:copy(fr.rest, data)]
+	} else {
+		fr.rest = append(fr.rest[:0], data...)
+	}
+	if len(fr.rest) > 16<<20 {
+		return errors.New("bench: frame over 16 MiB")
+	}
+	return nil
+}
+
+// parseHeader reads a server frame's header: payload length, opcode, FIN, and
+// header size; ok is false when data does not hold the whole header yet.
+func parseHeader(data []byte) (n int, op byte, fin bool, hdr int, ok bool) {
+	if len(data) < 2 {
+		return 0, 0, false, 0, false
+	}
+	fin, op = data[0]&0x80 != 0, data[0]&0x0F
+	switch l := data[1] & 0x7F; l {
+	case 126:
+		if len(data) < 4 {
+			return 0, 0, false, 0, false
+		}
+		return int(binary.BigEndian.Uint16(data[2:4])), op, fin, 4, true
+	case 127:
+		if len(data) < 10 {
+			return 0, 0, false, 0, false
+		}
+		return int(binary.BigEndian.Uint64(data[2:10]) & (1<<40 - 1)), op, fin, 10, true
+	default:
+		return int(l), op, fin, 2, true
+	}
+}

@@ -1,0 +1,84 @@
+package bench
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+// serverFrame builds an unmasked frame as a server sends it.
+func serverFrame(fin bool, op byte, payload []byte) []byte {
+	b0 := op
+	if fin {
+		b0 |= 0x80
+	}
+	n := len(payload)
+	var b []byte
+	switch {
+	case n < 126:
+		b = []byte{b0, byte(n)}
+	case n <= 0xFFFF:
+		b = []byte{b0, 126, byte(n >> 8), byte(n)}
+	default:
+		b = []byte{b0, 127, 0, 0, 0, 0, byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)}
+	}
+	return append(b, payload...)
+}
+
+func TestFrameReaderFeed(t *testing.T) {
+	big := strings.Repeat("b", 70_000)
+	var stream []byte
+	stream = append(stream, serverFrame(true, opText, []byte("one"))...)
+	stream = append(stream, serverFrame(false, opText, []byte("fr"))...)
+	stream = append(stream, serverFrame(true, 0, []byte("agment"))...)
+	stream = append(stream, serverFrame(true, opText, []byte(strings.Repeat("m", 300)))...)
+	stream = append(stream, serverFrame(true, opBinary, []byte(big))...)
+	stream = append(stream, serverFrame(true, opText, []byte("last"))...)
+	want := []string{"one", "fragment", strings.Repeat("m", 300), big, "last"}
+
+	tests := []struct {
+		name  string
+		chunk int // bytes per feed
+	}{
+		{"whole", len(stream)},
+		{"one byte at a time", 1},
+		{"odd chunks", 7},
+		{"large chunks", 4096},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got []string
+			fr := &frameReader{i: 3}
+			for data := stream; len(data) > 0; {
+				n := min(tt.chunk, len(data))
+				// feed gets a fresh buffer each time, as a poller's read would be reused
+				chunk := bytes.Clone(data[:n])
+				data = data[n:]
+				if err := fr.feed(chunk, func(i int, msg []byte) {
+					if i != 3 {
+						t.Fatalf("handle got connection %d", i)
+					}
+					got = append(got, string(msg))
+				}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if len(got) != len(want) {
+				t.Fatalf("got %d messages, want %d", len(got), len(want))
+			}
+			for i := range want {
+				if got[i] != want[i] {
+					t.Fatalf("message %d: %d bytes, want %d", i, len(got[i]), len(want[i]))
+				}
+			}
+		})
+	}
+}
+
+func TestFrameReaderClose(t *testing.T) {
+	fr := &frameReader{}
+	err := fr.feed(serverFrame(true, opClose, []byte{0x03, 0xe8}), func(int, []byte) {})
+	if err != errClosed {
+		t.Fatalf("feed(close) = %v, want errClosed", err)
+	}
+}
