@@ -22,7 +22,12 @@ func TestShutdownLeavesNoGoroutines(t *testing.T) {
 	for range 5 {
 		c := dial(t, n)
 		c.subscribe("leak")
-		c.call(protocol.Command{Op: protocol.OpPublish, Channel: "leak", Data: []byte(`1`)})
+		if _, err := n.Publish("leak", []byte(`1`)); err != nil {
+			t.Fatal(err)
+		}
+		if m := c.read(); m.Op != protocol.PushPub {
+			t.Fatalf("got %+v, want a pub", m)
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
