@@ -25,6 +25,7 @@ type recorder struct {
 	tcp    net.Conn
 	want   uint64        // close reached when a publication with this offset arrives
 	reach  chan struct{} // closed then
+	more   chan struct{} // a publication arrived; capacity 1
 	gap    chan tclient.Event
 }
 
@@ -32,7 +33,7 @@ type recorder struct {
 // backoff, and closes the client when the test ends.
 func newRecorder(t testing.TB, url string, want uint64) *recorder {
 	t.Helper()
-	r := &recorder{want: want, reach: make(chan struct{}), gap: make(chan tclient.Event, 16)}
+	r := &recorder{want: want, reach: make(chan struct{}), more: make(chan struct{}, 1), gap: make(chan tclient.Event, 16)}
 	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
 		var d net.Dialer
 		c, err := d.DialContext(ctx, network, addr)
@@ -75,6 +76,30 @@ func (r *recorder) handle(p *protocol.Publication) {
 	r.pubs = append(r.pubs, p)
 	if p.Offset == r.want {
 		close(r.reach)
+	}
+	select {
+	case r.more <- struct{}{}:
+	default:
+	}
+}
+
+// waitCount waits until the recorder has n publications, failing after d.
+func (r *recorder) waitCount(t testing.TB, n int, d time.Duration) {
+	t.Helper()
+	timeout := time.NewTimer(d)
+	defer timeout.Stop()
+	for {
+		r.mu.Lock()
+		got := len(r.pubs)
+		r.mu.Unlock()
+		if got >= n {
+			return
+		}
+		select {
+		case <-r.more:
+		case <-timeout.C:
+			t.Fatalf("%d publications after %v, want %d", got, d, n)
+		}
 	}
 }
 
