@@ -45,7 +45,7 @@ func replyFrame(t *testing.T, res protocol.SubscribeResult) *frame {
 // handler: each offset once, in order, with events where the stream jumps.
 func TestDedupe(t *testing.T) {
 	type step struct {
-		reconnect bool                     // a new connection: resubscribe with recovery
+		reconnect bool                      // a new connection: resubscribe with recovery
 		reply     *protocol.SubscribeResult // the subscribe reply on it
 		push      []*protocol.Publication
 	}
