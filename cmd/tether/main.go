@@ -1,6 +1,7 @@
 // Command tether is the tether server and its tools.
 //
 //	tether serve [flags]    run a server (tether serve -h lists the flags)
+//	tether client [flags] URL  an interactive client (tether client -h)
 //
 // Every flag can also be set with an environment variable: --http-addr is
 // TETHER_HTTP_ADDR. A flag given on the command line wins.
@@ -19,6 +20,7 @@ const usage = `usage: tether <command> [flags]
 
 commands:
   serve    run a tether server
+  client   connect to a server: print subscriptions, publish stdin lines
 `
 
 func main() {
@@ -36,6 +38,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "serve":
 		return serve(ctx, args[1:], stdout, stderr)
+	case "client":
+		return clientCmd(ctx, args[1:], os.Stdin, stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0
