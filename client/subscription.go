@@ -23,9 +23,8 @@ type Subscription struct {
 	handler Handler
 	out     chan<- *protocol.Publication
 
-	done   chan struct{} // closed by stop
-	wake   chan struct{} // a queue item is waiting; capacity 1
-	exited chan struct{} // the handler goroutine returned
+	done chan struct{} // closed by stop
+	wake chan struct{} // a queue item is waiting; capacity 1
 
 	mu       sync.Mutex
 	pos      protocol.Position // of the last publication queued
@@ -76,7 +75,7 @@ func (c *Client) subscribe(ctx context.Context, channel string, h Handler, out c
 	}
 	s := &Subscription{
 		c: c, channel: channel, handler: h, out: out,
-		done: make(chan struct{}), wake: make(chan struct{}, 1), exited: make(chan struct{}),
+		done: make(chan struct{}), wake: make(chan struct{}, 1),
 		ready: make(chan struct{}),
 	}
 	c.mu.Lock()
@@ -318,7 +317,6 @@ func (s *Subscription) enqueue(it item) {
 
 // loop runs the handler on queued items until the subscription stops.
 func (s *Subscription) loop() {
-	defer close(s.exited)
 	for {
 		s.mu.Lock()
 		items := s.queue
