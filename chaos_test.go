@@ -76,7 +76,7 @@ func TestChaos(t *testing.T) {
 	}
 	waitAll(t, rs, 30*time.Second)
 
-	disconnects := 0
+	disconnects, recoveries := 0, 0
 	for i, r := range rs {
 		r.mu.Lock()
 		err := checkSequence(r.pubs, epoch, 1, messages)
@@ -88,9 +88,14 @@ func TestChaos(t *testing.T) {
 			t.Errorf("client %d saw %d gaps; history covers everything", i, g)
 		}
 		disconnects += r.count(tclient.Disconnected)
+		recoveries += r.count(tclient.Recovered)
 	}
-	t.Logf("%d client-side and %d server-side breaks; clients saw %d disconnects", clientBreaks, serverBreaks, disconnects)
+	t.Logf("%d client-side and %d server-side breaks; clients saw %d disconnects and %d recoveries",
+		clientBreaks, serverBreaks, disconnects, recoveries)
 	if disconnects < 10 {
 		t.Errorf("only %d disconnects: the test did not break enough connections", disconnects)
+	}
+	if recoveries < disconnects/2 {
+		t.Errorf("%d recoveries for %d disconnects: clients did not resubscribe with recovery", recoveries, disconnects)
 	}
 }

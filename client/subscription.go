@@ -101,7 +101,9 @@ func (c *Client) subscribe(ctx context.Context, channel string, h Handler, out c
 		}
 		return s, nil
 	case <-ctx.Done():
-		s.detach(ErrClosed)
+		if live := s.detach(ErrClosed); live != nil { // the reply won the race: undo it
+			live.post(&protocol.Command{Op: protocol.OpUnsubscribe, Channel: channel})
+		}
 		return nil, fmt.Errorf("client: subscribe %q: %w", channel, ctx.Err())
 	}
 }
