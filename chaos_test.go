@@ -21,6 +21,7 @@ func TestChaos(t *testing.T) {
 		rate     = 2 * time.Millisecond // between publications: ~4s of traffic
 		breakGap = 15 * time.Millisecond
 	)
+	checkGoroutines(t)
 	cfg := testConfig()
 	cfg.HistorySize = messages // recovery can always fill the gap: no gap is allowed
 	n := startNode(t, cfg)

@@ -21,6 +21,7 @@ func TestRestart(t *testing.T) {
 		first   = 10  // published before the restart
 		after   = 200 // published after it, while the clients reconnect
 	)
+	checkGoroutines(t)
 	cfg := testConfig()
 	cfg.HistorySize = 1000
 	n1 := startNode(t, cfg)
