@@ -200,6 +200,14 @@ func TestOptionsRejectBadValues(t *testing.T) {
 	}
 }
 
+func TestOptionsDialValidates(t *testing.T) {
+	o := client.DefaultOptions()
+	o.ReadLimit = 0
+	if _, err := o.Dial(context.Background(), "ws://127.0.0.1:1/ws"); !errors.Is(err, client.ErrBadOption) {
+		t.Fatalf("Options.Dial with a zero read limit: %v, want ErrBadOption", err)
+	}
+}
+
 func TestDialFails(t *testing.T) {
 	f := newFakeServer(t, func(protocol.Command) any { return nil }) // never answers connect
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
