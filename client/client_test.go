@@ -129,6 +129,11 @@ func newFakeServer(t *testing.T, answer func(protocol.Command) any) *fakeServer 
 			if res == nil {
 				continue
 			}
+			if push, ok := res.(closeWith); ok {
+				_ = ws.Write(r.Context(), websocket.MessageText, []byte(push.push))
+				_ = ws.Close(push.code, "")
+				return
+			}
 			out, _ := json.Marshal(protocol.Reply{ID: cmd.ID, Result: res})
 			if ws.Write(r.Context(), websocket.MessageText, out) != nil {
 				return
@@ -137,6 +142,12 @@ func newFakeServer(t *testing.T, answer func(protocol.Command) any) *fakeServer 
 	}))
 	t.Cleanup(f.Close)
 	return f
+}
+
+// closeWith, as an answer, makes the fake server send push and close with code.
+type closeWith struct {
+	push string
+	code websocket.StatusCode
 }
 
 func (f *fakeServer) url() string { return "ws" + strings.TrimPrefix(f.URL, "http") }
@@ -441,4 +452,37 @@ func TestSubscribeTwice(t *testing.T) {
 	if _, err := c.Subscribe(ctx, "bad channel", func(*protocol.Publication) {}); !errors.As(err, &perr) || perr.Code != protocol.ErrInvalidChannel {
 		t.Fatalf("Subscribe to an invalid channel: %v, want %s", err, protocol.ErrInvalidChannel)
 	}
+}
+
+// TestServerSaysDoNotReconnect: a disconnect push with reconnect:false stops
+// the client for good.
+func TestServerSaysDoNotReconnect(t *testing.T) {
+	checkGoroutines(t)
+	f := newFakeServer(t, func(cmd protocol.Command) any {
+		switch cmd.Op {
+		case protocol.OpConnect:
+			return protocol.ConnectResult{Client: "c1", Version: 1}
+		case protocol.OpPublish:
+			return closeWith{`{"op":"disconnect","code":4500,"reason":"banned","reconnect":false}`, 4500}
+		}
+		return nil
+	})
+	ev := newEvents()
+	c := dial(t, f.url(), client.WithEventHandler(ev.handle), client.WithBackoff(time.Millisecond, time.Millisecond))
+	ev.wait(t, client.Connected, time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := c.Publish(ctx, "x", json.RawMessage("1")); !errors.Is(err, client.ErrConnectionLost) {
+		t.Fatalf("Publish answered by a disconnect: %v, want ErrConnectionLost", err)
+	}
+	if d := ev.wait(t, client.Disconnected, 5*time.Second); !errors.Is(d.Err, client.ErrDisconnected) {
+		t.Fatalf("disconnected with %v, want ErrDisconnected", d.Err)
+	}
+	if _, err := c.Publish(ctx, "x", json.RawMessage("1")); !errors.Is(err, client.ErrDisconnected) {
+		t.Fatalf("Publish after the server's disconnect: %v, want ErrDisconnected", err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
 }
