@@ -118,20 +118,30 @@ func protocolClient(ctx context.Context, url string, subs []string, pub, token s
 			errOut.printf("%s: unsubscribed by the server: %v\n", e.Channel, e.Err)
 		}
 	}
-	c, err := client.Dial(ctx, url, client.WithToken(token), client.WithEventHandler(onEvent))
+	backoff := client.Backoff(100*time.Millisecond, 10*time.Second)
+	delay := func(attempt int) time.Duration {
+		d := backoff(attempt)
+		if attempt > 0 {
+			errOut.printf("reconnect attempt %d failed; next in %v\n", attempt, d.Round(time.Millisecond))
+		}
+		return d
+	}
+	c, err := client.Dial(ctx, url, client.WithToken(token), client.WithEventHandler(onEvent), client.WithReconnectDelay(delay))
 	if err != nil {
 		errOut.printf("tether client: %v\n", err)
 		return 1
 	}
 	defer c.Close()
 	for _, ch := range subs {
-		_, err := c.Subscribe(ctx, ch, func(p *protocol.Publication) {
+		sub, err := c.Subscribe(ctx, ch, func(p *protocol.Publication) {
 			out.printf("%s %d %s\n", p.Channel, p.Offset, p.Data)
 		})
 		if err != nil {
 			errOut.printf("tether client: %v\n", err)
 			return 1
 		}
+		pos := sub.Position()
+		errOut.printf("subscribed to %s at %s/%d\n", ch, pos.Epoch, pos.Offset)
 	}
 	for {
 		select {

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"strings"
 	"sync"
@@ -110,6 +111,9 @@ func TestClientCommand(t *testing.T) {
 			code := make(chan int, 1)
 			go func() { code <- clientCmd(ctx, tt.args, stdin, stdout, stderr) }()
 			stderr.waitFor(t, "connected to")
+			if tt.stop { // --sub: wait for the subscriptions
+				stderr.waitFor(t, "subscribed to room", "subscribed to other")
+			}
 			for _, line := range tt.input {
 				if _, err := io.WriteString(feed, line+"\n"); err != nil {
 					t.Fatal(err)
@@ -152,5 +156,54 @@ func TestClientCommandUsage(t *testing.T) {
 				t.Fatalf("exit code %d, want %d; stderr:\n%s", c, tt.code, stderr.String())
 			}
 		})
+	}
+}
+
+// TestClientCommandReconnects restarts the server under `tether client`: it
+// must say on stderr that it lost the connection, came back and could not
+// recover (new epoch), and go on printing.
+func TestClientCommandReconnects(t *testing.T) {
+	n1 := startTestNode(t)
+	addr := n1.Addr().String()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stdout, stderr := newOutBuffer(), newOutBuffer()
+	code := make(chan int, 1)
+	go func() {
+		code <- clientCmd(ctx, []string{"--sub", "room", "ws://" + addr + "/ws"}, strings.NewReader(""), stdout, stderr)
+	}()
+	stderr.waitFor(t, "subscribed to room")
+	if _, err := n1.Publish("room", json.RawMessage(`"before"`)); err != nil {
+		t.Fatal(err)
+	}
+	stdout.waitFor(t, "room 1 \"before\"\n")
+
+	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer scancel()
+	if err := n1.Shutdown(sctx); err != nil {
+		t.Fatal(err)
+	}
+	cfg := tether.DefaultConfig()
+	cfg.HTTPAddr = addr
+	var n2 *tether.Node
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		var err error
+		if n2, err = tether.New(cfg); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond) // the port is not free yet: nothing to wait on but time
+	}
+	t.Cleanup(func() { _ = n2.Shutdown(sctx) })
+	stderr.waitFor(t, "disconnected: ", "room: GAP: could not recover")
+	if _, err := n2.Publish("room", json.RawMessage(`"after"`)); err != nil {
+		t.Fatal(err)
+	}
+	stdout.waitFor(t, "room 1 \"after\"\n")
+	cancel()
+	if c := <-code; c != 0 {
+		t.Fatalf("exit code %d; stderr:\n%s", c, stderr)
 	}
 }
