@@ -22,12 +22,19 @@ type recorder struct {
 
 	mu     sync.Mutex
 	pubs   []*protocol.Publication
+	stream []streamItem // pubs and gap events, in the order the subscription delivered them
 	events []tclient.Event
 	tcp    net.Conn
-	want   uint64        // close reached when a publication with this offset arrives
+	want   uint64        // reach closes when a publication with this offset arrives, or a gap up to it
 	reach  chan struct{} // closed then
 	more   chan struct{} // a publication arrived; capacity 1
 	gap    chan tclient.Event
+}
+
+// streamItem is a publication or a gap event.
+type streamItem struct {
+	pub *protocol.Publication
+	gap *tclient.Event
 }
 
 // newRecorder dials url with a dialer that keeps the TCP connection and a fast
@@ -62,6 +69,12 @@ func newRecorder(t testing.TB, url string, want uint64) *recorder {
 func (r *recorder) event(e tclient.Event) {
 	r.mu.Lock()
 	r.events = append(r.events, e)
+	if e.Type == tclient.Gap {
+		r.stream = append(r.stream, streamItem{gap: &e})
+		if e.Position.Offset == r.want { // nothing more to come: the last ones were missed
+			close(r.reach)
+		}
+	}
 	r.mu.Unlock()
 	if e.Type == tclient.Gap {
 		select {
@@ -75,6 +88,7 @@ func (r *recorder) handle(p *protocol.Publication) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.pubs = append(r.pubs, p)
+	r.stream = append(r.stream, streamItem{pub: p})
 	if p.Offset == r.want {
 		close(r.reach)
 	}
