@@ -133,12 +133,18 @@ func deliverTo(b *Batch, subs []subscription) {
 	last := b.Pubs[len(b.Pubs)-1].Offset
 	first := b.Pubs[0].Offset
 	for _, s := range subs {
-		switch {
-		case s.since < first:
-			s.s.Deliver(b, 0)
-		case s.since < last:
-			s.s.Deliver(b, int(s.since-first)+1)
+		from := 0
+		switch since := s.m.since; {
+		case since >= last:
+			continue
+		case since >= first:
+			from = int(since-first) + 1
 		}
+		s.m.mu.Lock() // Unsubscribe waits for this delivery, or it sees gone
+		if !s.m.gone {
+			s.s.Deliver(b, from)
+		}
+		s.m.mu.Unlock()
 	}
 }
 
