@@ -36,7 +36,8 @@ type Options struct {
 	// ReadLimit caps one message from the server, in bytes. Defaults to 4 MiB.
 	ReadLimit int64
 	// OnEvent is called on connection and subscription events; see the package
-	// doc for the goroutines it is called from. Defaults to none.
+	// doc for the goroutines it is called from. It must not call Close.
+	// Defaults to none.
 	OnEvent func(Event)
 	// Logger receives the client's logs. Defaults to discarding them.
 	Logger *slog.Logger
