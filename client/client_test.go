@@ -486,3 +486,49 @@ func TestServerSaysDoNotReconnect(t *testing.T) {
 	}
 	f.Close()
 }
+
+// TestHandlerCallsClient: a handler may unsubscribe its own subscription and
+// close the client without deadlock.
+func TestHandlerCallsClient(t *testing.T) {
+	checkGoroutines(t)
+	tests := []struct {
+		name string
+		call func(c *client.Client, s *client.Subscription) error
+	}{
+		{"unsubscribe", func(_ *client.Client, s *client.Subscription) error { return s.Unsubscribe(context.Background()) }},
+		{"close", func(c *client.Client, _ *client.Subscription) error { return c.Close() }},
+		{"publish", func(c *client.Client, _ *client.Subscription) error {
+			_, err := c.Publish(context.Background(), "other", json.RawMessage("2"))
+			return err
+		}},
+	}
+	n := startNode(t)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := dial(t, nodeURL(n))
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			subc := make(chan *client.Subscription, 1)
+			done := make(chan error, 1)
+			s, err := c.Subscribe(ctx, "x", func(*protocol.Publication) {
+				done <- tt.call(c, <-subc)
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			subc <- s
+			if _, err := c.Publish(ctx, "x", json.RawMessage("1")); err != nil && !errors.Is(err, client.ErrClosed) {
+				t.Fatal(err) // ErrClosed: the handler closed the client before the reply
+			}
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatalf("%s from a handler: %v", tt.name, err)
+				}
+			case <-ctx.Done():
+				t.Fatalf("%s from a handler did not return", tt.name)
+			}
+			_ = c.Close()
+		})
+	}
+}
