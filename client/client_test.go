@@ -249,6 +249,15 @@ func TestCancelledCallKeepsConnection(t *testing.T) {
 	if _, err := c.History(ctx, "x", nil, 0); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("History: %v, want deadline exceeded", err)
 	}
+	sctx, scancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer scancel()
+	if _, err := c.Subscribe(sctx, "y", func(*protocol.Publication) {}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Subscribe: %v, want deadline exceeded", err)
+	}
+	// The subscription was undone: subscribing again is not ErrSubscribed.
+	if _, err := c.Subscribe(sctx, "y", func(*protocol.Publication) {}); errors.Is(err, client.ErrSubscribed) {
+		t.Fatalf("Subscribe after a cancelled Subscribe: %v", err)
+	}
 	ctx2, cancel2 := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel2()
 	if _, err := c.Publish(ctx2, "x", json.RawMessage("1")); err != nil {
