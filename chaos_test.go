@@ -1,6 +1,7 @@
 package tether_test
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"sync"
 	"testing"
@@ -9,25 +10,29 @@ import (
 	tclient "github.com/tetherhq/tether/client"
 )
 
-// TestChaos publishes 2,000 numbered messages at a steady rate to a channel
-// with 50 library clients while it keeps breaking random connections, from the
-// client's side (the client's TCP socket closed with a reset) and from the
-// server's (the server's socket dropped, no close frame). Every client must end
-// with offsets 1..2000, each once, in order, and never see a gap.
-func TestChaos(t *testing.T) {
-	const (
-		clients  = 50
-		messages = 2000
-		rate     = 2 * time.Millisecond // between publications: ~4s of traffic
-		breakGap = 15 * time.Millisecond
-	)
-	cfg := testConfig()
-	cfg.HistorySize = messages // recovery can always fill the gap: no gap is allowed
-	n := startNode(t, cfg)
+// chaos is one run of the chaos test: publications at a steady rate to one
+// channel with many library clients, while a breaker keeps cutting random
+// connections, alternately from the client's side (the client's TCP socket
+// closed with a reset) and from the server's (the server's socket dropped with
+// a reset, no close frame).
+type chaos struct {
+	clients  int
+	messages uint64
+	history  int           // the server's HistorySize
+	rate     time.Duration // between publications
+	breakGap time.Duration // between two breaks
+}
 
-	rs := make([]*recorder, clients)
+// run returns the clients, once each has received the last publication, and
+// the epoch.
+func (c chaos) run(t *testing.T) ([]*recorder, string) {
+	t.Helper()
+	cfg := testConfig()
+	cfg.HistorySize = c.history
+	n := startNode(t, cfg)
+	rs := make([]*recorder, c.clients)
 	for i := range rs {
-		rs[i] = newRecorder(t, wsURL(n, "/ws"), messages)
+		rs[i] = newRecorder(t, wsURL(n, "/ws"), c.messages)
 		rs[i].subscribe(t, "chaos")
 	}
 
@@ -35,9 +40,9 @@ func TestChaos(t *testing.T) {
 	var wg sync.WaitGroup
 	var clientBreaks, serverBreaks int
 	wg.Add(1)
-	go func() { // the breaker: one connection every breakGap, alternating sides
+	go func() {
 		defer wg.Done()
-		tick := time.NewTicker(breakGap)
+		tick := time.NewTicker(c.breakGap)
 		defer tick.Stop()
 		for i := 0; ; i++ {
 			select {
@@ -55,31 +60,54 @@ func TestChaos(t *testing.T) {
 	}()
 
 	var epoch string
-	tick := time.NewTicker(rate)
-	for i := uint64(1); i <= messages; i++ {
+	var err error
+	tick := time.NewTicker(c.rate)
+	for i := uint64(1); i <= c.messages && err == nil; i++ {
 		<-tick.C
-		pos, err := n.Publish("chaos", numbered(i))
-		if err != nil {
-			t.Errorf("publish %d: %v", i, err)
-			break
+		p, perr := n.Publish("chaos", numbered(i))
+		switch {
+		case perr != nil:
+			err = fmt.Errorf("publish %d: %w", i, perr)
+		case p.Offset != i:
+			err = fmt.Errorf("publish %d got offset %d", i, p.Offset)
 		}
-		if pos.Offset != i {
-			t.Errorf("publish %d got offset %d", i, pos.Offset)
-		}
-		epoch = pos.Epoch
+		epoch = p.Epoch
 	}
 	tick.Stop()
 	close(stop)
 	wg.Wait()
-	if t.Failed() {
-		return
+	if err != nil {
+		t.Fatal(err)
 	}
 	waitAll(t, rs, 30*time.Second)
 
-	disconnects := 0
+	disconnects, recoveries, gaps := 0, 0, 0
+	for _, r := range rs {
+		disconnects += r.count(tclient.Disconnected)
+		recoveries += r.count(tclient.Recovered)
+		gaps += r.count(tclient.Gap)
+	}
+	t.Logf("%d client-side and %d server-side breaks; clients saw %d disconnects, %d recoveries, %d gaps",
+		clientBreaks, serverBreaks, disconnects, recoveries, gaps)
+	if disconnects < 10 {
+		t.Errorf("only %d disconnects: the test did not break enough connections", disconnects)
+	}
+	if recoveries+gaps < disconnects/2 {
+		t.Errorf("%d recoveries and %d gaps for %d disconnects: clients did not resubscribe with recovery", recoveries, gaps, disconnects)
+	}
+	return rs, epoch
+}
+
+// TestChaos: 2,000 numbered messages, 50 clients, connections broken every
+// 15ms. History holds everything, so every client must end with offsets
+// 1..2000, each once, in order, and never see a gap.
+func TestChaos(t *testing.T) {
+	checkGoroutines(t)
+	c := chaos{clients: 50, messages: 2000, history: 2000, rate: 2 * time.Millisecond, breakGap: 15 * time.Millisecond}
+	rs, epoch := c.run(t)
 	for i, r := range rs {
 		r.mu.Lock()
-		err := checkSequence(r.pubs, epoch, 1, messages)
+		err := checkSequence(r.pubs, epoch, 1, c.messages)
 		r.mu.Unlock()
 		if err != nil {
 			t.Errorf("client %d: %v", i, err)
@@ -87,10 +115,50 @@ func TestChaos(t *testing.T) {
 		if g := r.count(tclient.Gap); g != 0 {
 			t.Errorf("client %d saw %d gaps; history covers everything", i, g)
 		}
-		disconnects += r.count(tclient.Disconnected)
 	}
-	t.Logf("%d client-side and %d server-side breaks; clients saw %d disconnects", clientBreaks, serverBreaks, disconnects)
-	if disconnects < 10 {
-		t.Errorf("only %d disconnects: the test did not break enough connections", disconnects)
+}
+
+// TestChaosShortHistory: the same with a history too short to cover every
+// reconnect. Clients then miss publications, but never silently: each hole in
+// what a client received is announced by a Gap event just before it, from the
+// last offset received, and nothing comes twice or out of order.
+func TestChaosShortHistory(t *testing.T) {
+	checkGoroutines(t)
+	c := chaos{clients: 20, messages: 600, history: 5, rate: 2 * time.Millisecond, breakGap: 10 * time.Millisecond}
+	rs, epoch := c.run(t)
+	holes := 0
+	for i, r := range rs {
+		r.mu.Lock()
+		stream := r.stream
+		r.mu.Unlock()
+		// Gaps may come several in a row (broken again before the next
+		// publication): they must chain from the last offset received to the
+		// one before the next.
+		var last uint64
+		var gaps []*tclient.Event
+		for _, it := range stream {
+			if it.gap != nil {
+				if g := it.gap; g.Previous.Offset < last || (len(gaps) > 0 && g.Previous != gaps[len(gaps)-1].Position) {
+					t.Fatalf("client %d: gap %+v does not follow offset %d and gaps %+v", i, g, last, gaps)
+				}
+				gaps = append(gaps, it.gap)
+				continue
+			}
+			p := it.pub
+			if p.Epoch != epoch || p.Offset <= last {
+				t.Fatalf("client %d: %s/%d after offset %d: duplicate or out of order", i, p.Epoch, p.Offset, last)
+			}
+			if p.Offset != last+1 {
+				holes++
+				if len(gaps) == 0 || gaps[0].Previous.Offset != last || gaps[len(gaps)-1].Position.Offset != p.Offset-1 {
+					t.Fatalf("client %d: offsets %d to %d missed, announced by %+v", i, last+1, p.Offset-1, gaps)
+				}
+			}
+			last, gaps = p.Offset, nil
+		}
+		if last != c.messages && (len(gaps) == 0 || gaps[len(gaps)-1].Position.Offset != c.messages) {
+			t.Fatalf("client %d ended at offset %d, want %d or a gap up to it", i, last, c.messages)
+		}
 	}
+	t.Logf("%d announced holes", holes)
 }

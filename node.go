@@ -254,6 +254,12 @@ func (n *Node) Shutdown(ctx context.Context) error {
 func (n *Node) stop() {
 	n.cancel()
 	n.stopTransports()
+	// nbio v1.6.12's poller clears its stop flag when its loop starts: a Stop
+	// before the poller goroutine has run is lost and waits forever. Give a
+	// node that is stopped at once the moment its pollers need.
+	if d := 100*time.Millisecond - time.Since(n.started); d > 0 {
+		time.Sleep(d)
+	}
 	n.engine.Stop()
 	n.wg.Wait()
 	n.hub.Close()

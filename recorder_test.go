@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -21,18 +22,26 @@ type recorder struct {
 
 	mu     sync.Mutex
 	pubs   []*protocol.Publication
+	stream []streamItem // pubs and gap events, in the order the subscription delivered them
 	events []tclient.Event
 	tcp    net.Conn
-	want   uint64        // close reached when a publication with this offset arrives
+	want   uint64        // reach closes when a publication with this offset arrives, or a gap up to it
 	reach  chan struct{} // closed then
+	more   chan struct{} // a publication arrived; capacity 1
 	gap    chan tclient.Event
+}
+
+// streamItem is a publication or a gap event.
+type streamItem struct {
+	pub *protocol.Publication
+	gap *tclient.Event
 }
 
 // newRecorder dials url with a dialer that keeps the TCP connection and a fast
 // backoff, and closes the client when the test ends.
 func newRecorder(t testing.TB, url string, want uint64) *recorder {
 	t.Helper()
-	r := &recorder{want: want, reach: make(chan struct{}), gap: make(chan tclient.Event, 16)}
+	r := &recorder{want: want, reach: make(chan struct{}), more: make(chan struct{}, 1), gap: make(chan tclient.Event, 16)}
 	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
 		var d net.Dialer
 		c, err := d.DialContext(ctx, network, addr)
@@ -60,6 +69,12 @@ func newRecorder(t testing.TB, url string, want uint64) *recorder {
 func (r *recorder) event(e tclient.Event) {
 	r.mu.Lock()
 	r.events = append(r.events, e)
+	if e.Type == tclient.Gap {
+		r.stream = append(r.stream, streamItem{gap: &e})
+		if e.Position.Offset == r.want { // nothing more to come: the last ones were missed
+			close(r.reach)
+		}
+	}
 	r.mu.Unlock()
 	if e.Type == tclient.Gap {
 		select {
@@ -73,8 +88,33 @@ func (r *recorder) handle(p *protocol.Publication) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.pubs = append(r.pubs, p)
+	r.stream = append(r.stream, streamItem{pub: p})
 	if p.Offset == r.want {
 		close(r.reach)
+	}
+	select {
+	case r.more <- struct{}{}:
+	default:
+	}
+}
+
+// waitCount waits until the recorder has n publications, failing after d.
+func (r *recorder) waitCount(t testing.TB, n int, d time.Duration) {
+	t.Helper()
+	timeout := time.NewTimer(d)
+	defer timeout.Stop()
+	for {
+		r.mu.Lock()
+		got := len(r.pubs)
+		r.mu.Unlock()
+		if got >= n {
+			return
+		}
+		select {
+		case <-r.more:
+		case <-timeout.C:
+			t.Fatalf("%d publications after %v, want %d", got, d, n)
+		}
 	}
 }
 
@@ -151,3 +191,22 @@ func waitAll(t testing.TB, rs []*recorder, d time.Duration) {
 }
 
 func numbered(n uint64) json.RawMessage { return json.RawMessage(fmt.Sprintf(`{"n":%d}`, n)) }
+
+// checkGoroutines fails the test when, after everything it set up is torn
+// down, more goroutines run than at its start. Call it first: cleanups run
+// last-registered first, so its check runs after the others.
+func checkGoroutines(t *testing.T) {
+	t.Helper()
+	before := runtime.NumGoroutine()
+	t.Cleanup(func() {
+		deadline := time.Now().Add(5 * time.Second)
+		for runtime.NumGoroutine() > before {
+			if time.Now().After(deadline) {
+				buf := make([]byte, 1<<20)
+				t.Errorf("%d goroutines, %d before the test:\n%s", runtime.NumGoroutine(), before, buf[:runtime.Stack(buf, true)])
+				return
+			}
+			time.Sleep(10 * time.Millisecond) // goroutines exiting give no signal
+		}
+	})
+}

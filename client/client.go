@@ -43,6 +43,13 @@ func Dial(ctx context.Context, url string, opts ...Option) (*Client, error) {
 			return nil, err
 		}
 	}
+	return dial(ctx, url, o)
+}
+
+func dial(ctx context.Context, url string, o Options) (*Client, error) {
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
 	c := &Client{url: url, opts: o, log: o.Logger, subs: make(map[string]*Subscription), up: make(chan struct{})}
 	c.closeCtx, c.closeNow = context.WithCancel(context.Background())
 	dctx, cancel := context.WithTimeout(ctx, o.DialTimeout)

@@ -314,7 +314,10 @@ func (cn *conn) call(ctx context.Context, cmd *protocol.Command, onReply func(*c
 	select {
 	case f, ok := <-cl.ch:
 		if !ok {
-			return nil, fmt.Errorf("%w: %v", ErrConnectionLost, cn.err)
+			if errors.Is(cn.err, ErrConnectionLost) {
+				return nil, cn.err
+			}
+			return nil, fmt.Errorf("%w: %w", ErrConnectionLost, cn.err) // cn.err may be ErrClosed
 		}
 		if f.Error != nil {
 			return nil, fmt.Errorf("client: %s: %w", cmd.Op, f.Error)

@@ -31,8 +31,12 @@
 // the connection or other subscriptions.
 //
 // Events (Options.OnEvent) come from the client's goroutines and may be called
-// concurrently: connection events (Connected, Disconnected) from the
-// connection's goroutine, subscription events (Recovered, Gap, Unsubscribed)
-// from the subscription's own goroutine, before the publications that follow
-// them. OnEvent must not block for long.
+// concurrently: Connected, Disconnected and Unsubscribed from the connection's
+// goroutine; Recovered and Gap from the subscription's own goroutine, before
+// the publications that follow them. OnEvent must not block for long (the
+// connection's goroutine waits for it) and must not call Close itself: Close
+// waits for the connection's goroutine (start a goroutine for it instead).
+//
+// Close ends the connection and every subscription; a handler running at that
+// moment finishes, and publications still queued are dropped.
 package client

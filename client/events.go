@@ -29,6 +29,7 @@ const (
 	Unsubscribed
 )
 
+// String returns the event's name: "connected", "gap", ...
 func (t EventType) String() string {
 	switch t {
 	case Connected:

@@ -29,8 +29,40 @@ func stopServer(node *tether.Node) {
 	_ = node.Shutdown(ctx)
 }
 
-// The README's example: subscribe with a handler, publish, print.
+// The README's example (README.md, "Go client"): dial, subscribe, publish,
+// and print what comes back.
 func Example() {
+	node, url := startServer()
+	defer stopServer(node)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := readme(ctx, url); err != nil {
+		log.Fatal(err)
+	}
+	// Output: 1 {"text":"hi"}
+}
+
+// readme is the README's code, word for word but for the URL.
+func readme(ctx context.Context, url string) error {
+	c, err := client.Dial(ctx, url) // reconnects, resubscribes and recovers by itself
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	pubs := make(chan *protocol.Publication, 64)
+	if _, err := c.SubscribeChan(ctx, "chat:lobby", pubs); err != nil {
+		return err
+	}
+	if _, err := c.Publish(ctx, "chat:lobby", json.RawMessage(`{"text":"hi"}`)); err != nil {
+		return err
+	}
+	p := <-pubs // each publication once, in order, across reconnects
+	fmt.Println(p.Offset, string(p.Data))
+	return nil
+}
+
+// A handler receives publications on the subscription's own goroutine.
+func ExampleClient_Subscribe() {
 	node, url := startServer()
 	defer stopServer(node)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -41,18 +73,25 @@ func Example() {
 		log.Fatal(err)
 	}
 	defer c.Close()
-	got := make(chan string)
+	done := make(chan struct{})
 	_, err = c.Subscribe(ctx, "chat:lobby", func(p *protocol.Publication) {
-		got <- fmt.Sprintf("%d %s", p.Offset, p.Data)
+		fmt.Println(p.Offset, string(p.Data))
+		if p.Offset == 2 {
+			close(done)
+		}
 	})
 	if err != nil {
 		log.Fatal(err)
 	}
-	if _, err := c.Publish(ctx, "chat:lobby", json.RawMessage(`{"text":"hi"}`)); err != nil {
-		log.Fatal(err)
+	for _, text := range []string{`"hi"`, `"bye"`} {
+		if _, err := c.Publish(ctx, "chat:lobby", json.RawMessage(text)); err != nil {
+			log.Fatal(err)
+		}
 	}
-	fmt.Println(<-got)
-	// Output: 1 {"text":"hi"}
+	<-done
+	// Output:
+	// 1 "hi"
+	// 2 "bye"
 }
 
 // Publications can come on a Go channel instead of a handler.

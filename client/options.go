@@ -36,7 +36,8 @@ type Options struct {
 	// ReadLimit caps one message from the server, in bytes. Defaults to 4 MiB.
 	ReadLimit int64
 	// OnEvent is called on connection and subscription events; see the package
-	// doc for the goroutines it is called from. Defaults to none.
+	// doc for the goroutines it is called from. It must not call Close.
+	// Defaults to none.
 	OnEvent func(Event)
 	// Logger receives the client's logs. Defaults to discarding them.
 	Logger *slog.Logger
@@ -53,6 +54,32 @@ func DefaultOptions() Options {
 		ReadLimit:      4 << 20,
 		Logger:         slog.New(slog.DiscardHandler),
 	}
+}
+
+// validate reports the first field that cannot work.
+func (o *Options) validate() error {
+	switch {
+	case o.HTTPClient == nil:
+		return badOption("nil HTTP client")
+	case o.DialTimeout <= 0:
+		return badOption("dial timeout must be positive, not %v", o.DialTimeout)
+	case o.WriteTimeout <= 0:
+		return badOption("write timeout must be positive, not %v", o.WriteTimeout)
+	case o.ReconnectDelay == nil:
+		return badOption("nil reconnect delay function")
+	case o.PingTimeout <= 0:
+		return badOption("ping timeout must be positive, not %v", o.PingTimeout)
+	case o.ReadLimit < 128:
+		return badOption("read limit must be at least 128 bytes, not %d", o.ReadLimit)
+	case o.Logger == nil:
+		return badOption("nil logger")
+	}
+	return nil
+}
+
+// Dial is the package's Dial with o as the options.
+func (o Options) Dial(ctx context.Context, url string) (*Client, error) {
+	return dial(ctx, url, o)
 }
 
 // Option sets one field of Options; it returns an error for an invalid value.

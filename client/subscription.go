@@ -23,9 +23,8 @@ type Subscription struct {
 	handler Handler
 	out     chan<- *protocol.Publication
 
-	done   chan struct{} // closed by stop
-	wake   chan struct{} // a queue item is waiting; capacity 1
-	exited chan struct{} // the handler goroutine returned
+	done chan struct{} // closed by stop
+	wake chan struct{} // a queue item is waiting; capacity 1
 
 	mu       sync.Mutex
 	pos      protocol.Position // of the last publication queued
@@ -76,7 +75,7 @@ func (c *Client) subscribe(ctx context.Context, channel string, h Handler, out c
 	}
 	s := &Subscription{
 		c: c, channel: channel, handler: h, out: out,
-		done: make(chan struct{}), wake: make(chan struct{}, 1), exited: make(chan struct{}),
+		done: make(chan struct{}), wake: make(chan struct{}, 1),
 		ready: make(chan struct{}),
 	}
 	c.mu.Lock()
@@ -102,7 +101,9 @@ func (c *Client) subscribe(ctx context.Context, channel string, h Handler, out c
 		}
 		return s, nil
 	case <-ctx.Done():
-		s.detach(ErrClosed)
+		if live := s.detach(ErrClosed); live != nil { // the reply won the race: undo it
+			live.post(&protocol.Command{Op: protocol.OpUnsubscribe, Channel: channel})
+		}
 		return nil, fmt.Errorf("client: subscribe %q: %w", channel, ctx.Err())
 	}
 }
@@ -318,7 +319,6 @@ func (s *Subscription) enqueue(it item) {
 
 // loop runs the handler on queued items until the subscription stops.
 func (s *Subscription) loop() {
-	defer close(s.exited)
 	for {
 		s.mu.Lock()
 		items := s.queue

@@ -2,6 +2,7 @@
 //
 //	tether serve [flags]    run a server (tether serve -h lists the flags)
 //	tether bench <command>  load-test a running server (tether bench -h)
+//	tether client [flags] URL  an interactive client (tether client -h)
 //
 // Every flag can also be set with an environment variable: --http-addr is
 // TETHER_HTTP_ADDR. A flag given on the command line wins.
@@ -21,6 +22,7 @@ const usage = `usage: tether <command> [flags]
 commands:
   serve    run a tether server
   bench    load-test a running server: conns, fanout, echo
+  client   connect to a server: print subscriptions, publish stdin lines
 `
 
 func main() {
@@ -40,6 +42,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return serve(ctx, args[1:], stdout, stderr)
 	case "bench":
 		return runBench(ctx, args[1:], stdout, stderr)
+	case "client":
+		return clientCmd(ctx, args[1:], os.Stdin, stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -137,15 +137,19 @@ func (h *Hub) deliverTo(b *Batch, subs []subscription) {
 	first := b.Pubs[0].Offset
 	var n int64
 	for _, s := range subs {
-		switch {
-		case s.since < first:
-			s.s.Deliver(b, 0)
-			n += int64(len(b.Pubs))
-		case s.since < last:
-			from := int(s.since-first) + 1
+		from := 0
+		switch since := s.m.since; {
+		case since >= last:
+			continue
+		case since >= first:
+			from = int(since-first) + 1
+		}
+		s.m.mu.Lock() // Unsubscribe waits for this delivery, or it sees gone
+		if !s.m.gone {
 			s.s.Deliver(b, from)
 			n += int64(len(b.Pubs) - from)
 		}
+		s.m.mu.Unlock()
 	}
 	h.deliveries.Add(n)
 }

@@ -37,7 +37,7 @@ func makeSubs(n int) ([]subscription, []*countSub) {
 	counts := make([]*countSub, n)
 	for i := range subs {
 		counts[i] = &countSub{}
-		subs[i] = subscription{s: counts[i]}
+		subs[i] = subscription{s: counts[i], m: &member{}}
 	}
 	return subs, counts
 }
@@ -61,7 +61,7 @@ func TestDeliverCountsAndOrder(t *testing.T) {
 			defer h.Close()
 			subs, counts := makeSubs(tt.subs)
 			for i := range subs {
-				subs[i].since = tt.since
+				subs[i].m.since = tt.since
 			}
 			b := &Batch{}
 			for i := range tt.pubs {

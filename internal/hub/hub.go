@@ -25,7 +25,8 @@ import (
 type Subscriber interface {
 	// Deliver hands over b.Pubs[from:]. It is called from the hub's workers, for
 	// one channel at most one batch at a time and in offset order; it must not
-	// block and must not keep b past the call other than through its frames.
+	// block, must not call the hub, and must not keep b past the call other than
+	// through its frames.
 	Deliver(b *Batch, from int)
 }
 
@@ -186,23 +187,28 @@ func (h *Hub) Subscribe(name string, s Subscriber, recover *protocol.Position, r
 	if recover != nil {
 		res.Publications, res.Recovered = c.recover(*recover)
 	}
-	c.subs[s] = c.offset
+	c.subs[s] = &member{since: c.offset}
 	c.snapshot = nil
 	reply(res)
 	return nil
 }
 
-// Unsubscribe removes s from the channel. A batch already being delivered may
-// still reach s.
+// Unsubscribe removes s from the channel. Once it returns, no batch reaches s
+// for this subscription: one being delivered to s is waited for, and one taken
+// for delivery before is dropped. (Without that, a batch in flight could reach
+// a subscriber after it subscribed again, behind the new subscribe reply.)
 func (h *Hub) Unsubscribe(name string, s Subscriber) bool {
 	c := h.lockChannel(name, false)
 	if c == nil {
 		return false
 	}
-	_, ok := c.subs[s]
+	m, ok := c.subs[s]
 	if ok {
 		delete(c.subs, s)
 		c.snapshot = nil
+		m.mu.Lock() // lock order: channel, then member
+		m.gone = true
+		m.mu.Unlock()
 	}
 	h.maybeRemove(c)
 	return ok
@@ -292,25 +298,32 @@ type channel struct {
 	epoch   string
 	offset  uint64
 	history ring
-	// subs maps each subscriber to the offset it had seen when it subscribed:
-	// batches deliver to it only what is above.
-	subs     map[Subscriber]uint64
+	// subs maps each subscriber to its membership.
+	subs     map[Subscriber]*member
 	snapshot []subscription // subs as a slice; nil after a change
 	// pending holds publications not yet handed to dispatch.
 	pending     []*protocol.Publication
 	dispatching bool
 }
 
+// member is one subscription of a subscriber to a channel.
+type member struct {
+	since uint64 // the channel's offset at subscribe: batches deliver what is above
+
+	mu   sync.Mutex // held while a batch is delivered to the subscriber
+	gone bool       // unsubscribed: deliver nothing more
+}
+
 type subscription struct {
-	s     Subscriber
-	since uint64
+	s Subscriber
+	m *member
 }
 
 func newChannel(name string, historySize int) *channel {
 	return &channel{
 		name:    name,
 		epoch:   newEpoch(),
-		subs:    make(map[Subscriber]uint64),
+		subs:    make(map[Subscriber]*member),
 		history: ring{buf: make([]entry, 0, min(historySize, 16)), size: historySize},
 	}
 }
@@ -343,8 +356,8 @@ func (c *channel) recover(pos protocol.Position) ([]*protocol.Publication, bool)
 func (c *channel) subscriptions() []subscription {
 	if c.snapshot == nil {
 		c.snapshot = make([]subscription, 0, len(c.subs))
-		for s, since := range c.subs {
-			c.snapshot = append(c.snapshot, subscription{s, since})
+		for s, m := range c.subs {
+			c.snapshot = append(c.snapshot, subscription{s, m})
 		}
 	}
 	return c.snapshot

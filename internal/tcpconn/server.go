@@ -65,6 +65,7 @@ type Server struct {
 	count    atomic.Int64
 	draining atomic.Bool
 	stopOnce sync.Once
+	started  time.Time // when the engine started; see settle
 
 	// conns maps each socket to its conn. The event loop finds conns here
 	// rather than through the socket's session: the map's synchronisation is
@@ -91,6 +92,7 @@ func New(cfg Config) (*Server, error) {
 	if err := s.engine.Start(); err != nil {
 		return nil, fmt.Errorf("tcpconn: start event loop: %w", err)
 	}
+	s.started = time.Now()
 	return s, nil
 }
 
@@ -245,9 +247,21 @@ func (s *Server) Shutdown(ctx context.Context, d protocol.Disconnect) error {
 		case <-t.C:
 		}
 	}
-	s.stopOnce.Do(s.engine.Stop) // closes what is left
+	s.stopOnce.Do(func() { // closes what is left
+		settle(s.started)
+		s.engine.Stop()
+	})
 	for _, c := range s.all() {
 		s.closed(c)
 	}
 	return err
+}
+
+// settle waits until the engine has run for a moment. nbio v1.6.12's poller
+// clears its stop flag when its loop starts, so an Engine.Stop that comes
+// before the poller goroutine has run is lost and Stop waits forever.
+func settle(started time.Time) {
+	if d := 100*time.Millisecond - time.Since(started); d > 0 {
+		time.Sleep(d)
+	}
 }
