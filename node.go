@@ -88,6 +88,11 @@ func New(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{cfg: cfg, log: log, tls: tlsCfg, started: time.Now()}
+	// Listen first: a taken port then fails New before anything has started
+	// (stopping an nbio engine right after starting it can hang).
+	if err := n.listen(); err != nil {
+		return nil, err
+	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.hub = hub.New(hub.Config{HistorySize: cfg.HistorySize, HistoryTTL: cfg.HistoryTTL})
 	n.sessions = session.NewManager(session.Config{
@@ -121,6 +126,8 @@ func New(cfg Config) (*Node, error) {
 	n.handler = n.routes()
 	n.engine.Handler = n.handler
 	if err := n.engine.Start(); err != nil {
+		n.closeListeners()
+		n.hub.Close()
 		return nil, fmt.Errorf("tether: start event loop: %w", err)
 	}
 
@@ -130,18 +137,13 @@ func New(cfg Config) (*Node, error) {
 		n.wg.Add(1)
 		go func() { defer n.wg.Done(); n.sweep(cfg.HistoryTTL / 4) }()
 	}
-	if cfg.HTTPAddr != "" {
-		ln, err := net.Listen("tcp", cfg.HTTPAddr)
-		if err != nil {
-			n.stop()
-			return nil, fmt.Errorf("tether: listen: %w", err)
-		}
-		n.ln = ln
+	if ln := n.ln; ln != nil {
 		n.wg.Add(1)
 		go func() { defer n.wg.Done(); n.accept(ln) }()
 		log.Info("listening", "addr", ln.Addr().String(), "chat", tlsCfg.scheme("http", "https")+"://"+ln.Addr().String()+"/")
 	}
 	if err := n.startTransports(); err != nil {
+		n.closeListeners() // or stop waits for the accept loops forever
 		n.stop()
 		return nil, err
 	}

@@ -65,6 +65,8 @@ type Server struct {
 	count    atomic.Int64
 	draining atomic.Bool
 	stopOnce sync.Once
+	quit     chan struct{} // closed by Shutdown: ends Serve's back-off
+	quitOnce sync.Once
 
 	// conns maps each socket to its conn. The event loop finds conns here
 	// rather than through the socket's session: the map's synchronisation is
@@ -75,7 +77,7 @@ type Server struct {
 
 // New starts a server's event loop. Hand it connections with Serve.
 func New(cfg Config) (*Server, error) {
-	s := &Server{cfg: cfg}
+	s := &Server{cfg: cfg, quit: make(chan struct{})}
 	s.engine = nbio.NewEngine(nbio.Config{Name: "tether-tcp"})
 	s.engine.OnData(s.onData)
 	s.engine.OnClose(func(nc *nbio.Conn, _ error) {
@@ -108,7 +110,11 @@ func (s *Server) Serve(ln net.Listener) error {
 				continue
 			}
 			s.cfg.Logger.Error("tcp accept", "err", err)
-			time.Sleep(50 * time.Millisecond) // out of file descriptors, say: back off rather than spin
+			select { // out of file descriptors, say: back off rather than spin
+			case <-time.After(50 * time.Millisecond):
+			case <-s.quit:
+				return nil
+			}
 			continue
 		}
 		s.add(nc)
@@ -159,14 +165,13 @@ func (s *Server) add(nc net.Conn) {
 	c.touch()
 	c.sess = s.cfg.Sessions.Open(c)
 	s.conns.Store(nbc, c)
+	if s.cfg.Heartbeats != nil {
+		s.cfg.Heartbeats.Add(c)
+	}
 	if _, err := s.engine.AddConn(nbc); err != nil {
 		s.cfg.Logger.Error("tcp: add to event loop", "err", err)
 		_ = nbc.Close()
 		s.closed(c)
-		return
-	}
-	if s.cfg.Heartbeats != nil {
-		s.cfg.Heartbeats.Add(c)
 	}
 }
 
@@ -232,6 +237,7 @@ func (s *Server) all() []*conn {
 // after the first only drop what is left.
 func (s *Server) Shutdown(ctx context.Context, d protocol.Disconnect) error {
 	s.draining.Store(true)
+	s.quitOnce.Do(func() { close(s.quit) })
 	for _, c := range s.all() { // Close does not block: no workers needed
 		c.Close(d)
 	}

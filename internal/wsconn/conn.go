@@ -30,7 +30,11 @@ type conn struct {
 	closing  atomic.Bool  // a close frame was sent or received
 	rejected atomic.Bool  // the parser refused a frame: ignore further input
 	gone     atomic.Bool  // closed() ran
-	shard    uint8
+	// ready is set once the upgrade has filled in the fields above, before
+	// onData is installed: loading it orders those writes before onData's
+	// reads for the race detector, which cannot see nbio's handoff.
+	ready atomic.Bool
+	shard uint8
 }
 
 var _ session.Conn = (*conn)(nil)
@@ -122,7 +126,7 @@ func appendCloseFrame(dst []byte, code int, reason string) []byte {
 // parser itself); bytes after that are read and dropped until the close
 // completes, so that the client sees the close frame rather than a reset.
 func (c *conn) onData(_ *nbio.Conn, data []byte) {
-	if c.rejected.Load() {
+	if !c.ready.Load() || c.rejected.Load() {
 		return
 	}
 	err := c.ws.Parse(data)

@@ -183,6 +183,7 @@ func (s *Server) handler(u *nbws.Upgrader) http.Handler {
 			c.sess = s.cfg.Sessions.Open(c)
 		}
 		s.conns.add(c)
+		c.ready.Store(true)
 		if nbc := plainSocket(ws.Conn); nbc != nil {
 			nbc.OnData(c.onData)
 		}
