@@ -338,3 +338,29 @@ func TestGrpcurl(t *testing.T) {
 		t.Fatalf("subscriber got %+v", m)
 	}
 }
+
+// TestGRPCStreamHalfClose: a client that is done sending keeps receiving.
+func TestGRPCStreamHalfClose(t *testing.T) {
+	e := startEnv(t, testConfig(), false)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	stream, err := tetherv1.NewTetherClient(e.grpcConn()).Connect(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Send(&tetherv1.ClientMessage{Json: []byte(`{"id":1,"op":"subscribe","channel":"news"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.CloseSend(); err != nil {
+		t.Fatal(err)
+	}
+	if msg, err := stream.Recv(); err != nil || !strings.Contains(string(msg.GetJson()), `"id":1,"result"`) {
+		t.Fatalf("subscribe reply: %s %v", msg.GetJson(), err)
+	}
+	if _, err := e.n.Publish("news", json.RawMessage(`"after"`)); err != nil {
+		t.Fatal(err)
+	}
+	if msg, err := stream.Recv(); err != nil || !strings.Contains(string(msg.GetJson()), `"data":"after"`) {
+		t.Fatalf("publication after half-close: %s %v", msg.GetJson(), err)
+	}
+}

@@ -268,7 +268,15 @@ func (n *Node) Shutdown(ctx context.Context) error {
 func (n *Node) stop() {
 	n.cancel()
 	n.stopTransports()
-	n.engine.Stop()
+	// nbio v1.6.12's Stop can hang for good when its pollers had not begun
+	// to run (a Shutdown right after New): give up after a while.
+	stopped := make(chan struct{})
+	go func() { n.engine.Stop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(5 * time.Second):
+		n.log.Warn("event loop did not stop in time; leaving it")
+	}
 	n.wg.Wait()
 	n.hub.Close()
 }

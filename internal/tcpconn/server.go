@@ -64,9 +64,15 @@ type Server struct {
 	engine   *nbio.Engine
 	count    atomic.Int64
 	draining atomic.Bool
-	stopOnce sync.Once
-	quit     chan struct{} // closed by Shutdown: ends Serve's back-off
-	quitOnce sync.Once
+	// The engine starts with the first connection: nbio v1.6.12 can hang in
+	// Stop when its pollers have not yet begun to run, so a server that
+	// never gets a connection never starts one (see stopEngine).
+	startOnce sync.Once
+	startErr  error
+	started   atomic.Bool
+	stopOnce  sync.Once
+	quit      chan struct{} // closed by Shutdown: ends Serve's back-off
+	quitOnce  sync.Once
 
 	// conns maps each socket to its conn. The event loop finds conns here
 	// rather than through the socket's session: the map's synchronisation is
@@ -75,7 +81,8 @@ type Server struct {
 	conns sync.Map // *nbio.Conn -> *conn
 }
 
-// New starts a server's event loop. Hand it connections with Serve.
+// New returns a server; its event loop starts with the first connection. Hand
+// it connections with Serve.
 func New(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, quit: make(chan struct{})}
 	s.engine = nbio.NewEngine(nbio.Config{Name: "tether-tcp"})
@@ -90,9 +97,6 @@ func New(cfg Config) (*Server, error) {
 			c.written(n)
 		}
 	})
-	if err := s.engine.Start(); err != nil {
-		return nil, fmt.Errorf("tcpconn: start event loop: %w", err)
-	}
 	return s, nil
 }
 
@@ -130,7 +134,26 @@ func refuse(nc net.Conn, reason string) {
 	_ = nc.Close()
 }
 
+func (s *Server) start() error {
+	s.startOnce.Do(func() {
+		if err := s.engine.Start(); err != nil {
+			s.startErr = fmt.Errorf("tcpconn: start event loop: %w", err)
+			return
+		}
+		s.started.Store(true)
+	})
+	if s.startErr == nil && !s.started.Load() {
+		return errors.New("tcpconn: server stopped")
+	}
+	return s.startErr
+}
+
 func (s *Server) add(nc net.Conn) {
+	if err := s.start(); err != nil {
+		s.cfg.Logger.Error("tcp", "err", err)
+		refuse(nc, "server error")
+		return
+	}
 	if s.draining.Load() {
 		refuse(nc, "server shutting down")
 		return
@@ -212,6 +235,21 @@ func (s *Server) closed(c *conn) {
 	c.sess.Closed()
 }
 
+// stopEngine stops e, giving up after d: nbio v1.6.12's Stop hangs for good
+// when a poller goroutine had not begun its loop when Stop ran (it clears the
+// stop flag on entry). The stuck goroutines are then left behind, and logged.
+func stopEngine(e *nbio.Engine, d time.Duration, log *slog.Logger) {
+	done := make(chan struct{})
+	go func() { e.Stop(); close(done) }()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		log.Warn("tcp event loop did not stop in time; leaving it", "waited", d)
+	}
+}
+
 // Len returns the number of open TCP connections.
 func (s *Server) Len() int { return int(s.count.Load()) }
 
@@ -251,7 +289,12 @@ func (s *Server) Shutdown(ctx context.Context, d protocol.Disconnect) error {
 		case <-t.C:
 		}
 	}
-	s.stopOnce.Do(s.engine.Stop) // closes what is left
+	s.stopOnce.Do(func() { // closes what is left
+		s.startOnce.Do(func() {}) // no start from here on
+		if s.started.Load() {
+			stopEngine(s.engine, 5*time.Second, s.cfg.Logger)
+		}
+	})
 	for _, c := range s.all() {
 		s.closed(c)
 	}
