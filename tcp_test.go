@@ -262,3 +262,22 @@ func TestTCPSlowConsumer(t *testing.T) {
 	waitFor(t, "the slow consumer to be dropped", func() bool { return e.n.Info().TCPConnections == 1 })
 	assertServing(t, e)
 }
+
+// TestTCPPlaintextToTLS: a client speaking plaintext to the TLS listener is
+// dropped, and TLS clients are still served.
+func TestTCPPlaintextToTLS(t *testing.T) {
+	e := startEnv(t, testConfig(), true)
+	c, err := net.DialTimeout("tcp", e.n.TCPAddr().String(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte(`{"id":1,"op":"ping"}` + "\n")); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadAll(c); err != nil && !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("plaintext client: %v, want the connection closed", err)
+	}
+	assertServing(t, e)
+}
