@@ -51,7 +51,9 @@ type Config struct {
 	// MaxOutbound caps the bytes queued for one connection; a connection past it
 	// is a slow consumer and is closed with 4001. Defaults to 1 MiB.
 	MaxOutbound int
-	// MaxConns caps open connections; more are refused with 503. Defaults to 100000.
+	// MaxConns caps open connections on each transport (WebSocket, TCP, gRPC
+	// streams); more are refused (503, a disconnect line, RESOURCE_EXHAUSTED).
+	// Defaults to 100000.
 	MaxConns int
 	// MaxSubscriptions caps the channels one connection subscribes to. Defaults to 128.
 	MaxSubscriptions int

@@ -16,6 +16,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	tetherv1 "github.com/tetherhq/tether/proto/tether/v1"
 	"github.com/tetherhq/tether/protocol"
@@ -78,17 +79,23 @@ func TestGRPCStreamBadInput(t *testing.T) {
 func TestGRPCStreamGarbage(t *testing.T) {
 	e := startEnv(t, testConfig(), false)
 	cc := e.grpcConn()
+	tooBig, err := proto.Marshal(&tetherv1.ClientMessage{Json: make([]byte, 70_000)})
+	if err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name    string
 		payload []byte
 		// reply: the stream answers with this error code and stays open;
-		// empty: the stream ends with a gRPC error.
+		// empty: the stream ends with the gRPC status end.
 		reply string
+		end   codes.Code
 	}{
 		// Unknown fields are skipped by protobuf: an empty command.
-		{"unknown field", []byte{0xa8, 0x06, 0x01}, protocol.ErrBadRequest},
-		{"not protobuf", []byte{0xff, 0xff, 0xff, 0xff}, ""},
-		{"truncated field", []byte{0x0a, 0x10, 'x'}, ""},
+		{"unknown field", []byte{0xa8, 0x06, 0x01}, protocol.ErrBadRequest, codes.OK},
+		{"not protobuf", []byte{0xff, 0xff, 0xff, 0xff}, "", codes.Internal},
+		{"truncated field", []byte{0x0a, 0x10, 'x'}, "", codes.Internal},
+		{"over the size limit", tooBig, "", codes.ResourceExhausted},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -108,8 +115,8 @@ func TestGRPCStreamGarbage(t *testing.T) {
 				if err == nil {
 					t.Fatalf("got %x, want the stream to fail", reply)
 				}
-				if c := status.Code(err); c != codes.Internal && c != codes.InvalidArgument {
-					t.Fatalf("stream ended with %v, want INTERNAL", err)
+				if c := status.Code(err); c != tt.end {
+					t.Fatalf("stream ended with %v, want %v", err, tt.end)
 				}
 				return
 			}
@@ -117,7 +124,7 @@ func TestGRPCStreamGarbage(t *testing.T) {
 				t.Fatal(err)
 			}
 			var msg tetherv1.ServerMessage
-			if err := protoUnmarshal(reply, &msg); err != nil {
+			if err := proto.Unmarshal(reply, &msg); err != nil {
 				t.Fatal(err)
 			}
 			var m message
@@ -336,5 +343,31 @@ func TestGrpcurl(t *testing.T) {
 	}
 	if m := sub.untilPub(); m.Offset != 1 || string(m.Data) != `{"text":"hi"}` {
 		t.Fatalf("subscriber got %+v", m)
+	}
+}
+
+// TestGRPCStreamHalfClose: a client that is done sending keeps receiving.
+func TestGRPCStreamHalfClose(t *testing.T) {
+	e := startEnv(t, testConfig(), false)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	stream, err := tetherv1.NewTetherClient(e.grpcConn()).Connect(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Send(&tetherv1.ClientMessage{Json: []byte(`{"id":1,"op":"subscribe","channel":"news"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.CloseSend(); err != nil {
+		t.Fatal(err)
+	}
+	if msg, err := stream.Recv(); err != nil || !strings.Contains(string(msg.GetJson()), `"id":1,"result"`) {
+		t.Fatalf("subscribe reply: %s %v", msg.GetJson(), err)
+	}
+	if _, err := e.n.Publish("news", json.RawMessage(`"after"`)); err != nil {
+		t.Fatal(err)
+	}
+	if msg, err := stream.Recv(); err != nil || !strings.Contains(string(msg.GetJson()), `"data":"after"`) {
+		t.Fatalf("publication after half-close: %s %v", msg.GetJson(), err)
 	}
 }

@@ -89,6 +89,11 @@ func New(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{cfg: cfg, log: log, tls: tlsCfg, started: time.Now()}
+	// Listen first: a taken port then fails New before anything has started
+	// (stopping an nbio engine right after starting it can hang).
+	if err := n.listen(); err != nil {
+		return nil, err
+	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.hub = hub.New(hub.Config{HistorySize: cfg.HistorySize, HistoryTTL: cfg.HistoryTTL})
 	if err := n.initMetrics(); err != nil {
@@ -110,17 +115,13 @@ func New(cfg Config) (*Node, error) {
 		ReleaseWebsocketPayload: true,
 		MaxLoad:                 cfg.MaxConns + 1024,
 	}
-	if cfg.HTTPAddr != "" {
-		ln, err := net.Listen("tcp", cfg.HTTPAddr)
-		if err != nil {
-			return nil, fmt.Errorf("tether: listen: %w", err)
-		}
-		n.ln = newListener(ln)
+	if n.ln != nil {
+		addr := n.ln.Addr().String()
 		if tlsCfg != nil {
-			ecfg.AddrsTLS = []string{ln.Addr().String()}
+			ecfg.AddrsTLS = []string{addr}
 			ecfg.TLSConfig = tlsCfg.nb
 		} else {
-			ecfg.Addrs = []string{ln.Addr().String()}
+			ecfg.Addrs = []string{addr}
 		}
 		ecfg.Listen = func(string, string) (net.Listener, error) { return n.ln, nil }
 	}
@@ -143,9 +144,8 @@ func New(cfg Config) (*Node, error) {
 	n.handler = n.routes()
 	n.engine.Handler = n.handler
 	if err := n.engine.Start(); err != nil {
-		if n.ln != nil {
-			_ = n.ln.Close()
-		}
+		n.closeListeners()
+		n.hub.Close()
 		return nil, fmt.Errorf("tether: start event loop: %w", err)
 	}
 	if n.ln != nil {
@@ -159,6 +159,7 @@ func New(cfg Config) (*Node, error) {
 		go func() { defer n.wg.Done(); n.sweep(cfg.HistoryTTL / 4) }()
 	}
 	if err := n.startTransports(); err != nil {
+		n.closeListeners() // or stop waits for the accept loops forever
 		n.stop()
 		return nil, err
 	}
@@ -254,13 +255,20 @@ func (n *Node) Shutdown(ctx context.Context) error {
 func (n *Node) stop() {
 	n.cancel()
 	n.stopTransports()
-	// nbio v1.6.12's poller clears its stop flag when its loop starts: a Stop
-	// before the poller goroutine has run is lost and waits forever. Give a
-	// node that is stopped at once the moment its pollers need.
+	// nbio v1.6.12's poller clears its stop flag when its loop starts, so a
+	// Stop before the poller goroutine has run is lost and waits forever (a
+	// Shutdown right after New). Give the pollers a moment to start, and give
+	// up on Stop after a while all the same.
 	if d := 100*time.Millisecond - time.Since(n.started); d > 0 {
 		time.Sleep(d)
 	}
-	n.engine.Stop()
+	stopped := make(chan struct{})
+	go func() { n.engine.Stop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(5 * time.Second):
+		n.log.Warn("event loop did not stop in time; leaving it")
+	}
 	n.wg.Wait()
 	n.hub.Close()
 }

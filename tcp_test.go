@@ -158,24 +158,28 @@ func TestTCPHalfLineThenDisconnect(t *testing.T) {
 }
 
 func TestTCPHeartbeat(t *testing.T) {
-	cfg := testConfig()
-	cfg.PingInterval = 50 * time.Millisecond
-	cfg.PongTimeout = 200 * time.Millisecond
-	e := startEnv(t, cfg, false)
-
 	t.Run("pings, and a client that answers stays", func(t *testing.T) {
-		e.t = t
+		cfg := testConfig()
+		cfg.PingInterval = 50 * time.Millisecond
+		cfg.PongTimeout = 5 * time.Second // room for a loaded machine
+		e := startEnv(t, cfg, false)
 		c := e.dialTCP()
-		for range 5 { // well past PingInterval+PongTimeout in all
+		for range 5 {
 			m := c.read()
 			if m.Op != protocol.PushPing {
 				t.Fatalf("got %+v, want a ping", m)
 			}
 			c.send(protocol.Command{Op: protocol.OpPong})
 		}
+		if n := e.n.Info().HeartbeatTimeouts; n != 0 {
+			t.Fatalf("%d heartbeat timeouts, want none", n)
+		}
 	})
 	t.Run("a silent client is dropped", func(t *testing.T) {
-		e.t = t
+		cfg := testConfig()
+		cfg.PingInterval = 50 * time.Millisecond
+		cfg.PongTimeout = 200 * time.Millisecond
+		e := startEnv(t, cfg, false)
 		c := e.dialTCPRaw()
 		lines, _ := readLines(t, c) // never answers
 		if len(lines) == 0 || !strings.Contains(lines[len(lines)-1], fmt.Sprintf(`"code":%d`, protocol.CloseHeartbeatTimeout)) {
@@ -260,5 +264,24 @@ func TestTCPSlowConsumer(t *testing.T) {
 		}
 	}
 	waitFor(t, "the slow consumer to be dropped", func() bool { return e.n.Info().TCPConnections == 1 })
+	assertServing(t, e)
+}
+
+// TestTCPPlaintextToTLS: a client speaking plaintext to the TLS listener is
+// dropped, and TLS clients are still served.
+func TestTCPPlaintextToTLS(t *testing.T) {
+	e := startEnv(t, testConfig(), true)
+	c, err := net.DialTimeout("tcp", e.n.TCPAddr().String(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte(`{"id":1,"op":"ping"}` + "\n")); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadAll(c); err != nil && !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("plaintext client: %v, want the connection closed", err)
+	}
 	assertServing(t, e)
 }

@@ -38,10 +38,50 @@ type transports struct {
 	wg sync.WaitGroup
 }
 
-// startTransports starts the TCP and gRPC listeners the config asks for.
+// listen opens every listener the config asks for: HTTP, TCP and gRPC. On
+// error it closes those it opened.
+func (n *Node) listen() error {
+	var httpLn net.Listener
+	for _, l := range []struct {
+		addr, what string
+		ln         *net.Listener
+	}{
+		{n.cfg.HTTPAddr, "listen", &httpLn},
+		{n.cfg.TCPAddr, "listen tcp", &n.tr.tcpLn},
+		{n.cfg.GRPCAddr, "listen grpc", &n.tr.grpcLn},
+	} {
+		if l.addr == "" {
+			continue
+		}
+		ln, err := net.Listen("tcp", l.addr)
+		if err != nil {
+			n.closeListeners()
+			return fmt.Errorf("tether: %s: %w", l.what, err)
+		}
+		*l.ln = ln
+		if l.ln == &httpLn {
+			n.ln = newListener(ln) // nbio's accept loop runs on it: see listener.go
+		}
+	}
+	return nil
+}
+
+// closeListeners closes every listener listen opened.
+func (n *Node) closeListeners() {
+	if n.ln != nil {
+		_ = n.ln.Close()
+	}
+	for _, ln := range []net.Listener{n.tr.tcpLn, n.tr.grpcLn} {
+		if ln != nil {
+			_ = ln.Close()
+		}
+	}
+}
+
+// startTransports serves TCP and gRPC on the listeners listen opened.
 func (n *Node) startTransports() error {
 	t := &n.tr
-	if n.cfg.TCPAddr != "" {
+	if t.tcpLn != nil {
 		srv, err := tcpconn.New(tcpconn.Config{
 			Sessions:      n.sessions,
 			Heartbeats:    n.beats,
@@ -57,16 +97,12 @@ func (n *Node) startTransports() error {
 			return err
 		}
 		t.tcp = srv
-		ln, err := net.Listen("tcp", n.cfg.TCPAddr)
-		if err != nil {
-			return fmt.Errorf("tether: listen tcp: %w", err)
-		}
-		t.tcpLn = ln
+		ln := t.tcpLn
 		t.wg.Add(1)
 		go func() { defer t.wg.Done(); _ = srv.Serve(ln) }()
 		n.log.Info("listening", "transport", "tcp", "addr", ln.Addr().String(), "tls", n.tls != nil)
 	}
-	if n.cfg.GRPCAddr != "" {
+	if t.grpcLn != nil {
 		opts := []grpc.ServerOption{
 			grpc.MaxRecvMsgSize(n.cfg.MaxMessageSize + 1024), // room for the message's own fields
 			grpc.KeepaliveParams(keepalive.ServerParameters{Time: n.cfg.PingInterval, Timeout: n.cfg.PongTimeout}),
@@ -89,11 +125,7 @@ func (n *Node) startTransports() error {
 		t.health = health.NewServer()
 		healthpb.RegisterHealthServer(t.grpc, t.health)
 		reflection.Register(t.grpc)
-		ln, err := net.Listen("tcp", n.cfg.GRPCAddr)
-		if err != nil {
-			return fmt.Errorf("tether: listen grpc: %w", err)
-		}
-		t.grpcLn = ln
+		ln := t.grpcLn
 		t.wg.Add(1)
 		go func() { defer t.wg.Done(); _ = t.grpc.Serve(ln) }()
 		n.log.Info("listening", "transport", "grpc", "addr", ln.Addr().String(), "tls", n.tls != nil)

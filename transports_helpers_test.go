@@ -28,8 +28,6 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
-	"google.golang.org/protobuf/proto"
-
 	"github.com/tetherhq/tether"
 	tetherv1 "github.com/tetherhq/tether/proto/tether/v1"
 	"github.com/tetherhq/tether/protocol"
@@ -413,5 +411,3 @@ func bytesReader(s string) io.Reader { return strings.NewReader(s) }
 
 // statusCode returns the gRPC status code of err as text.
 func statusCode(err error) string { return status.Code(err).String() }
-
-func protoUnmarshal(b []byte, m proto.Message) error { return proto.Unmarshal(b, m) }

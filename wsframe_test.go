@@ -43,6 +43,19 @@ func TestWebSocketMalformedFrame(t *testing.T) {
 					break
 				}
 			}
+			// A command and its reply first: the connection is then fully set up.
+			// (A bad frame in the instant between the 101 response and that
+			// drops the connection without a close frame, as nbhttp does.)
+			if _, err := c.Write(maskedText(`{"id":1,"op":"ping"}`)); err != nil {
+				t.Fatal(err)
+			}
+			var reply [2]byte
+			if _, err := io.ReadFull(r, reply[:]); err != nil || reply[0] != 0x81 {
+				t.Fatalf("reply to ping: %x %v", reply, err)
+			}
+			if _, err := io.ReadFull(r, make([]byte, reply[1])); err != nil {
+				t.Fatal(err)
+			}
 			if _, err := c.Write(tt.frame); err != nil {
 				t.Fatal(err)
 			}
@@ -55,4 +68,14 @@ func TestWebSocketMalformedFrame(t *testing.T) {
 			}
 		})
 	}
+}
+
+// maskedText returns a client text frame (masked, short) carrying s.
+func maskedText(s string) []byte {
+	mask := [4]byte{9, 8, 7, 6}
+	b := []byte{0x81, 0x80 | byte(len(s)), mask[0], mask[1], mask[2], mask[3]}
+	for i := range len(s) {
+		b = append(b, s[i]^mask[i%4])
+	}
+	return b
 }

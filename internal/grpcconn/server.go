@@ -92,34 +92,39 @@ func (s *Server) Connect(stream tetherv1.Tether_ConnectServer) error {
 	received := make(chan error, 1)
 	go func() { received <- c.recvLoop(stream) }()
 
-	select {
-	case err := <-sent: // the final message went out, or sending failed
-		if err != nil {
-			return err
-		}
-		return c.status()
-	case err := <-received: // the client ended its side, or the stream broke
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		return err
-	case <-c.closing:
-		// Give the final message CloseTimeout to leave; a slow consumer's
-		// stream may be stuck on flow control, and ending the handler is
-		// what unblocks it.
-		t := time.NewTimer(s.cfg.CloseTimeout)
-		defer t.Stop()
+	for {
 		select {
-		case err := <-sent:
+		case err := <-sent: // the final message went out, or sending failed
 			if err != nil {
 				return err
 			}
-		case <-t.C:
+			return c.status()
+		case err := <-received:
+			if errors.Is(err, io.EOF) {
+				// The client is done sending (half-close): it may still be
+				// listening, so the stream stays open for pushes.
+				received = nil
+				continue
+			}
+			return err
+		case <-c.closing:
+			// Give the final message CloseTimeout to leave; a slow consumer's
+			// stream may be stuck on flow control, and ending the handler is
+			// what unblocks it.
+			t := time.NewTimer(s.cfg.CloseTimeout)
+			defer t.Stop()
+			select {
+			case err := <-sent:
+				if err != nil {
+					return err
+				}
+			case <-t.C:
+			case <-stream.Context().Done():
+			}
+			return c.status()
 		case <-stream.Context().Done():
+			return stream.Context().Err()
 		}
-		return c.status()
-	case <-stream.Context().Done():
-		return stream.Context().Err()
 	}
 }
 

@@ -64,8 +64,15 @@ type Server struct {
 	engine   *nbio.Engine
 	count    atomic.Int64
 	draining atomic.Bool
-	stopOnce sync.Once
-	started  time.Time // when the engine started; see settle
+	// The engine starts with the first connection: nbio v1.6.12 can hang in
+	// Stop when its pollers have not yet begun to run, so a server that
+	// never gets a connection never starts one (see stopEngine).
+	startOnce sync.Once
+	startErr  error
+	started   atomic.Bool
+	stopOnce  sync.Once
+	quit      chan struct{} // closed by Shutdown: ends Serve's back-off
+	quitOnce  sync.Once
 
 	// conns maps each socket to its conn. The event loop finds conns here
 	// rather than through the socket's session: the map's synchronisation is
@@ -74,9 +81,10 @@ type Server struct {
 	conns sync.Map // *nbio.Conn -> *conn
 }
 
-// New starts a server's event loop. Hand it connections with Serve.
+// New returns a server; its event loop starts with the first connection. Hand
+// it connections with Serve.
 func New(cfg Config) (*Server, error) {
-	s := &Server{cfg: cfg}
+	s := &Server{cfg: cfg, quit: make(chan struct{})}
 	s.engine = nbio.NewEngine(nbio.Config{Name: "tether-tcp"})
 	s.engine.OnData(s.onData)
 	s.engine.OnClose(func(nc *nbio.Conn, _ error) {
@@ -89,10 +97,6 @@ func New(cfg Config) (*Server, error) {
 			c.written(n)
 		}
 	})
-	if err := s.engine.Start(); err != nil {
-		return nil, fmt.Errorf("tcpconn: start event loop: %w", err)
-	}
-	s.started = time.Now()
 	return s, nil
 }
 
@@ -110,7 +114,11 @@ func (s *Server) Serve(ln net.Listener) error {
 				continue
 			}
 			s.cfg.Logger.Error("tcp accept", "err", err)
-			time.Sleep(50 * time.Millisecond) // out of file descriptors, say: back off rather than spin
+			select { // out of file descriptors, say: back off rather than spin
+			case <-time.After(50 * time.Millisecond):
+			case <-s.quit:
+				return nil
+			}
 			continue
 		}
 		s.add(nc)
@@ -126,7 +134,26 @@ func refuse(nc net.Conn, reason string) {
 	_ = nc.Close()
 }
 
+func (s *Server) start() error {
+	s.startOnce.Do(func() {
+		if err := s.engine.Start(); err != nil {
+			s.startErr = fmt.Errorf("tcpconn: start event loop: %w", err)
+			return
+		}
+		s.started.Store(true)
+	})
+	if s.startErr == nil && !s.started.Load() {
+		return errors.New("tcpconn: server stopped")
+	}
+	return s.startErr
+}
+
 func (s *Server) add(nc net.Conn) {
+	if err := s.start(); err != nil {
+		s.cfg.Logger.Error("tcp", "err", err)
+		refuse(nc, "server error")
+		return
+	}
 	if s.draining.Load() {
 		refuse(nc, "server shutting down")
 		return
@@ -161,14 +188,13 @@ func (s *Server) add(nc net.Conn) {
 	c.touch()
 	c.sess = s.cfg.Sessions.Open(c)
 	s.conns.Store(nbc, c)
+	if s.cfg.Heartbeats != nil {
+		s.cfg.Heartbeats.Add(c)
+	}
 	if _, err := s.engine.AddConn(nbc); err != nil {
 		s.cfg.Logger.Error("tcp: add to event loop", "err", err)
 		_ = nbc.Close()
 		s.closed(c)
-		return
-	}
-	if s.cfg.Heartbeats != nil {
-		s.cfg.Heartbeats.Add(c)
 	}
 }
 
@@ -209,6 +235,21 @@ func (s *Server) closed(c *conn) {
 	c.sess.Closed()
 }
 
+// stopEngine stops e, giving up after d: nbio v1.6.12's Stop hangs for good
+// when a poller goroutine had not begun its loop when Stop ran (it clears the
+// stop flag on entry). The stuck goroutines are then left behind, and logged.
+func stopEngine(e *nbio.Engine, d time.Duration, log *slog.Logger) {
+	done := make(chan struct{})
+	go func() { e.Stop(); close(done) }()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		log.Warn("tcp event loop did not stop in time; leaving it", "waited", d)
+	}
+}
+
 // Len returns the number of open TCP connections.
 func (s *Server) Len() int { return int(s.count.Load()) }
 
@@ -234,6 +275,7 @@ func (s *Server) all() []*conn {
 // after the first only drop what is left.
 func (s *Server) Shutdown(ctx context.Context, d protocol.Disconnect) error {
 	s.draining.Store(true)
+	s.quitOnce.Do(func() { close(s.quit) })
 	for _, c := range s.all() { // Close does not block: no workers needed
 		c.Close(d)
 	}
@@ -248,20 +290,13 @@ func (s *Server) Shutdown(ctx context.Context, d protocol.Disconnect) error {
 		}
 	}
 	s.stopOnce.Do(func() { // closes what is left
-		settle(s.started)
-		s.engine.Stop()
+		s.startOnce.Do(func() {}) // no start from here on
+		if s.started.Load() {
+			stopEngine(s.engine, 5*time.Second, s.cfg.Logger)
+		}
 	})
 	for _, c := range s.all() {
 		s.closed(c)
 	}
 	return err
-}
-
-// settle waits until the engine has run for a moment. nbio v1.6.12's poller
-// clears its stop flag when its loop starts, so an Engine.Stop that comes
-// before the poller goroutine has run is lost and Stop waits forever.
-func settle(started time.Time) {
-	if d := 100*time.Millisecond - time.Since(started); d > 0 {
-		time.Sleep(d)
-	}
 }
