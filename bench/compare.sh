@@ -28,6 +28,16 @@ server_pid=""
 stop_server() {
 	if [[ -n "$server_pid" ]]; then
 		kill "$server_pid" 2>/dev/null || true
+		for _ in $(seq 150); do # graceful shutdown gets 15s, then SIGQUIT (stack dump) and SIGKILL
+			kill -0 "$server_pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		if kill -0 "$server_pid" 2>/dev/null; then
+			echo "compare.sh: server $server_pid did not stop in 15s; dumping its stacks and killing it" >&2
+			kill -QUIT "$server_pid" 2>/dev/null || true
+			sleep 1
+			kill -KILL "$server_pid" 2>/dev/null || true
+		fi
 		wait "$server_pid" 2>/dev/null || true
 		server_pid=""
 	fi

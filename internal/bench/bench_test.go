@@ -184,3 +184,43 @@ func TestSourceAddrs(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkFanoutLoopback publishes b.N messages through the HTTP API to 200
+// subscribers over real loopback sockets: the outbound path end to end (shared
+// frames, socket writes, coalescing under load). Client and server share the
+// process, so only the per-delivery time means something here; the full-size
+// figures come from tether bench.
+func BenchmarkFanoutLoopback(b *testing.B) {
+	tg := startTetherB(b)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	b.ResetTimer()
+	r, err := Fanout(ctx, tg, FanoutOptions{Subs: 200, Messages: b.N, Rate: 0, Drain: 30 * time.Second})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if r.Limit != "" || r.Lost != 0 {
+		b.Fatalf("lost %d, limit %q", r.Lost, r.Limit)
+	}
+	b.ReportMetric(r.Seconds*1e9/float64(r.Delivered), "ns/delivery")
+	b.ReportMetric(r.Latency.P99, "p99-ms")
+}
+
+func startTetherB(b *testing.B) Target {
+	cfg := tether.DefaultConfig()
+	cfg.HTTPAddr = "127.0.0.1:0"
+	n, err := tether.New(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = n.Shutdown(ctx)
+	})
+	tg, err := TargetFor("tether", n.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	return tg
+}

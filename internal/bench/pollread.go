@@ -129,7 +129,7 @@ func (fr *frameReader) feed(data []byte, handle func(int, []byte)) error {
 				return err
 			}
 		case op == opClose:
-			return errClosed
+			return closeError(payload)
 		case op >= opClose: // pong, reserved control
 		case fin && len(fr.msg) == 0:
 			handle(fr.i, payload)
