@@ -97,9 +97,20 @@ func TestEcho(t *testing.T) {
 	}
 }
 
-func TestReconnectNotImplemented(t *testing.T) {
-	if err := Reconnect(context.Background(), Target{}); !errors.Is(err, ErrNotImplemented) {
-		t.Fatalf("Reconnect = %v, want ErrNotImplemented", err)
+func TestReconnect(t *testing.T) {
+	tg := startTether(t, nil)
+	r, err := Reconnect(testCtx(t), tg, ReconnectOptions{Subs: 20, Messages: 30, Rate: 100, Concurrency: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Limit != "" || r.Reopened != 20 || r.RecoveredOK != 20 || r.Lost != 0 || r.Duplicated != 0 || r.Delivered != 600 {
+		t.Fatalf("result %+v: want 20 clients back, all recovered, 600 deliveries, none lost or duplicated", r)
+	}
+}
+
+func TestReconnectNeedsSubscriptions(t *testing.T) {
+	if _, err := Reconnect(context.Background(), Target{Name: "baseline"}, ReconnectOptions{}); err == nil {
+		t.Fatal("Reconnect against a server without subscriptions: no error")
 	}
 }
 

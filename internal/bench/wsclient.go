@@ -47,6 +47,8 @@ type wsConn struct {
 	nc  net.Conn
 	r   *bufio.Reader
 	buf []byte // payload of the last message read
+	// reply is the subscribe reply, when the connection was opened subscribed.
+	reply []byte
 
 	wmu  sync.Mutex
 	wbuf []byte
