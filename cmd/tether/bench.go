@@ -67,8 +67,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fs.IntVar(&echo.Payload, "payload", 64, "bytes per message")
 	case "reconnect":
 		fs.IntVar(&recon.Subs, "n", 10_000, "subscribers")
-		fs.IntVar(&recon.Messages, "m", 200, "messages to publish")
-		fs.Float64Var(&recon.Rate, "rate", 20, "messages per second")
+		fs.IntVar(&recon.Messages, "m", 60, "messages to publish")
+		fs.Float64Var(&recon.Rate, "rate", 5, "messages per second")
 		fs.DurationVar(&recon.DropAfter, "drop-after", 0, "when to drop every connection (0: a third of the publishing time)")
 		fs.IntVar(&recon.Concurrency, "concurrency", 64, "connections being opened at once")
 		fs.DurationVar(&recon.Drain, "drain", 10*time.Second, "how long to wait for deliveries after the last publish")

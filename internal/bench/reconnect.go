@@ -17,7 +17,7 @@ type ReconnectOptions struct {
 	// Subs is how many subscribers to open. Defaults to 10,000.
 	Subs int
 	// Messages is how many messages to publish, at Rate per second. Defaults to
-	// 200 at 20 per second.
+	// 60 at 5 per second.
 	Messages int
 	Rate     float64
 	// DropAfter is when, after publishing starts, every connection is dropped at
@@ -95,10 +95,10 @@ func Reconnect(ctx context.Context, t Target, o ReconnectOptions) (*ReconnectRes
 		o.Subs = 10_000
 	}
 	if o.Messages <= 0 {
-		o.Messages = 200
+		o.Messages = 60
 	}
 	if o.Rate <= 0 {
-		o.Rate = 20
+		o.Rate = 5
 	}
 	if o.DropAfter <= 0 {
 		o.DropAfter = time.Duration(float64(o.Messages) / o.Rate / 3 * float64(time.Second))
