@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 
 RUNS=${RUNS:-2}
 CONNS=${CONNS:-10000}
-SCENARIOS=${SCENARIOS:-"conns fanout5 saturation echo"}
+SCENARIOS=${SCENARIOS:-"conns fanout5 saturation echo reconnect"}
 TETHER_ADDR=${TETHER_ADDR:-127.0.0.1:18080}
 BASELINE_ADDR=${BASELINE_ADDR:-127.0.0.1:18090}
 OUT=${OUT:-bench/results/$(date -u +%Y%m%dT%H%M%SZ).jsonl}
@@ -28,6 +28,16 @@ server_pid=""
 stop_server() {
 	if [[ -n "$server_pid" ]]; then
 		kill "$server_pid" 2>/dev/null || true
+		for _ in $(seq 150); do # graceful shutdown gets 15s, then SIGQUIT (stack dump) and SIGKILL
+			kill -0 "$server_pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		if kill -0 "$server_pid" 2>/dev/null; then
+			echo "compare.sh: server $server_pid did not stop in 15s; dumping its stacks and killing it" >&2
+			kill -QUIT "$server_pid" 2>/dev/null || true
+			sleep 1
+			kill -KILL "$server_pid" 2>/dev/null || true
+		fi
 		wait "$server_pid" 2>/dev/null || true
 		server_pid=""
 	fi
@@ -70,6 +80,7 @@ for run in $(seq "$RUNS"); do
 		# alternate the order so that neither side always goes first
 		kinds="tether baseline"
 		(( run % 2 == 0 )) && kinds="baseline tether"
+		[[ $sc == reconnect ]] && kinds="tether" # the baseline has no recovery
 		for kind in $kinds; do
 			echo "run $run: $sc on $kind" >&2
 			case $sc in
@@ -77,6 +88,7 @@ for run in $(seq "$RUNS"); do
 			fanout5) bench "$kind" fanout -n "$CONNS" -m 50 -rate 5 -payload 64 ;;
 			saturation) bench "$kind" fanout -n "$CONNS" -m 200 -rate 200 -payload 64 -drain 60s ;;
 			echo) bench "$kind" echo -c 50 -d 10s ;;
+			reconnect) bench "$kind" reconnect -n "$CONNS" -m 60 -rate 5 ;;
 			*) echo "compare.sh: unknown scenario $sc" >&2; exit 2 ;;
 			esac
 		done
@@ -89,9 +101,11 @@ jq -rs '
   def key: if .bench == "fanout" then (if .rate >= 100 or .rate == 0 then "saturation" else "fanout5" end) else .bench end;
   def figs: if .bench == "conns" then {rss_per_conn_kib, connect_p99_ms: .connect.p99_ms, open}
     elif .bench == "fanout" then {deliveries_per_cpu_sec, deliveries_per_sec, p50_ms: .latency.p50_ms, p99_ms: .latency.p99_ms, lost, health_max_ms, kept_schedule}
+    elif .bench == "reconnect" then {all_back_seconds, resubscribe_p99_ms: .resubscribe.p99_ms, recovered_ok, recovered_failed, lost, duplicated}
     else {round_trips_per_sec, p50_ms: .latency.p50_ms, p99_ms: .latency.p99_ms} end;
   group_by(key) | .[] | . as $g | ($g | map(select(.target == "tether"))) as $t | ($g | map(select(.target == "baseline"))) as $b |
   "== \($g[0] | key)",
+  (if ($b | length) == 0 then ($t | to_entries[] | "  run \(.key+1)  tether only: \(.value | figs | map_values(r) | tostring)") else empty end),
   (range(0; [($t|length), ($b|length)] | min) as $i |
     ($t[$i] | figs) as $tf | ($b[$i] | figs) as $bf |
     ($tf | keys_unsorted[]) as $k |

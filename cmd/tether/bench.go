@@ -23,7 +23,9 @@ and reports what it did, reading the server's /metrics for memory and CPU.
              second (0: as fast as possible): deliveries per second and per
              server CPU-second, latency from the scheduled send time
   echo       -c clients doing round trips on /ws/echo for -d
-  reconnect  not implemented yet (needs the Go client with recovery)
+  reconnect  -n subscribers, -m messages at -rate; every connection dropped at
+             once mid-way, each client resubscribes recovering from its last
+             offset: time until all are back, lost and duplicated
 
 tether bench <command> -h lists the command's flags.
 `
@@ -46,6 +48,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	var conns bench.ConnsOptions
 	var fan bench.FanoutOptions
 	var echo bench.EchoOptions
+	var recon bench.ReconnectOptions
 	switch cmd {
 	case "conns":
 		fs.IntVar(&conns.Conns, "n", 10_000, "connections")
@@ -63,6 +66,12 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fs.DurationVar(&echo.Duration, "d", 10*time.Second, "duration")
 		fs.IntVar(&echo.Payload, "payload", 64, "bytes per message")
 	case "reconnect":
+		fs.IntVar(&recon.Subs, "n", 10_000, "subscribers")
+		fs.IntVar(&recon.Messages, "m", 60, "messages to publish")
+		fs.Float64Var(&recon.Rate, "rate", 5, "messages per second")
+		fs.DurationVar(&recon.DropAfter, "drop-after", 0, "when to drop every connection (0: a third of the publishing time)")
+		fs.IntVar(&recon.Concurrency, "concurrency", 64, "connections being opened at once")
+		fs.DurationVar(&recon.Drain, "drain", 10*time.Second, "how long to wait for deliveries after the last publish")
 	default:
 		fmt.Fprintf(stderr, "tether bench: unknown command %q\n\n%s", cmd, benchUsage)
 		return 2
@@ -97,7 +106,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		case "echo":
 			res, err = bench.Echo(rctx, t, echo)
 		case "reconnect":
-			err = bench.Reconnect(rctx, t)
+			res, err = bench.Reconnect(rctx, t, recon)
 		}
 		cancel()
 		if err != nil {

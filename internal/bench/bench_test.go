@@ -97,9 +97,20 @@ func TestEcho(t *testing.T) {
 	}
 }
 
-func TestReconnectNotImplemented(t *testing.T) {
-	if err := Reconnect(context.Background(), Target{}); !errors.Is(err, ErrNotImplemented) {
-		t.Fatalf("Reconnect = %v, want ErrNotImplemented", err)
+func TestReconnect(t *testing.T) {
+	tg := startTether(t, nil)
+	r, err := Reconnect(testCtx(t), tg, ReconnectOptions{Subs: 20, Messages: 30, Rate: 100, Concurrency: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Limit != "" || r.Reopened != 20 || r.RecoveredOK != 20 || r.Lost != 0 || r.Duplicated != 0 || r.Delivered != 600 {
+		t.Fatalf("result %+v: want 20 clients back, all recovered, 600 deliveries, none lost or duplicated", r)
+	}
+}
+
+func TestReconnectNeedsSubscriptions(t *testing.T) {
+	if _, err := Reconnect(context.Background(), Target{Name: "baseline"}, ReconnectOptions{}); err == nil {
+		t.Fatal("Reconnect against a server without subscriptions: no error")
 	}
 }
 
@@ -183,4 +194,44 @@ func TestSourceAddrs(t *testing.T) {
 			}
 		})
 	}
+}
+
+// BenchmarkFanoutLoopback publishes b.N messages through the HTTP API to 200
+// subscribers over real loopback sockets: the outbound path end to end (shared
+// frames, socket writes, coalescing under load). Client and server share the
+// process, so only the per-delivery time means something here; the full-size
+// figures come from tether bench.
+func BenchmarkFanoutLoopback(b *testing.B) {
+	tg := startTetherB(b)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	b.ResetTimer()
+	r, err := Fanout(ctx, tg, FanoutOptions{Subs: 200, Messages: b.N, Rate: 0, Drain: 30 * time.Second})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if r.Limit != "" || r.Lost != 0 {
+		b.Fatalf("lost %d, limit %q", r.Lost, r.Limit)
+	}
+	b.ReportMetric(r.Seconds*1e9/float64(r.Delivered), "ns/delivery")
+	b.ReportMetric(r.Latency.P99, "p99-ms")
+}
+
+func startTetherB(b *testing.B) Target {
+	cfg := tether.DefaultConfig()
+	cfg.HTTPAddr = "127.0.0.1:0"
+	n, err := tether.New(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = n.Shutdown(ctx)
+	})
+	tg, err := TargetFor("tether", n.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	return tg
 }

@@ -289,10 +289,11 @@ type pubStats struct {
 // latency.
 func publish(ctx context.Context, hc *http.Client, t Target, o FanoutOptions) pubStats {
 	var ps pubStats
-	ps.start = time.Now().Add(50 * time.Millisecond)
+	ps.start = time.Now()
 	var interval time.Duration
 	if o.Rate > 0 {
 		interval = time.Duration(float64(time.Second) / o.Rate)
+		ps.start = ps.start.Add(50 * time.Millisecond)
 	}
 	var body []byte
 	for i := range o.Messages {

@@ -117,6 +117,7 @@ func connectOne(ctx context.Context, d *net.Dialer, u *url.URL, subscribe bool, 
 				c.Close()
 				return nil, fmt.Errorf("bench: subscribe refused: %s", msg)
 			}
+			c.reply = bytes.Clone(msg)
 			break
 		}
 	}

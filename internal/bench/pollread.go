@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 
 	"github.com/lesismal/nbio"
@@ -23,7 +24,8 @@ type pollReader struct {
 	// handoff orders, for the race detector, what add writes before handing a
 	// connection to the poller with what the poller then reads (the hand-off
 	// itself goes through epoll, which the detector cannot see).
-	handoff atomic.Int64
+	handoff  atomic.Int64
+	stopOnce sync.Once
 }
 
 // frameReader is one connection's incremental frame parser.
@@ -97,8 +99,10 @@ func (p *pollReader) add(i int, c *wsConn) error {
 
 // stop closes every connection and the poller.
 func (p *pollReader) stop() {
-	p.closing.Store(true)
-	p.eng.Stop()
+	p.stopOnce.Do(func() {
+		p.closing.Store(true)
+		p.eng.Stop()
+	})
 }
 
 // lost returns an error when connections dropped while reading.
@@ -129,7 +133,7 @@ func (fr *frameReader) feed(data []byte, handle func(int, []byte)) error {
 				return err
 			}
 		case op == opClose:
-			return errClosed
+			return closeError(payload)
 		case op >= opClose: // pong, reserved control
 		case fin && len(fr.msg) == 0:
 			handle(fr.i, payload)

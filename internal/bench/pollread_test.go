@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bytes"
+	"errors"
 	"strings"
 	"testing"
 )
@@ -78,7 +79,7 @@ func TestFrameReaderFeed(t *testing.T) {
 func TestFrameReaderClose(t *testing.T) {
 	fr := &frameReader{}
 	err := fr.feed(serverFrame(true, opClose, []byte{0x03, 0xe8}), func(int, []byte) {})
-	if err != errClosed {
+	if !errors.Is(err, errClosed) || !strings.Contains(err.Error(), "1000") {
 		t.Fatalf("feed(close) = %v, want errClosed", err)
 	}
 }

@@ -31,6 +31,14 @@ const (
 // with a close frame.
 var errClosed = errors.New("bench: server closed the connection")
 
+// closeError wraps errClosed with the close frame's code and reason.
+func closeError(payload []byte) error {
+	if len(payload) < 2 {
+		return errClosed
+	}
+	return fmt.Errorf("%w: code %d %q", errClosed, binary.BigEndian.Uint16(payload), payload[2:])
+}
+
 // wsConn is a minimal client WebSocket connection: unfragmented frames out,
 // frames read straight from the socket into one reused buffer. readMessage must
 // be called from one goroutine at a time; writeMessage is safe for concurrent
@@ -39,6 +47,8 @@ type wsConn struct {
 	nc  net.Conn
 	r   *bufio.Reader
 	buf []byte // payload of the last message read
+	// reply is the subscribe reply, when the connection was opened subscribed.
+	reply []byte
 
 	wmu  sync.Mutex
 	wbuf []byte
@@ -160,7 +170,7 @@ func (c *wsConn) readMessage() (opcode byte, payload []byte, err error) {
 				}
 			case opClose:
 				_ = c.writeMessage(opClose, ctl[:min(len(ctl), 2)])
-				return 0, nil, errClosed
+				return 0, nil, closeError(ctl)
 			}
 			continue
 		}

@@ -2,6 +2,7 @@ package hub
 
 import (
 	"sync"
+	"sync/atomic"
 
 	"github.com/tetherhq/tether/protocol"
 )
@@ -104,28 +105,37 @@ func (h *Hub) dispatch(c *channel) {
 	}
 }
 
-// deliver hands b to every subscriber in subs, spreading the work over the
-// pool's workers in chunks, and returns when all are served.
+// deliver hands b to every subscriber in subs and returns when all are
+// served. Above one chunk, the pool's workers and this goroutine take chunks of
+// ChunkSize subscribers from a shared cursor until none is left: a worker that
+// gets less CPU (the machine is shared, a goroutine is preempted) takes fewer
+// chunks instead of holding back a fixed share of the subscribers.
 func (h *Hub) deliver(b *Batch, subs []subscription) {
 	chunk := h.cfg.ChunkSize
 	if len(subs) <= chunk {
 		h.deliverTo(b, subs)
 		return
 	}
-	// Split into at most Workers+1 pieces (this goroutine takes one).
-	pieces := min((len(subs)+chunk-1)/chunk, h.cfg.Workers+1)
-	size := (len(subs) + pieces - 1) / pieces
-	var wg sync.WaitGroup
-	for len(subs) > size {
-		part := subs[:size]
-		subs = subs[size:]
-		wg.Add(1)
-		if !h.pool.submit(func() { h.deliverTo(b, part); wg.Done() }) {
-			h.deliverTo(b, part)
-			wg.Done()
+	var next atomic.Int64
+	run := func() {
+		for {
+			end := int(next.Add(int64(chunk)))
+			start := end - chunk
+			if start >= len(subs) {
+				return
+			}
+			h.deliverTo(b, subs[start:min(end, len(subs))])
 		}
 	}
-	h.deliverTo(b, subs)
+	helpers := min((len(subs)+chunk-1)/chunk-1, h.cfg.Workers)
+	var wg sync.WaitGroup
+	for range helpers {
+		wg.Add(1)
+		if !h.pool.submit(func() { run(); wg.Done() }) {
+			wg.Done() // queue full: the others take its chunks
+		}
+	}
+	run()
 	wg.Wait()
 }
 

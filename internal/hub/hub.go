@@ -41,7 +41,8 @@ type Config struct {
 	// Workers is the number of goroutines that share one batch's deliveries.
 	// Defaults to GOMAXPROCS.
 	Workers int
-	// ChunkSize is how many subscribers one worker serves per task. Defaults to 512.
+	// ChunkSize is how many subscribers a worker serves per turn when a batch
+	// is shared out. Defaults to 512.
 	ChunkSize int
 	// Now returns the time; defaults to time.Now.
 	Now func() time.Time

@@ -1,0 +1,60 @@
+package metrics
+
+import (
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+func TestMetricsServeSnapshotAndLatency(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	calls := 0
+	m, err := New(reg, func() Snapshot {
+		calls++
+		return Snapshot{Connections: map[string]int{"websocket": 3}, Deliveries: 42, RecoveredFailed: 2}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.ObserveCommand("subscribe", time.Millisecond)
+	m.ObserveCommand("frobnicate", time.Millisecond)
+	m.ObserveCommand("", time.Millisecond)
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	body := rec.Body.String()
+	tests := []string{
+		`tether_connections{transport="websocket"} 3`,
+		`tether_deliveries_total 42`,
+		`tether_recoveries_total{result="failed"} 2`,
+		`tether_recoveries_total{result="ok"} 0`,
+		`tether_command_duration_seconds_count{op="subscribe"} 1`,
+		`tether_command_duration_seconds_count{op="other"} 2`,
+		`process_resident_memory_bytes`,
+		`go_goroutines`,
+	}
+	for _, want := range tests {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	if calls != 1 {
+		t.Errorf("snapshot called %d times for one scrape, want 1", calls)
+	}
+}
+
+func TestNewTwiceOnOneRegistry(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	snap := func() Snapshot { return Snapshot{} }
+	if _, err := New(reg, snap); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(reg, snap); err == nil {
+		t.Fatal("second New on one registry: no error")
+	}
+	if _, err := New(nil, snap); err != nil {
+		t.Fatalf("New with a nil registry: %v", err)
+	}
+}
