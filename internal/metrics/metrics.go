@@ -58,9 +58,9 @@ var knownOps = []string{"connect", "subscribe", "unsubscribe", "publish", "histo
 // Metrics is one node's metrics: a collector reading Snapshots and a command
 // latency histogram. Its methods are safe for concurrent use.
 type Metrics struct {
-	gatherer prometheus.Gatherer
-	latency  map[string]prometheus.Observer
-	other    prometheus.Observer
+	handler http.Handler
+	latency map[string]prometheus.Observer
+	other   prometheus.Observer
 }
 
 // New registers a node's metrics on reg, with Go runtime and process collectors,
@@ -77,7 +77,10 @@ func New(reg *prometheus.Registry, snapshot func() Snapshot) (*Metrics, error) {
 		Help:      "Time to handle one client command, by op, from decoded to reply queued.",
 		Buckets:   []float64{5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 1e-2, 5e-2, 0.25, 1},
 	}, []string{"op"})
-	m := &Metrics{gatherer: reg, latency: make(map[string]prometheus.Observer, len(knownOps))}
+	m := &Metrics{
+		handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
+		latency: make(map[string]prometheus.Observer, len(knownOps)),
+	}
 	for _, op := range knownOps {
 		m.latency[op] = latency.WithLabelValues(op)
 	}
@@ -112,9 +115,7 @@ func (m *Metrics) ObserveCommand(op string, d time.Duration) {
 }
 
 // Handler serves the metrics in the Prometheus text format.
-func (m *Metrics) Handler() http.Handler {
-	return promhttp.HandlerFor(m.gatherer, promhttp.HandlerOpts{})
-}
+func (m *Metrics) Handler() http.Handler { return m.handler }
 
 // snapshotCollector turns one Snapshot per scrape into metrics.
 type snapshotCollector struct {
