@@ -211,6 +211,9 @@ func (s *Server) handler(u *nbws.Upgrader) http.Handler {
 		if s.cfg.Heartbeats != nil {
 			s.cfg.Heartbeats.Add(c)
 		}
+		if s.draining.Load() { // Shutdown began during the upgrade and may have missed c
+			c.Close(protocol.DisconnectShutdown)
+		}
 	})
 }
 
