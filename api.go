@@ -85,7 +85,7 @@ func (n *Node) apiPublish(w http.ResponseWriter, r *http.Request) {
 	}
 	pos, err := n.sessions.Publish(req.Channel, req.Data, nil)
 	if err != nil {
-		writeAPIError(w, http.StatusInternalServerError, protocol.ErrInternal, "%v", err)
+		writeNodeError(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, pos)

@@ -179,3 +179,33 @@ func TestHistoryOp(t *testing.T) {
 		t.Fatalf("history = %s", m.Result)
 	}
 }
+
+// TestMaxChannels: a publish or subscribe that would create one channel too
+// many is refused with too_many_channels, over the protocol and the API, and
+// existing channels keep working.
+func TestMaxChannels(t *testing.T) {
+	cfg := testConfig()
+	cfg.MaxChannels = 2
+	cfg.HistorySize = 1 // a published channel stays, holding its history
+	n := startNode(t, cfg)
+	c := dial(t, n)
+	c.subscribe("one")
+	if m := c.call(protocol.Command{Op: protocol.OpPublish, Channel: "two", Data: json.RawMessage(`1`)}); m.Error != nil {
+		t.Fatalf("second channel: %v", m.Error)
+	}
+	for _, cmd := range []protocol.Command{
+		{Op: protocol.OpSubscribe, Channel: "three"},
+		{Op: protocol.OpPublish, Channel: "three", Data: json.RawMessage(`1`)},
+	} {
+		if m := c.call(cmd); m.Error == nil || m.Error.Code != protocol.ErrTooManyChans {
+			t.Fatalf("%s on a third channel: %+v", cmd.Op, m)
+		}
+	}
+	resp, body := postJSON(t, httpURL(n, "/api/publish"), "", `{"channel":"three","data":1}`)
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), protocol.ErrTooManyChans) {
+		t.Fatalf("API publish to a third channel: %d %s", resp.StatusCode, body)
+	}
+	if m := c.call(protocol.Command{Op: protocol.OpPublish, Channel: "two", Data: json.RawMessage(`2`)}); m.Error != nil {
+		t.Fatalf("existing channel after refusals: %v", m.Error)
+	}
+}

@@ -57,6 +57,10 @@ type Config struct {
 	MaxConns int
 	// MaxSubscriptions caps the channels one connection subscribes to. Defaults to 128.
 	MaxSubscriptions int
+	// MaxChannels caps the channels the node holds at once (a channel lives while
+	// it has subscribers or history); a publish or subscribe that would create
+	// one more gets too_many_channels. Defaults to 100000.
+	MaxChannels int
 	// MaxChannelLength caps a channel name, in bytes. Defaults to 255.
 	MaxChannelLength int
 	// CommandRate caps the commands per second of one connection, with bursts of
@@ -91,6 +95,7 @@ func DefaultConfig() Config {
 		MaxOutbound:      1 << 20,
 		MaxConns:         100_000,
 		MaxSubscriptions: 128,
+		MaxChannels:      100_000,
 		MaxChannelLength: 255,
 		CommandRate:      100,
 		CommandBurst:     200,
@@ -114,6 +119,7 @@ func (c *Config) Validate() error {
 	check(c.MaxOutbound >= c.MaxMessageSize, "max outbound (%d) must be at least the max message size (%d)", c.MaxOutbound, c.MaxMessageSize)
 	check(c.MaxConns > 0, "max conns must be positive, not %d", c.MaxConns)
 	check(c.MaxSubscriptions > 0, "max subscriptions must be positive, not %d", c.MaxSubscriptions)
+	check(c.MaxChannels > 0, "max channels must be positive, not %d", c.MaxChannels)
 	check(c.MaxChannelLength > 0, "max channel length must be positive, not %d", c.MaxChannelLength)
 	check(c.CommandRate >= 0, "command rate must not be negative, not %g", c.CommandRate)
 	check(c.CommandRate == 0 || c.CommandBurst > 0, "command burst must be positive, not %d", c.CommandBurst)

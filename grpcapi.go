@@ -59,6 +59,8 @@ func grpcError(err error) error {
 		return status.Error(codes.NotFound, err.Error())
 	case errors.Is(err, ErrClosed):
 		return status.Error(codes.Unavailable, err.Error())
+	case errors.As(err, &perr) && perr.Code == protocol.ErrTooManyChans:
+		return status.Error(codes.ResourceExhausted, perr.Error())
 	case errors.As(err, &perr):
 		return status.Error(codes.InvalidArgument, perr.Error())
 	}

@@ -95,7 +95,7 @@ func New(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
-	n.hub = hub.New(hub.Config{HistorySize: cfg.HistorySize, HistoryTTL: cfg.HistoryTTL})
+	n.hub = hub.New(hub.Config{HistorySize: cfg.HistorySize, HistoryTTL: cfg.HistoryTTL, MaxChannels: cfg.MaxChannels})
 	if err := n.initMetrics(); err != nil {
 		n.hub.Close()
 		return nil, err

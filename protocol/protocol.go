@@ -91,6 +91,7 @@ const (
 	ErrUnknownOp      = "unknown_op"
 	ErrInvalidChannel = "invalid_channel"
 	ErrTooManySubs    = "too_many_subscriptions"
+	ErrTooManyChans   = "too_many_channels"
 	ErrAlreadySub     = "already_subscribed"
 	ErrNotSubscribed  = "not_subscribed"
 	ErrUnauthorized   = "unauthorized"

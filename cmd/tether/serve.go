@@ -32,6 +32,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.MaxOutbound, "max-outbound", cfg.MaxOutbound, "bytes queued per connection before it is closed as a slow consumer (4001)")
 	fs.IntVar(&cfg.MaxConns, "max-conns", cfg.MaxConns, "most open connections")
 	fs.IntVar(&cfg.MaxSubscriptions, "max-subscriptions", cfg.MaxSubscriptions, "most channels per connection")
+	fs.IntVar(&cfg.MaxChannels, "max-channels", cfg.MaxChannels, "most channels the node holds at once")
 	fs.IntVar(&cfg.MaxChannelLength, "max-channel-length", cfg.MaxChannelLength, "longest channel name in bytes")
 	fs.Float64Var(&cfg.CommandRate, "command-rate", cfg.CommandRate, "commands per second per connection (0: no limit)")
 	fs.IntVar(&cfg.CommandBurst, "command-burst", cfg.CommandBurst, "burst of commands allowed above the rate")

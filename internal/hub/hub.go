@@ -44,6 +44,9 @@ type Config struct {
 	// ChunkSize is how many subscribers a worker serves per turn when a batch
 	// is shared out. Defaults to 512.
 	ChunkSize int
+	// MaxChannels caps the channels the hub holds at once (a channel lives while
+	// it has subscribers or history). Zero means no limit.
+	MaxChannels int
 	// Now returns the time; defaults to time.Now.
 	Now func() time.Time
 }
@@ -52,6 +55,9 @@ type Config struct {
 var (
 	ErrClosed        = errors.New("hub: closed")
 	ErrAlreadySubbed = errors.New("hub: already subscribed")
+	// ErrTooManyChannels refuses a publication or subscription that would
+	// create a channel past Config.MaxChannels.
+	ErrTooManyChannels = errors.New("hub: too many channels")
 )
 
 const shardCount = 64
@@ -64,6 +70,8 @@ type Hub struct {
 	pool   *pool
 	// deliveries counts publications handed to subscribers.
 	deliveries atomic.Int64
+	// channels counts the channels in the shards, for MaxChannels.
+	channels atomic.Int64
 }
 
 type shard struct {
@@ -99,6 +107,12 @@ func (h *Hub) shard(name string) *shard {
 // lockChannel returns the named channel, locked, creating it when create is set.
 // It returns nil when the channel does not exist and create is false.
 func (h *Hub) lockChannel(name string, create bool) *channel {
+	c, _ := h.lockOrCreate(name, create)
+	return c
+}
+
+// lockOrCreate is lockChannel that reports ErrTooManyChannels.
+func (h *Hub) lockOrCreate(name string, create bool) (*channel, error) {
 	s := h.shard(name)
 	for {
 		s.mu.Lock()
@@ -106,15 +120,20 @@ func (h *Hub) lockChannel(name string, create bool) *channel {
 		if c == nil {
 			if !create {
 				s.mu.Unlock()
-				return nil
+				return nil, nil
+			}
+			if h.cfg.MaxChannels > 0 && h.channels.Load() >= int64(h.cfg.MaxChannels) {
+				s.mu.Unlock()
+				return nil, ErrTooManyChannels
 			}
 			c = newChannel(name, h.cfg.HistorySize)
 			s.channels[name] = c
+			h.channels.Add(1)
 		}
 		s.mu.Unlock()
 		c.mu.Lock()
 		if !c.removed {
-			return c
+			return c, nil
 		}
 		c.mu.Unlock() // removed between the two locks: look again
 	}
@@ -133,6 +152,7 @@ func (h *Hub) maybeRemove(c *channel) {
 	s.mu.Lock()
 	if s.channels[c.name] == c {
 		delete(s.channels, c.name)
+		h.channels.Add(-1)
 	}
 	s.mu.Unlock()
 }
@@ -140,7 +160,10 @@ func (h *Hub) maybeRemove(c *channel) {
 // Publish appends data to the channel, gives it the next offset and schedules
 // its delivery to every subscriber. It returns the publication's position.
 func (h *Hub) Publish(name string, data json.RawMessage, from *protocol.ClientInfo) (protocol.Position, error) {
-	c := h.lockChannel(name, true)
+	c, err := h.lockOrCreate(name, true)
+	if err != nil {
+		return protocol.Position{}, err
+	}
 	c.offset++
 	p := &protocol.Publication{Channel: name, Epoch: c.epoch, Offset: c.offset, Data: data, From: from}
 	if _, err := p.Encode(); err != nil {
@@ -178,7 +201,10 @@ type SubscribeReply func(*protocol.SubscribeResult)
 // receives every publication with an offset above the result's offset, and none
 // at or below it.
 func (h *Hub) Subscribe(name string, s Subscriber, recover *protocol.Position, reply SubscribeReply) error {
-	c := h.lockChannel(name, true)
+	c, err := h.lockOrCreate(name, true)
+	if err != nil {
+		return err
+	}
 	defer h.maybeRemove(c)
 	if _, ok := c.subs[s]; ok {
 		return ErrAlreadySubbed

@@ -2,6 +2,7 @@ package session
 
 import (
 	"encoding/json"
+	"errors"
 	"hash/maphash"
 	"log/slog"
 	"sync"
@@ -115,11 +116,21 @@ func (m *Manager) Len() int {
 	return n
 }
 
-// Publish publishes data to a channel on behalf of from (nil: the server).
+// Publish publishes data to a channel on behalf of from (nil: the server). A
+// refusal the client can act on comes as a *protocol.Error.
 func (m *Manager) Publish(channel string, data json.RawMessage, from *protocol.ClientInfo) (protocol.Position, error) {
 	pos, err := m.hub.Publish(channel, data, from)
-	if err == nil {
-		m.stats.Publications.Add(1)
+	if err != nil {
+		return pos, limitError(err)
 	}
-	return pos, err
+	m.stats.Publications.Add(1)
+	return pos, nil
+}
+
+// limitError turns the hub's ErrTooManyChannels into its reply error.
+func limitError(err error) error {
+	if errors.Is(err, hub.ErrTooManyChannels) {
+		return protocol.NewError(protocol.ErrTooManyChans, "the server holds its maximum number of channels")
+	}
+	return err
 }

@@ -164,7 +164,7 @@ func (s *Session) subscribe(cmd *protocol.Command) *protocol.Error {
 	}
 	s.mu.Unlock()
 	if err != nil {
-		return protocol.NewError(protocol.ErrInternal, "%v", err)
+		return hubError(limitError(err))
 	}
 	if closed { // Closed ran meanwhile and may have missed this channel
 		s.mgr.hub.Unsubscribe(cmd.Channel, s)
@@ -196,7 +196,7 @@ func (s *Session) publish(cmd *protocol.Command) (any, *protocol.Error) {
 	}
 	pos, err := s.mgr.Publish(cmd.Channel, cmd.Data, &protocol.ClientInfo{Client: s.id, User: s.user})
 	if err != nil {
-		return nil, protocol.NewError(protocol.ErrInternal, "%v", err)
+		return nil, hubError(err)
 	}
 	return &pos, nil
 }
@@ -262,3 +262,12 @@ func (s *Session) Closed() {
 }
 
 func formatID(prefix string, n uint64) string { return prefix + strconv.FormatUint(n, 36) }
+
+// hubError turns an error of the hub (or of Manager.Publish) into a reply error.
+func hubError(err error) *protocol.Error {
+	var perr *protocol.Error
+	if errors.As(err, &perr) {
+		return perr
+	}
+	return protocol.NewError(protocol.ErrInternal, "%v", err)
+}
