@@ -75,15 +75,11 @@ func (n *Node) apiPublish(w http.ResponseWriter, r *http.Request) {
 	if !n.decodeAPI(w, r, &req) {
 		return
 	}
-	if perr := protocol.ValidateChannel(req.Channel, n.cfg.MaxChannelLength); perr != nil {
-		writeJSON(w, http.StatusBadRequest, apiError{perr})
-		return
-	}
 	if len(req.Data) == 0 {
 		writeAPIError(w, http.StatusBadRequest, protocol.ErrBadRequest, "data is required")
 		return
 	}
-	pos, err := n.sessions.Publish(req.Channel, req.Data, nil)
+	pos, err := n.Publish(req.Channel, req.Data) // refuses after Shutdown, like the other endpoints
 	if err != nil {
 		writeNodeError(w, err)
 		return

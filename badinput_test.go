@@ -2,8 +2,10 @@ package tether_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -205,7 +207,30 @@ func TestMaxChannels(t *testing.T) {
 	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), protocol.ErrTooManyChans) {
 		t.Fatalf("API publish to a third channel: %d %s", resp.StatusCode, body)
 	}
+	resp, body = postJSON(t, httpURL(n, "/api/broadcast"), "", `{"channels":["two","three"],"data":1}`)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"code":"`+protocol.ErrTooManyChans+`"`) {
+		t.Fatalf("API broadcast to a third channel: %d %s", resp.StatusCode, body)
+	}
 	if m := c.call(protocol.Command{Op: protocol.OpPublish, Channel: "two", Data: json.RawMessage(`2`)}); m.Error != nil {
 		t.Fatalf("existing channel after refusals: %v", m.Error)
+	}
+}
+
+// TestAPIAfterShutdown: the HTTP API refuses to publish once Shutdown has
+// begun, whoever still holds the handler.
+func TestAPIAfterShutdown(t *testing.T) {
+	cfg := testConfig()
+	cfg.HTTPAddr = ""
+	n := startNode(t, cfg)
+	srv := httptest.NewServer(n.Handler())
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := n.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	resp, body := postJSON(t, srv.URL+"/api/publish", "", `{"channel":"x","data":1}`)
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("publish after Shutdown: %d %s, want 503", resp.StatusCode, body)
 	}
 }

@@ -116,7 +116,9 @@ func (c *Config) Validate() error {
 	check(c.PongTimeout > 0, "pong timeout must be positive, not %v", c.PongTimeout)
 	check(c.CloseTimeout > 0, "close timeout must be positive, not %v", c.CloseTimeout)
 	check(c.MaxMessageSize >= 128, "max message size must be at least 128 bytes, not %d", c.MaxMessageSize)
-	check(c.MaxOutbound >= c.MaxMessageSize, "max outbound (%d) must be at least the max message size (%d)", c.MaxOutbound, c.MaxMessageSize)
+	// A publication's frame is larger than the command that carried it (epoch,
+	// offset, from), and a subscriber must be able to hold more than one.
+	check(c.MaxOutbound >= 2*c.MaxMessageSize, "max outbound (%d) must be at least twice the max message size (%d)", c.MaxOutbound, c.MaxMessageSize)
 	check(c.MaxConns > 0, "max conns must be positive, not %d", c.MaxConns)
 	check(c.MaxSubscriptions > 0, "max subscriptions must be positive, not %d", c.MaxSubscriptions)
 	check(c.MaxChannels > 0, "max channels must be positive, not %d", c.MaxChannels)

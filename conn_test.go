@@ -88,6 +88,7 @@ func TestHeartbeatDropsSilentClient(t *testing.T) {
 func TestSlowConsumerDoesNotDelayOthers(t *testing.T) {
 	cfg := testConfig()
 	cfg.MaxOutbound = 64 << 10
+	cfg.MaxMessageSize = 16 << 10       // the outbound limit must hold two
 	cfg.CloseTimeout = 20 * time.Second // time for the test to drain the stalled client
 	n := startNode(t, cfg)
 	const (
@@ -208,4 +209,42 @@ func dialStalled(t *testing.T, addr string) *rawConn {
 		t.Fatal(err)
 	}
 	return handshake(t, nc, addr, "/ws", nil)
+}
+
+// TestPingFloodWithoutReading: a client that sends pings and reads nothing is
+// closed as a slow consumer once its pongs pass the outbound limit, instead of
+// growing the server's buffer.
+func TestPingFloodWithoutReading(t *testing.T) {
+	cfg := testConfig()
+	cfg.MaxOutbound = 64 << 10
+	cfg.MaxMessageSize = 16 << 10
+	cfg.CloseTimeout = 20 * time.Second
+	n := startNode(t, cfg)
+	c := dialStalled(t, n.Addr().String())
+	ping := make([]byte, 125) // the largest control payload
+	deadline := time.Now().Add(20 * time.Second)
+	for sent := 0; ; sent++ {
+		if time.Now().After(deadline) {
+			t.Fatalf("still open after %d pings", sent)
+		}
+		_ = c.nc.SetWriteDeadline(time.Now().Add(time.Second))
+		if _, err := c.nc.Write(maskedFrame(0x89, ping)); err != nil {
+			break // the server stopped reading or closed: look at what it sent
+		}
+		if sent > 60000 { // 60000 pongs of 127 bytes: 7.3 MiB, past the limit and the ~4 MiB of kernel buffers
+			break
+		}
+	}
+	for {
+		op, p, err := c.readFrame(10 * time.Second)
+		if err != nil {
+			t.Fatalf("no close frame: %v", err)
+		}
+		if op == 0x8 {
+			if code := int(p[0])<<8 | int(p[1]); code != protocol.CloseSlowConsumer {
+				t.Fatalf("close code %d, want %d", code, protocol.CloseSlowConsumer)
+			}
+			return
+		}
+	}
 }

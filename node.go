@@ -95,7 +95,12 @@ func New(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
-	n.hub = hub.New(hub.Config{HistorySize: cfg.HistorySize, HistoryTTL: cfg.HistoryTTL, MaxChannels: cfg.MaxChannels})
+	n.hub = hub.New(hub.Config{
+		HistorySize:   cfg.HistorySize,
+		HistoryTTL:    cfg.HistoryTTL,
+		MaxChannels:   cfg.MaxChannels,
+		MaxBatchBytes: cfg.MaxOutbound / 4, // a healthy subscriber never meets the limit in one write
+	})
 	if err := n.initMetrics(); err != nil {
 		n.hub.Close()
 		return nil, err
@@ -114,6 +119,9 @@ func New(cfg Config) (*Node, error) {
 		Name:                    "tether",
 		ReleaseWebsocketPayload: true,
 		MaxLoad:                 cfg.MaxConns + 1024,
+		// A backstop under tether's own outbound limit (wsconn): nbio drops a
+		// connection whose unsent bytes pass this.
+		MaxWriteBufferSize: 2*cfg.MaxOutbound + 64<<10,
 	}
 	if n.ln != nil {
 		addr := n.ln.Addr().String()

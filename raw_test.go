@@ -67,6 +67,15 @@ func handshake(t testing.TB, nc net.Conn, addr, path string, header http.Header)
 // opcode bits).
 func (c *rawConn) writeFrame(b0 byte, payload []byte) {
 	c.t.Helper()
+	_ = c.nc.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.nc.Write(maskedFrame(b0, payload)); err != nil {
+		c.t.Fatalf("write frame: %v", err)
+	}
+}
+
+// maskedFrame returns one client frame: b0 (FIN, RSV, opcode), then the masked
+// payload.
+func maskedFrame(b0 byte, payload []byte) []byte {
 	hdr := []byte{b0}
 	switch n := len(payload); {
 	case n < 126:
@@ -84,10 +93,7 @@ func (c *rawConn) writeFrame(b0 byte, payload []byte) {
 	for i := range payload {
 		body[i] = payload[i] ^ mask[i%4]
 	}
-	_ = c.nc.SetWriteDeadline(time.Now().Add(5 * time.Second))
-	if _, err := c.nc.Write(append(hdr, body...)); err != nil {
-		c.t.Fatalf("write frame: %v", err)
-	}
+	return append(hdr, body...)
 }
 
 // readFrame reads one server frame.

@@ -50,7 +50,9 @@ func (n *Node) Broadcast(channels []string, data json.RawMessage) ([]BroadcastRe
 		}
 		pos, err := n.sessions.Publish(ch, data, nil)
 		if err != nil {
-			out[i].Error = protocol.NewError(protocol.ErrInternal, "%v", err)
+			if !errors.As(err, &out[i].Error) {
+				out[i].Error = protocol.NewError(protocol.ErrInternal, "%v", err)
+			}
 			continue
 		}
 		out[i].Epoch, out[i].Offset = pos.Epoch, pos.Offset

@@ -84,6 +84,9 @@ func (s *Server) Connect(stream tetherv1.Tether_ConnectServer) error {
 	s.conns[c] = struct{}{}
 	s.mu.Unlock()
 	defer s.closed(c)
+	if s.draining.Load() { // Shutdown began meanwhile and may have missed c
+		c.Close(protocol.DisconnectShutdown)
+	}
 
 	quit := make(chan struct{})
 	defer close(quit)

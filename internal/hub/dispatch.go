@@ -97,12 +97,36 @@ func (h *Hub) dispatch(c *channel) {
 			h.maybeRemove(c)
 			return
 		}
-		b := &Batch{Pubs: c.pending}
-		c.pending = nil
+		n := h.batchLen(c.pending)
+		b := &Batch{Pubs: c.pending[:n:n]}
+		if n == len(c.pending) {
+			c.pending = nil
+		} else {
+			c.pending = c.pending[n:]
+		}
 		subs := c.subscriptions()
 		c.mu.Unlock()
 		h.deliver(b, subs)
 	}
+}
+
+// batchLen returns how many of pending go in the next batch: all of them,
+// or as many as fit in MaxBatchBytes (at least one). A batch is one write to
+// each subscriber, and a write larger than a connection's outbound limit would
+// close even a subscriber that keeps up.
+func (h *Hub) batchLen(pending []*protocol.Publication) int {
+	if h.cfg.MaxBatchBytes <= 0 {
+		return len(pending)
+	}
+	size := 0
+	for i, p := range pending {
+		raw, _ := p.Encode()  // encoded by Publish: cannot fail
+		size += len(raw) + 10 // the largest frame header
+		if size > h.cfg.MaxBatchBytes && i > 0 {
+			return i
+		}
+	}
+	return len(pending)
 }
 
 // deliver hands b to every subscriber in subs and returns when all are

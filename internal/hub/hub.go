@@ -44,6 +44,9 @@ type Config struct {
 	// ChunkSize is how many subscribers a worker serves per turn when a batch
 	// is shared out. Defaults to 512.
 	ChunkSize int
+	// MaxBatchBytes caps the framed bytes of one batch (one write per
+	// subscriber), past the first publication. Zero means no cap.
+	MaxBatchBytes int
 	// MaxChannels caps the channels the hub holds at once (a channel lives while
 	// it has subscribers or history). Zero means no limit.
 	MaxChannels int
@@ -97,7 +100,9 @@ func New(cfg Config) *Hub {
 	return h
 }
 
-// Close stops the hub's workers. Publications in flight are delivered first.
+// Close stops the hub's pool workers once their queued tasks are done. A
+// dispatch still running goes on delivering on its own goroutine; stop
+// publishing before Close.
 func (h *Hub) Close() { h.pool.close() }
 
 func (h *Hub) shard(name string) *shard {
@@ -122,13 +127,13 @@ func (h *Hub) lockOrCreate(name string, create bool) (*channel, error) {
 				s.mu.Unlock()
 				return nil, nil
 			}
-			if h.cfg.MaxChannels > 0 && h.channels.Load() >= int64(h.cfg.MaxChannels) {
+			if n := h.channels.Add(1); h.cfg.MaxChannels > 0 && n > int64(h.cfg.MaxChannels) {
+				h.channels.Add(-1) // reserved first: shards race for the last ones
 				s.mu.Unlock()
 				return nil, ErrTooManyChannels
 			}
 			c = newChannel(name, h.cfg.HistorySize)
 			s.channels[name] = c
-			h.channels.Add(1)
 		}
 		s.mu.Unlock()
 		c.mu.Lock()

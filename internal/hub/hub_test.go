@@ -3,6 +3,7 @@ package hub
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -119,9 +120,10 @@ func TestRecover(t *testing.T) {
 // joining midway; each subscriber sees a contiguous run of offsets from just
 // after its subscribe result to the end, whatever the chunking.
 func TestDeliveryOrderUnderConcurrency(t *testing.T) {
-	for _, chunk := range []int{1, 7, 512} {
-		t.Run(fmt.Sprint("chunk ", chunk), func(t *testing.T) {
-			h := New(Config{HistorySize: 10, Workers: 3, ChunkSize: chunk})
+	for _, tc := range []struct{ chunk, batchBytes int }{{1, 0}, {7, 0}, {512, 0}, {7, 200}} {
+		chunk := tc.chunk
+		t.Run(fmt.Sprint("chunk ", chunk, " batch bytes ", tc.batchBytes), func(t *testing.T) {
+			h := New(Config{HistorySize: 10, Workers: 3, ChunkSize: chunk, MaxBatchBytes: tc.batchBytes})
 			defer h.Close()
 			const pubs = 400
 			type sub struct {
@@ -211,5 +213,33 @@ func TestChannelsAreRemovedWhenEmpty(t *testing.T) {
 	}
 	if st := h.Stats(); st.Channels != 0 {
 		t.Fatalf("stats %+v after unsubscribe, want no channels", st)
+	}
+}
+
+// TestBatchLen: a batch stops before the publication that would take it past
+// MaxBatchBytes, but always holds one.
+func TestBatchLen(t *testing.T) {
+	var pending []*protocol.Publication
+	for i := range 5 {
+		p := &protocol.Publication{Channel: "c", Epoch: "e", Offset: uint64(i + 1), Data: json.RawMessage(`"` + strings.Repeat("x", 100) + `"`)}
+		if _, err := p.Encode(); err != nil {
+			t.Fatal(err)
+		}
+		pending = append(pending, p)
+	}
+	one, _ := pending[0].Encode()
+	frame := len(one) + 10
+	tests := []struct{ max, want int }{
+		{0, 5},           // no cap
+		{1, 1},           // smaller than one: still one
+		{frame, 1},       // exactly one
+		{2*frame + 1, 2}, // two and a bit
+		{100 * frame, 5}, // all
+	}
+	for _, tt := range tests {
+		h := &Hub{cfg: Config{MaxBatchBytes: tt.max}}
+		if got := h.batchLen(pending); got != tt.want {
+			t.Errorf("MaxBatchBytes %d: batch of %d, want %d", tt.max, got, tt.want)
+		}
 	}
 }

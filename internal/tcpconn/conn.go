@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -35,6 +36,7 @@ type conn struct {
 
 	partial []byte // an incomplete line, waiting for its newline
 
+	wmu      sync.Mutex   // orders writes: the limit check with its write, the final line after all others
 	queued   atomic.Int64 // bytes handed to nb and not yet written to the kernel
 	lastSeen atomic.Int64 // unix nanoseconds of the last bytes from the peer
 	closing  atomic.Bool  // the final line is being written: ignore further input
@@ -66,6 +68,11 @@ func (c *conn) Wire() hub.Wire { return hub.WireLine }
 
 // Write implements session.Conn: it queues lines for the peer.
 func (c *conn) Write(b []byte) error {
+	// One writer at a time between the checks and the write, or concurrent
+	// deliveries (pool workers, other channels, replies) could all pass the
+	// limit, or land after the final line.
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
 	if c.closing.Load() {
 		return net.ErrClosed
 	}
@@ -88,10 +95,14 @@ func (c *conn) written(n int) {
 // reads it and then end of file; the connection is dropped CloseTimeout
 // later, or when the client closes its side.
 func (c *conn) Close(d protocol.Disconnect) {
+	c.wmu.Lock()
 	if !c.closing.CompareAndSwap(false, true) {
+		c.wmu.Unlock()
 		return
 	}
-	if _, err := c.out.Write(appendDisconnect(nil, d)); err != nil {
+	_, err := c.out.Write(appendDisconnect(nil, d))
+	c.wmu.Unlock()
+	if err != nil {
 		_ = c.nb.Close()
 		return
 	}

@@ -191,6 +191,9 @@ func (s *Server) add(nc net.Conn) {
 	if s.cfg.Heartbeats != nil {
 		s.cfg.Heartbeats.Add(c)
 	}
+	if s.draining.Load() { // Shutdown began meanwhile and may have missed c
+		c.Close(protocol.DisconnectShutdown)
+	}
 	if _, err := s.engine.AddConn(nbc); err != nil {
 		s.cfg.Logger.Error("tcp: add to event loop", "err", err)
 		_ = nbc.Close()

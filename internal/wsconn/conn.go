@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -25,6 +26,7 @@ type conn struct {
 	ws       *nbws.Conn
 	nb       net.Conn // the socket under ws; its Write is safe for concurrent use
 	sess     *session.Session
+	wmu      sync.Mutex   // orders data writes with the close frame
 	queued   atomic.Int64 // bytes handed to nb and not yet written to the kernel
 	lastSeen atomic.Int64 // unix nanoseconds of the last frame from the peer
 	closing  atomic.Bool  // a close frame was sent or received
@@ -41,6 +43,8 @@ func (c *conn) Wire() hub.Wire { return hub.WireWebSocket }
 
 // Write queues frames for the peer.
 func (c *conn) Write(b []byte) error {
+	c.wmu.Lock() // so that nothing lands after the close frame
+	defer c.wmu.Unlock()
 	if c.closing.Load() {
 		return net.ErrClosed
 	}
@@ -53,16 +57,19 @@ func (c *conn) Write(b []byte) error {
 	return err
 }
 
-// writeControl writes a control frame, which the outbound limit does not stop.
-func (c *conn) writeControl(opcode byte, payload []byte) error {
-	b := hub.AppendWebSocketFrame(make([]byte, 0, len(payload)+2), opcode, payload)
-	c.queued.Add(int64(len(b)))
-	_, err := c.nb.Write(b)
-	return err
+// writeControl writes a ping or pong frame. Past the outbound limit the
+// connection is closed as a slow consumer instead: a client that pings without
+// reading would otherwise grow its buffer without bound.
+func (c *conn) writeControl(opcode byte, payload []byte) {
+	if err := c.Write(hub.AppendWebSocketFrame(make([]byte, 0, len(payload)+2), opcode, payload)); err == session.ErrSlowConsumer {
+		c.srv.cfg.Sessions.Stats().SlowConsumers.Add(1)
+		c.Close(protocol.DisconnectSlowConsumer)
+	}
 }
 
 func (c *conn) echo(mt nbws.MessageType, data []byte) {
 	if err := c.Write(hub.AppendWebSocketFrame(make([]byte, 0, len(data)+10), byte(mt), data)); err == session.ErrSlowConsumer {
+		c.srv.cfg.Sessions.Stats().SlowConsumers.Add(1)
 		c.Close(protocol.DisconnectSlowConsumer)
 	}
 }
@@ -74,15 +81,19 @@ func (c *conn) Close(d protocol.Disconnect) {
 		c.closeCode(d.Code, d.Reason)
 		return
 	}
-	if !c.closing.CompareAndSwap(false, true) {
-		return
-	}
-	c.code.Store(int32(d.Code))
 	push, _ := json.Marshal(&d)
 	b := hub.AppendWebSocketFrame(nil, 0x1, push)
 	b = appendCloseFrame(b, d.Code, d.Reason)
+	c.wmu.Lock()
+	if !c.closing.CompareAndSwap(false, true) {
+		c.wmu.Unlock()
+		return
+	}
+	c.code.Store(int32(d.Code))
 	c.queued.Add(int64(len(b)))
-	if _, err := c.nb.Write(b); err != nil {
+	_, err := c.nb.Write(b)
+	c.wmu.Unlock()
+	if err != nil {
 		_ = c.nb.Close()
 		return
 	}
@@ -92,6 +103,8 @@ func (c *conn) Close(d protocol.Disconnect) {
 // closeCode closes with a bare close frame (no disconnect push): for protocol
 // violations at the WebSocket level.
 func (c *conn) closeCode(code int, reason string) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
 	if !c.closing.CompareAndSwap(false, true) {
 		return
 	}
@@ -103,6 +116,7 @@ func (c *conn) closeCode(code int, reason string) {
 // peerClosed handles the client's close frame: echo it unless we started the
 // close, then drop the connection.
 func (c *conn) peerClosed(code int) {
+	c.wmu.Lock()
 	if c.closing.CompareAndSwap(false, true) {
 		c.code.Store(int32(code))
 		if code == 1005 || code == 1006 || code == 1015 {
@@ -110,6 +124,7 @@ func (c *conn) peerClosed(code int) {
 		}
 		_, _ = c.nb.Write(appendCloseFrame(nil, code, ""))
 	}
+	c.wmu.Unlock()
 	_ = c.nb.Close()
 }
 
@@ -170,11 +185,7 @@ func (c *conn) touch() { c.lastSeen.Store(time.Now().UnixNano()) }
 func (c *conn) LastSeen() time.Time { return time.Unix(0, c.lastSeen.Load()) }
 
 // Ping implements heartbeat.Peer.
-func (c *conn) Ping() {
-	if !c.closing.Load() {
-		_ = c.writeControl(0x9, nil)
-	}
-}
+func (c *conn) Ping() { c.writeControl(0x9, nil) }
 
 // Expire implements heartbeat.Peer.
 func (c *conn) Expire() {

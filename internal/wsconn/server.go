@@ -120,7 +120,7 @@ func (s *Server) newUpgrader() *nbws.Upgrader {
 	u.SetPingHandler(func(ws *nbws.Conn, data string) {
 		if c := connOf(ws); c != nil {
 			c.touch()
-			_ = c.writeControl(0xA, []byte(data))
+			c.writeControl(0xA, []byte(data))
 		}
 	})
 	u.SetPongHandler(func(ws *nbws.Conn, _ string) {
