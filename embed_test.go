@@ -20,6 +20,7 @@ import (
 func TestEmbeddedInNetHTTP(t *testing.T) {
 	cfg := tether.DefaultConfig()
 	cfg.HTTPAddr = ""
+	cfg.TCPAddr, cfg.GRPCAddr = "", "" // no fixed ports: packages test in parallel
 	n := startNode(t, cfg)
 	if n.Addr() != nil {
 		t.Fatalf("Addr = %v without HTTPAddr", n.Addr())

@@ -42,6 +42,7 @@ func startNode(t *testing.T) *tether.Node {
 	t.Helper()
 	cfg := tether.DefaultConfig()
 	cfg.HTTPAddr = "127.0.0.1:0"
+	cfg.TCPAddr, cfg.GRPCAddr = "", "" // no fixed ports: packages test in parallel
 	n, err := tether.New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -308,6 +309,7 @@ func TestDeadConnectionDetected(t *testing.T) {
 func TestServerPingsKeepConnection(t *testing.T) {
 	cfg := tether.DefaultConfig()
 	cfg.HTTPAddr = "127.0.0.1:0"
+	cfg.TCPAddr, cfg.GRPCAddr = "", "" // no fixed ports: packages test in parallel
 	cfg.PingInterval = time.Second
 	n, err := tether.New(cfg)
 	if err != nil {

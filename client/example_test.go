@@ -16,6 +16,7 @@ import (
 func startServer() (*tether.Node, string) {
 	cfg := tether.DefaultConfig()
 	cfg.HTTPAddr = "127.0.0.1:0"
+	cfg.TCPAddr, cfg.GRPCAddr = "", "" // no fixed ports: packages test in parallel
 	node, err := tether.New(cfg)
 	if err != nil {
 		log.Fatal(err)

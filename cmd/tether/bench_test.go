@@ -13,6 +13,7 @@ import (
 func TestRunBench(t *testing.T) {
 	cfg := tether.DefaultConfig()
 	cfg.HTTPAddr = "127.0.0.1:0"
+	cfg.TCPAddr, cfg.GRPCAddr = "", "" // no fixed ports: packages test in parallel
 	n, err := tether.New(cfg)
 	if err != nil {
 		t.Fatal(err)

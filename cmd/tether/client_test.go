@@ -66,6 +66,7 @@ func startTestNode(t *testing.T) *tether.Node {
 	t.Helper()
 	cfg := tether.DefaultConfig()
 	cfg.HTTPAddr = "127.0.0.1:0"
+	cfg.TCPAddr, cfg.GRPCAddr = "", "" // no fixed ports: packages test in parallel
 	n, err := tether.New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -185,6 +186,7 @@ func TestClientCommandReconnects(t *testing.T) {
 	}
 	cfg := tether.DefaultConfig()
 	cfg.HTTPAddr = addr
+	cfg.TCPAddr, cfg.GRPCAddr = "", "" // no fixed ports: packages test in parallel
 	var n2 *tether.Node
 	for deadline := time.Now().Add(5 * time.Second); ; {
 		var err error

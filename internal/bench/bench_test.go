@@ -15,6 +15,7 @@ func startTether(t *testing.T, mutate func(*tether.Config)) Target {
 	t.Helper()
 	cfg := tether.DefaultConfig()
 	cfg.HTTPAddr = "127.0.0.1:0"
+	cfg.TCPAddr, cfg.GRPCAddr = "", "" // no fixed ports: packages test in parallel
 	if mutate != nil {
 		mutate(&cfg)
 	}
@@ -220,6 +221,7 @@ func BenchmarkFanoutLoopback(b *testing.B) {
 func startTetherB(b *testing.B) Target {
 	cfg := tether.DefaultConfig()
 	cfg.HTTPAddr = "127.0.0.1:0"
+	cfg.TCPAddr, cfg.GRPCAddr = "", "" // no fixed ports: packages test in parallel
 	n, err := tether.New(cfg)
 	if err != nil {
 		b.Fatal(err)
