@@ -168,7 +168,7 @@ func New(cfg Config) (*Node, error) {
 	}
 	if err := n.startTransports(); err != nil {
 		n.closeListeners() // or stop waits for the accept loops forever
-		n.stop()
+		n.stop(context.Background())
 		return nil, err
 	}
 	return n, nil
@@ -253,14 +253,15 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		n.cancel()
 		wait := n.shutdownTransports(ctx, protocol.DisconnectShutdown)
 		err = errors.Join(n.ws.Shutdown(ctx, protocol.DisconnectShutdown), wait())
-		n.stop()
+		n.stop(ctx)
 		n.log.Info("stopped", "err", err)
 	})
 	return err
 }
 
-// stop stops the node's goroutines and event loop.
-func (n *Node) stop() {
+// stop stops the node's goroutines and event loop. It waits for the event
+// loop at most 5s, and past ctx's end only briefly.
+func (n *Node) stop(ctx context.Context) {
 	n.cancel()
 	n.stopTransports()
 	// nbio v1.6.12's poller clears its stop flag when its loop starts, so a
@@ -274,9 +275,19 @@ func (n *Node) stop() {
 	go func() { n.engine.Stop(); close(stopped) }()
 	select {
 	case <-stopped:
-	case <-time.After(5 * time.Second):
+	case <-time.After(stopWait(ctx)):
 		n.log.Warn("event loop did not stop in time; leaving it")
 	}
 	n.wg.Wait()
 	n.hub.Close()
+}
+
+// stopWait is how long to wait for an nbio engine to stop: 5s, or until just
+// after ctx's deadline if that is sooner.
+func stopWait(ctx context.Context) time.Duration {
+	wait := 5 * time.Second
+	if dl, ok := ctx.Deadline(); ok {
+		wait = min(wait, max(time.Until(dl), 0)+100*time.Millisecond)
+	}
+	return wait
 }

@@ -295,7 +295,11 @@ func (s *Server) Shutdown(ctx context.Context, d protocol.Disconnect) error {
 	s.stopOnce.Do(func() { // closes what is left
 		s.startOnce.Do(func() {}) // no start from here on
 		if s.started.Load() {
-			stopEngine(s.engine, 5*time.Second, s.cfg.Logger)
+			wait := 5 * time.Second // or until just after ctx's deadline, if sooner
+			if dl, ok := ctx.Deadline(); ok {
+				wait = min(wait, max(time.Until(dl), 0)+100*time.Millisecond)
+			}
+			stopEngine(s.engine, wait, s.cfg.Logger)
 		}
 	})
 	for _, c := range s.all() {
