@@ -56,7 +56,6 @@ type Config struct {
 
 // Errors returned by the hub.
 var (
-	ErrClosed        = errors.New("hub: closed")
 	ErrAlreadySubbed = errors.New("hub: already subscribed")
 	// ErrTooManyChannels refuses a publication or subscription that would
 	// create a channel past Config.MaxChannels.
