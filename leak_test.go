@@ -2,8 +2,6 @@ package tether_test
 
 import (
 	"context"
-	"runtime"
-	"strings"
 	"testing"
 	"time"
 
@@ -14,7 +12,7 @@ import (
 // TestShutdownLeavesNoGoroutines: after Shutdown, none of the node's goroutines
 // (event loop, pools, heartbeats, dispatchers) are left.
 func TestShutdownLeavesNoGoroutines(t *testing.T) {
-	before := runtime.NumGoroutine()
+	checkGoroutines(t) // its check runs last, after Shutdown and the clients' cleanups
 	n, err := tether.New(testConfig())
 	if err != nil {
 		t.Fatal(err)
@@ -33,20 +31,5 @@ func TestShutdownLeavesNoGoroutines(t *testing.T) {
 	defer cancel()
 	if err := n.Shutdown(ctx); err != nil {
 		t.Fatal(err)
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for runtime.NumGoroutine() > before {
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<20)
-			stacks := string(buf[:runtime.Stack(buf, true)])
-			var ours []string
-			for _, g := range strings.Split(stacks, "\n\n") {
-				if strings.Contains(g, "tether") || strings.Contains(g, "nbio") {
-					ours = append(ours, g)
-				}
-			}
-			t.Fatalf("%d goroutines, %d before; ours:\n%s", runtime.NumGoroutine(), before, strings.Join(ours, "\n\n"))
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }

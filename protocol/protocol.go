@@ -17,7 +17,6 @@ const (
 	OpUnsubscribe = "unsubscribe"
 	OpPublish     = "publish"
 	OpHistory     = "history"
-	OpPresence    = "presence"
 	OpPing        = "ping"
 	OpPong        = "pong"
 )
@@ -25,8 +24,6 @@ const (
 // Ops of the pushes the server sends without being asked.
 const (
 	PushPub        = "pub"
-	PushJoin       = "join"
-	PushLeave      = "leave"
 	PushDisconnect = "disconnect"
 	PushPing       = "ping"
 )
@@ -44,7 +41,7 @@ type Command struct {
 	ID uint64 `json:"id,omitempty"`
 	// Op is the operation: one of the Op constants.
 	Op string `json:"op"`
-	// Channel is the channel for subscribe, unsubscribe, publish, history and presence.
+	// Channel is the channel for subscribe, unsubscribe, publish and history.
 	Channel string `json:"channel,omitempty"`
 	// Data is the payload of publish: any JSON value.
 	Data json.RawMessage `json:"data,omitempty"`
@@ -176,7 +173,6 @@ var (
 	DisconnectHeartbeatTimeout = Disconnect{Op: PushDisconnect, Code: CloseHeartbeatTimeout, Reason: "no heartbeat", Reconnect: true}
 	DisconnectForceReconnect   = Disconnect{Op: PushDisconnect, Code: CloseForceReconnect, Reason: "disconnected by server", Reconnect: true}
 	DisconnectForce            = Disconnect{Op: PushDisconnect, Code: CloseForceDisconnect, Reason: "disconnected by server", Reconnect: false}
-	DisconnectUnauthorized     = Disconnect{Op: PushDisconnect, Code: CloseUnauthorized, Reason: "unauthorized", Reconnect: false}
 )
 
 // DecodeCommand parses one command. On error the returned command still carries

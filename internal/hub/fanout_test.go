@@ -3,10 +3,7 @@ package hub
 import (
 	"encoding/json"
 	"fmt"
-	"sync"
-	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/tetherhq/tether/protocol"
 )
@@ -99,28 +96,12 @@ func TestFanoutNoAllocationPerDelivery(t *testing.T) {
 	}
 }
 
-// sliceSub records the offsets it receives, to check order through Publish.
-type sliceSub struct {
-	mu   sync.Mutex
-	offs []uint64
-	n    atomic.Int64
-}
-
-func (s *sliceSub) Deliver(b *Batch, from int) {
-	s.mu.Lock()
-	for _, p := range b.Pubs[from:] {
-		s.offs = append(s.offs, p.Offset)
-	}
-	s.mu.Unlock()
-	s.n.Add(int64(len(b.Pubs) - from))
-}
-
 func TestPublishInOrderPerSubscriber(t *testing.T) {
 	h := New(Config{Workers: 2, ChunkSize: 8})
 	defer h.Close()
-	subs := make([]*sliceSub, 50)
+	subs := make([]*recorder, 50)
 	for i := range subs {
-		subs[i] = &sliceSub{}
+		subs[i] = newRecorder()
 		if err := h.Subscribe("c", subs[i], nil, func(*protocol.SubscribeResult) {}); err != nil {
 			t.Fatal(err)
 		}
@@ -131,21 +112,12 @@ func TestPublishInOrderPerSubscriber(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	deadline := time.Now().Add(10 * time.Second)
 	for i, s := range subs {
-		for s.n.Load() < n {
-			if time.Now().After(deadline) {
-				t.Fatalf("subscriber %d got %d of %d", i, s.n.Load(), n)
-			}
-			time.Sleep(time.Millisecond)
-		}
-		s.mu.Lock()
-		for j, off := range s.offs {
+		for j, off := range waitFor(t, s, n) {
 			if off != uint64(j+1) {
 				t.Fatalf("subscriber %d: publication %d has offset %d", i, j, off)
 			}
 		}
-		s.mu.Unlock()
 	}
 }
 
