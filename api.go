@@ -66,23 +66,34 @@ type publishRequest struct {
 	Data    json.RawMessage `json:"data"`
 }
 
+// apiHandler serves one server API endpoint: it checks the key, decodes the
+// JSON body into a fresh T, calls do and answers do's result as JSON, or its
+// error with the status that fits (writeNodeError).
+func apiHandler[T any](n *Node, do func(*T) (any, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if !n.authorized(w, r) {
+			return
+		}
+		var req T
+		if !n.decodeAPI(w, r, &req) {
+			return
+		}
+		res, err := do(&req)
+		if err != nil {
+			writeNodeError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, res)
+	}
+}
+
+// errNoData is the reply to a publish or broadcast without data.
+var errNoData = protocol.NewError(protocol.ErrBadRequest, "data is required")
+
 // apiPublish serves POST /api/publish {"channel","data"} -> {"epoch","offset"}.
-func (n *Node) apiPublish(w http.ResponseWriter, r *http.Request) {
-	if !n.authorized(w, r) {
-		return
-	}
-	var req publishRequest
-	if !n.decodeAPI(w, r, &req) {
-		return
-	}
+func (n *Node) apiPublish(req *publishRequest) (any, error) {
 	if len(req.Data) == 0 {
-		writeAPIError(w, http.StatusBadRequest, protocol.ErrBadRequest, "data is required")
-		return
+		return nil, errNoData
 	}
-	pos, err := n.Publish(req.Channel, req.Data) // refuses after Shutdown, like the other endpoints
-	if err != nil {
-		writeNodeError(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, pos)
+	return n.Publish(req.Channel, req.Data) // refuses after Shutdown, like the other endpoints
 }

@@ -203,7 +203,7 @@ func (n *Node) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /ws", n.ws.Handler())
 	mux.Handle("GET /ws/echo", n.ws.EchoHandler())
-	mux.HandleFunc("POST /api/publish", n.apiPublish)
+	mux.HandleFunc("POST /api/publish", apiHandler(n, n.apiPublish))
 	n.apiRoutes(mux)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))

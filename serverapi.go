@@ -131,9 +131,9 @@ func (n *Node) Info() Info {
 
 // apiRoutes adds the server API endpoints beyond /api/publish.
 func (n *Node) apiRoutes(mux *http.ServeMux) {
-	mux.HandleFunc("POST /api/broadcast", n.apiBroadcast)
-	mux.HandleFunc("POST /api/history", n.apiHistory)
-	mux.HandleFunc("POST /api/disconnect", n.apiDisconnect)
+	mux.HandleFunc("POST /api/broadcast", apiHandler(n, n.apiBroadcast))
+	mux.HandleFunc("POST /api/history", apiHandler(n, n.apiHistory))
+	mux.HandleFunc("POST /api/disconnect", apiHandler(n, n.apiDisconnect))
 	mux.HandleFunc("POST /api/info", n.apiInfo)
 	mux.HandleFunc("GET /api/info", n.apiInfo)
 }
@@ -144,26 +144,17 @@ type broadcastRequest struct {
 }
 
 // apiBroadcast serves POST /api/broadcast {"channels","data"} -> {"results"}.
-func (n *Node) apiBroadcast(w http.ResponseWriter, r *http.Request) {
-	if !n.authorized(w, r) {
-		return
-	}
-	var req broadcastRequest
-	if !n.decodeAPI(w, r, &req) {
-		return
-	}
+func (n *Node) apiBroadcast(req *broadcastRequest) (any, error) {
 	if len(req.Data) == 0 {
-		writeAPIError(w, http.StatusBadRequest, protocol.ErrBadRequest, "data is required")
-		return
+		return nil, errNoData
 	}
 	res, err := n.Broadcast(req.Channels, req.Data)
 	if err != nil {
-		writeNodeError(w, err)
-		return
+		return nil, err
 	}
-	writeJSON(w, http.StatusOK, struct {
+	return struct {
 		Results []BroadcastResult `json:"results"`
-	}{res})
+	}{res}, nil
 }
 
 type historyRequest struct {
@@ -174,20 +165,8 @@ type historyRequest struct {
 
 // apiHistory serves POST /api/history {"channel","since","limit"} ->
 // {"epoch","offset","publications"}.
-func (n *Node) apiHistory(w http.ResponseWriter, r *http.Request) {
-	if !n.authorized(w, r) {
-		return
-	}
-	var req historyRequest
-	if !n.decodeAPI(w, r, &req) {
-		return
-	}
-	res, err := n.History(req.Channel, req.Since, req.Limit)
-	if err != nil {
-		writeNodeError(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, res)
+func (n *Node) apiHistory(req *historyRequest) (any, error) {
+	return n.History(req.Channel, req.Since, req.Limit)
 }
 
 type disconnectRequest struct {
@@ -196,23 +175,11 @@ type disconnectRequest struct {
 }
 
 // apiDisconnect serves POST /api/disconnect {"client","reconnect"} -> {}.
-func (n *Node) apiDisconnect(w http.ResponseWriter, r *http.Request) {
-	if !n.authorized(w, r) {
-		return
-	}
-	var req disconnectRequest
-	if !n.decodeAPI(w, r, &req) {
-		return
-	}
+func (n *Node) apiDisconnect(req *disconnectRequest) (any, error) {
 	if req.Client == "" {
-		writeAPIError(w, http.StatusBadRequest, protocol.ErrBadRequest, "client is required")
-		return
+		return nil, protocol.NewError(protocol.ErrBadRequest, "client is required")
 	}
-	if err := n.Disconnect(req.Client, req.Reconnect); err != nil {
-		writeNodeError(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, struct{}{})
+	return struct{}{}, n.Disconnect(req.Client, req.Reconnect)
 }
 
 // apiInfo serves GET or POST /api/info -> the node's Info.
