@@ -146,17 +146,14 @@ func Fanout(ctx context.Context, t Target, o FanoutOptions) (*FanoutResult, erro
 	if o.Channel == "" {
 		o.Channel = "bench:fanout"
 	}
-	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
+	hc := publisherClient()
 	defer hc.CloseIdleConnections()
 
-	f, err := openFleet(ctx, t, o.Subs, o.Concurrency, o.Channel, false)
+	f, err := openSubscribers(ctx, t, o.Subs, o.Concurrency, o.Channel)
 	if err != nil {
 		return nil, err
 	}
 	defer f.close()
-	if f.open == 0 {
-		return nil, f.failure()
-	}
 	lat := newHist(64)
 	states := make([]subState, len(f.conns))
 	words := (o.Messages + 64) / 64

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http"
 	"net/url"
 	"sync"
 	"sync/atomic"
@@ -177,4 +178,25 @@ func (f *fleet) lost() error {
 		return nil
 	}
 	return f.poll.lost()
+}
+
+// openSubscribers opens n subscribers of channel for the publishing
+// benchmarks. It fails when not one of them opened.
+func openSubscribers(ctx context.Context, t Target, n, concurrency int, channel string) (*fleet, error) {
+	f, err := openFleet(ctx, t, n, concurrency, channel, false)
+	if err != nil {
+		return nil, err
+	}
+	if f.open == 0 {
+		err := f.failure()
+		f.close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// publisherClient returns the HTTP client the publishing benchmarks publish
+// and read the server's metrics with.
+func publisherClient() *http.Client {
+	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math/bits"
 	"net"
-	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -112,17 +111,14 @@ func Reconnect(ctx context.Context, t Target, o ReconnectOptions) (*ReconnectRes
 	if o.Channel == "" {
 		o.Channel = "bench:reconnect"
 	}
-	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
+	hc := publisherClient()
 	defer hc.CloseIdleConnections()
 
-	f, err := openFleet(ctx, t, o.Subs, o.Concurrency, o.Channel, false)
+	f, err := openSubscribers(ctx, t, o.Subs, o.Concurrency, o.Channel)
 	if err != nil {
 		return nil, err
 	}
 	defer f.close()
-	if f.open == 0 {
-		return nil, f.failure()
-	}
 	var epoch string
 	for _, c := range f.conns {
 		if c != nil {
