@@ -164,7 +164,7 @@ func (s *Session) subscribe(cmd *protocol.Command) *protocol.Error {
 	}
 	s.mu.Unlock()
 	if err != nil {
-		return hubError(limitError(err))
+		return hubError(err)
 	}
 	if closed { // Closed ran meanwhile and may have missed this channel
 		s.mgr.hub.Unsubscribe(cmd.Channel, s)
@@ -266,7 +266,7 @@ func formatID(prefix string, n uint64) string { return prefix + strconv.FormatUi
 // hubError turns an error of the hub (or of Manager.Publish) into a reply error.
 func hubError(err error) *protocol.Error {
 	var perr *protocol.Error
-	if errors.As(err, &perr) {
+	if errors.As(limitError(err), &perr) {
 		return perr
 	}
 	return protocol.NewError(protocol.ErrInternal, "%v", err)
