@@ -3,6 +3,7 @@ package tether_test
 import (
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -109,9 +110,20 @@ func TestMetricsOwnRegistry(t *testing.T) {
 	startNode(t, cfg)
 	// A second node on the same registry collides on tether's names, not on the
 	// runtime collectors.
+	free, err := net.Listen("tcp", "127.0.0.1:0") // an address to check that the failed New let go of
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.HTTPAddr = free.Addr().String()
+	free.Close()
 	if _, err := tether.New(cfg); err == nil || !strings.Contains(err.Error(), "metrics") {
 		t.Fatalf("second node on one registry: err %v, want a metrics registration error", err)
 	}
+	again, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		t.Fatalf("the failed New kept its listener: %v", err)
+	}
+	again.Close()
 	families, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)

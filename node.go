@@ -102,6 +102,7 @@ func New(cfg Config) (*Node, error) {
 		MaxBatchBytes: cfg.MaxOutbound / 4, // a healthy subscriber never meets the limit in one write
 	})
 	if err := n.initMetrics(); err != nil {
+		n.closeListeners()
 		n.hub.Close()
 		return nil, err
 	}
