@@ -1,7 +1,6 @@
 package tether_test
 
 import (
-	"context"
 	"os"
 	"os/exec"
 	"strings"
@@ -28,76 +27,39 @@ func chromium(t *testing.T) string {
 }
 
 // TestChatPage drives the chat page in two tabs of a real headless Chromium:
-// what one tab sends in a room, the other shows.
+// what one tab says in a room, the other shows, both ways. ann uses the page
+// as served (the connection shared through a SharedWorker); bob has one of
+// his own (?shared=0).
 func TestChatPage(t *testing.T) {
-	path := chromium(t)
 	n := startNode(t, testConfig())
-	url := httpURL(n, "/")
-
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(path),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(profileDir(t)),
-	)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	actx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
-	defer cancelAlloc()
-	ann, cancelAnn := chromedp.NewContext(actx)
-	defer cancelAnn()
-
-	online := func() chromedp.Action {
-		return chromedp.Poll(`document.getElementById("status").textContent === "online"`, nil, chromedp.WithPollingTimeout(20*time.Second), chromedp.WithPollingInterval(50*time.Millisecond))
+	b := newBrowser(t, 40*time.Second)
+	ann := b.open("ann", httpURL(n, "/#test-room"))
+	bob := b.open("bob", httpURL(n, "/?shared=0#test-room"))
+	for _, tb := range []*tab{ann, bob} {
+		tb.waitFor(10*time.Second, `document.getElementById("status").dataset.state === "connected" && window.chat?.room() === "test-room"`, `document.getElementById("status").textContent`)
+		tb.run(5*time.Second, "set the name", chromedp.SetValue("#name", tb.name, chromedp.ByID))
 	}
-	join := func(ctx context.Context, name string) {
-		t.Helper()
-		err := chromedp.Run(ctx,
-			chromedp.Navigate(url),
-			online(), // the page's script has run and joined the default room
-			chromedp.SetValue("#name", name, chromedp.ByID),
-			chromedp.SetValue("#room", "test room", chromedp.ByID),
-			chromedp.Click("#join", chromedp.ByID),
-			online(),
-			chromedp.WaitEnabled("#text", chromedp.ByID),
-		)
-		if err != nil {
-			t.Fatalf("%s joins: %v", name, err)
-		}
+	var mode string
+	ann.eval(`chat.client.mode`, &mode)
+	if mode != "worker" {
+		t.Errorf("ann's page shares its connection by %q, want worker", mode)
 	}
-	say := func(ctx context.Context, text string) {
+	say := func(tb *tab, text string) {
 		t.Helper()
-		if err := chromedp.Run(ctx,
+		tb.run(5*time.Second, "say "+text,
 			chromedp.SendKeys("#text", text, chromedp.ByID),
 			chromedp.Click("#send button", chromedp.ByQuery),
-		); err != nil {
-			t.Fatalf("say %q: %v", text, err)
-		}
+		)
 	}
-	waitLog := func(ctx context.Context, want string) {
+	shows := func(tb *tab, want string) {
 		t.Helper()
-		js := `document.getElementById("log").textContent.includes(` + jsString(want) + `)`
-		if err := chromedp.Run(ctx, chromedp.Poll(js, nil, chromedp.WithPollingTimeout(20*time.Second), chromedp.WithPollingInterval(50*time.Millisecond))); err != nil {
-			var log, status string
-			_ = chromedp.Run(ctx, chromedp.Text("#log", &log, chromedp.ByID), chromedp.Text("#status", &status, chromedp.ByID))
-			t.Fatalf("log never showed %q: %v; log is %q, status %q", want, err, log, status)
-		}
+		tb.waitFor(10*time.Second, `document.getElementById("log").textContent.includes(`+jsString(want)+`)`, `document.getElementById("log").textContent`)
 	}
-
-	join(ann, "ann")                           // starts the browser
-	bob, cancelBob := chromedp.NewContext(ann) // a second tab in it
-	defer cancelBob()
-	join(bob, "bob")
 	say(ann, "hello from ann")
-	waitLog(bob, "ann:hello from ann")
+	shows(bob, "ann:hello from ann")
 	say(bob, "hi ann")
-	waitLog(ann, "bob:hi ann")
-	waitLog(ann, "ann:hello from ann") // a tab shows its own messages too
+	shows(ann, "bob:hi ann")
+	shows(ann, "ann:hello from ann") // a tab shows its own messages too
 }
 
 // profileDir returns a fresh browser profile directory. It is removed when the

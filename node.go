@@ -206,6 +206,7 @@ func (n *Node) routes() http.Handler {
 	mux.Handle("GET /ws/echo", n.ws.EchoHandler())
 	mux.HandleFunc("POST /api/publish", apiHandler(n, n.apiPublish))
 	n.apiRoutes(mux)
+	mux.Handle("GET /api/stats", n.statsHandler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))
 	})
