@@ -8,9 +8,9 @@ PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 
 .PHONY: test vet fuzz deps proto tools
 
-# The browser and grpcurl tests fail rather than skip under make test.
+# The browser, Node.js and grpcurl tests fail rather than skip under make test.
 test: vet deps $(BIN)/grpcurl
-	TETHER_REQUIRE_BROWSER=1 TETHER_GRPCURL=$(BIN)/grpcurl TETHER_REQUIRE_GRPCURL=1 $(GO) test -race -count=1 -timeout 12m ./...
+	TETHER_REQUIRE_BROWSER=1 TETHER_REQUIRE_NODE=1 TETHER_GRPCURL=$(BIN)/grpcurl TETHER_REQUIRE_GRPCURL=1 $(GO) test -race -count=1 -timeout 12m ./...
 	$(GO) test -run '^$$' -bench . -benchtime=1x -timeout 5m ./...
 
 deps:

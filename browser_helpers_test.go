@@ -20,11 +20,12 @@ import (
 // test ends; when the test failed, each open tab's screenshot and console are
 // saved first, in artefactDir.
 type browser struct {
-	t     *testing.T
-	alloc context.Context
-	first context.Context // the first tab: it owns the browser process
-	mu    sync.Mutex
-	tabs  []*tab
+	t           *testing.T
+	alloc       context.Context
+	first       context.Context // a blank tab that owns the browser process
+	cancelFirst context.CancelFunc
+	mu          sync.Mutex
+	tabs        []*tab
 }
 
 // tab is one browser tab.
@@ -71,6 +72,9 @@ func newBrowser(t *testing.T, limit time.Duration) *browser {
 		for i := len(tabs) - 1; i >= 0; i-- {
 			tabs[i].cancel()
 		}
+		if b.cancelFirst != nil {
+			b.cancelFirst()
+		}
 		cancelAlloc()
 		cancel()
 	})
@@ -80,16 +84,19 @@ func newBrowser(t *testing.T, limit time.Duration) *browser {
 // open opens url in a new tab and waits for its load event.
 func (b *browser) open(name, url string) *tab {
 	b.t.Helper()
-	parent := b.alloc
-	if b.first != nil {
-		parent = b.first
+	if b.first == nil {
+		// A blank tab owns the browser process, so that a test may close any
+		// of its own tabs.
+		owner, cancel := chromedp.NewContext(b.alloc)
+		b.cancelFirst = cancel
+		if err := chromedp.Run(owner); err != nil {
+			b.t.Fatalf("start chromium: %v", err)
+		}
+		b.first = owner
 	}
-	ctx, cancel := chromedp.NewContext(parent)
+	ctx, cancel := chromedp.NewContext(b.first)
 	tb := &tab{b: b, name: name, ctx: ctx, cancel: cancel}
 	b.mu.Lock()
-	if b.first == nil {
-		b.first = ctx
-	}
 	b.tabs = append(b.tabs, tb)
 	b.mu.Unlock()
 	chromedp.ListenTarget(ctx, func(ev any) {

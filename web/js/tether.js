@@ -77,8 +77,9 @@ class Stream {
   }
 }
 
-// Connection is one socket to the server at a time: it connects, reconnects
-// with backoff, resubscribes with recovery and runs commands. It reports to
+// Connection is one socket to the server at a time: from connect() on, it
+// connects, reconnects with backoff, resubscribes with recovery and runs
+// commands. It reports to
 // its hub h: state(state, info), ready(channel, pos, recoverable),
 // item(channel, item), failed(channel, error).
 class Connection {
@@ -89,7 +90,6 @@ class Connection {
     this.queue = []; // calls waiting for a connection
     this.subs = new Map(); // channel -> {stream, sent, live, closing, recoverable}
     this.timers = {};
-    this.connect();
   }
 
   timer(name, ms, f) {
@@ -400,6 +400,7 @@ class Hub {
   attach(tab, send, token) {
     this.tabs.set(tab, { send, token });
     send(this.stateMsg);
+    this.conn.connect(); // once a tab can give the token; later: nothing
   }
 
   detach(tab) {
@@ -737,6 +738,7 @@ export class Client {
           this._link.close();
           return;
         }
+        if (state === this.state && state !== "disconnected") return; // each disconnection is news
         this.state = state;
         return this._emit("state", state, info);
       }
