@@ -1,0 +1,119 @@
+package tether_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/tetherhq/tether"
+)
+
+// TestStatsAccess: /api/stats has the server API's access rule; the /stats
+// page itself is static and carries no figures.
+func TestStatsAccess(t *testing.T) {
+	for _, tc := range []struct {
+		name, key, header string
+		want              int
+	}{
+		{"no key configured, loopback", "", "", http.StatusOK},
+		{"key configured, none sent", "s3cret", "", http.StatusUnauthorized},
+		{"key configured, wrong one", "s3cret", "Bearer nope", http.StatusUnauthorized},
+		{"key configured, right one", "s3cret", "Bearer s3cret", http.StatusOK},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testConfig()
+			cfg.APIKey = tc.key
+			n := startNode(t, cfg)
+			req, _ := http.NewRequest(http.MethodGet, httpURL(n, "/api/stats"), nil)
+			if tc.header != "" {
+				req.Header.Set("Authorization", tc.header)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tc.want {
+				t.Fatalf("GET /api/stats: %d, want %d", resp.StatusCode, tc.want)
+			}
+			page, err := http.Get(httpURL(n, "/stats"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			page.Body.Close()
+			if page.StatusCode != http.StatusOK || page.Header.Get("Content-Type") != "text/html; charset=utf-8" {
+				t.Fatalf("GET /stats: %d %s", page.StatusCode, page.Header.Get("Content-Type"))
+			}
+		})
+	}
+}
+
+// TestStatsRates: counters, rates over the span between samples, the busiest
+// channels, and one sample per StatsInterval however often it is asked.
+func TestStatsRates(t *testing.T) {
+	n := startNode(t, testConfig())
+	sample := n.StatsSampler()
+	t0 := time.Now()
+	first := sample(t0)
+	if first.IntervalSeconds != 0 || first.PublicationsPerSecond != 0 || len(first.Nodes) != 1 || !first.Nodes[0].Self {
+		t.Fatalf("first sample %+v", first)
+	}
+
+	c := dial(t, n)
+	c.subscribe("a")
+	for i := range 10 {
+		if _, err := n.Publish("a", json.RawMessage(fmt.Sprint(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 10 {
+		c.read()
+	}
+	// The hub counts a batch's deliveries once it has handed it to everyone:
+	// wait for the count (a sampler of its own, asked at ever later times).
+	probe, deadline := n.StatsSampler(), time.Now().Add(5*time.Second)
+	for i := 1; probe(t0.Add(time.Duration(i)*time.Second)).Deliveries != 10; i++ {
+		if time.Now().After(deadline) {
+			t.Fatal("the 10 deliveries were never counted")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	for i := range 5 {
+		if _, err := n.Publish("b", json.RawMessage(fmt.Sprint(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if again := sample(t0.Add(tether.StatsInterval / 2)); again.Time != first.Time {
+		t.Fatalf("a second sample within StatsInterval: %+v", again)
+	}
+	st := sample(t0.Add(2 * time.Second))
+	want := []tether.ChannelRate{
+		{Channel: "a", Subscribers: 1, Offset: 10, PublicationsPerSecond: 5, DeliveriesPerSecond: 5},
+		{Channel: "b", Subscribers: 0, Offset: 5, PublicationsPerSecond: 2.5, DeliveriesPerSecond: 0},
+	}
+	for _, check := range []struct {
+		what      string
+		got, want any
+	}{
+		{"interval", st.IntervalSeconds, 2.0},
+		{"publications", st.Publications, int64(15)},
+		{"publications/s", st.PublicationsPerSecond, 7.5},
+		{"deliveries", st.Deliveries, int64(10)},
+		{"deliveries/s", st.DeliveriesPerSecond, 5.0},
+		{"connections", st.Connections, tether.StatsByTransport{Total: 1, WebSocket: 1}},
+		{"channels", st.Channels, 2},
+		{"subscriptions", st.Subscriptions, 1},
+		{"busiest", fmt.Sprint(st.Busiest), fmt.Sprint(want)},
+		{"sessions opened", st.SessionsOpened, int64(1)},
+	} {
+		if check.got != check.want {
+			t.Errorf("%s = %v, want %v", check.what, check.got, check.want)
+		}
+	}
+	quiet := sample(t0.Add(3 * time.Second)) // nothing published since
+	if quiet.PublicationsPerSecond != 0 || len(quiet.Busiest) != 1 || quiet.Busiest[0].PublicationsPerSecond != 0 {
+		t.Fatalf("a quiet second: %v/s, busiest %+v", quiet.PublicationsPerSecond, quiet.Busiest)
+	}
+}
