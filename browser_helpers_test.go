@@ -2,6 +2,7 @@ package tether_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -104,10 +105,14 @@ func (b *browser) open(name, url string) *tab {
 		case *runtime.EventConsoleAPICalled:
 			var args []string
 			for _, a := range ev.Args {
-				if a.Value != nil {
-					args = append(args, string(a.Value))
-				} else {
+				var str string
+				switch {
+				case a.Value == nil:
 					args = append(args, a.Description)
+				case json.Unmarshal(a.Value, &str) == nil:
+					args = append(args, str) // a string, as console.log prints it
+				default:
+					args = append(args, string(a.Value))
 				}
 			}
 			tb.log(string(ev.Type) + ": " + strings.Join(args, " "))

@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -73,6 +75,28 @@ func TestBrowserOffline(t *testing.T) {
 	away.setOffline(false)
 	waitMessages(away, want, 10*time.Second)
 	away.waitFor(5*time.Second, statusJS+`.dataset.state === "connected" && document.querySelector("#log .recovered") != null`, `document.getElementById("log").textContent`)
+}
+
+// TestChatPageGap: when the server's history cannot cover the time a tab was
+// away, the chat page says so, reloads what history has, and goes on.
+func TestChatPageGap(t *testing.T) {
+	cfg := testConfig()
+	cfg.HistorySize = 3
+	n := startNode(t, cfg)
+	b := newBrowser(t, 30*time.Second)
+	tb := b.open("tab", httpURL(n, "/?shared=0#gap"))
+	waitConnected(tb, "gap")
+	publishChat(t, n, "gap", "api", "m1")
+	waitMessages(tb, []string{"m1"}, 5*time.Second)
+	tb.setOffline(true)
+	tb.waitFor(5*time.Second, statusJS+`.dataset.state !== "connected"`, statusJS+`.textContent`)
+	for i := 2; i <= 10; i++ {
+		publishChat(t, n, "gap", "api", fmt.Sprintf("m%d", i))
+	}
+	tb.setOffline(false)
+	tb.waitFor(10*time.Second, `document.querySelector("#log .gap") != null`, `document.getElementById("log").textContent`)
+	publishChat(t, n, "gap", "api", "m11")
+	waitMessages(tb, []string{"m1", "m8", "m9", "m10", "m11"}, 5*time.Second) // m8-m10: the history kept
 }
 
 // TestBrowserServerDrop: the server drops a tab's connection, with the server
@@ -302,4 +326,49 @@ func sameStrings(a, b []string) bool {
 		}
 	}
 	return true
+}
+
+// TestREADMEBrowserSnippet runs the README's browser snippet as it is written
+// (only the server's address differs) in a page of the server.
+func TestREADMEBrowserSnippet(t *testing.T) {
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(readme), "\n## Browser\n")
+	_, code, ok2 := strings.Cut(section, "```js\n")
+	code, _, ok3 := strings.Cut(code, "```")
+	if !ok || !ok2 || !ok3 || !strings.Contains(code, "127.0.0.1:8080") {
+		t.Fatal("README.md has no ```js block with 127.0.0.1:8080 under ## Browser")
+	}
+	n := startNode(t, testConfig())
+	code = strings.ReplaceAll(code, "127.0.0.1:8080", n.Addr().String())
+	b := newBrowser(t, 30*time.Second)
+	tb := b.open("snippet", httpURL(n, "/stats"))
+	lit, _ := json.Marshal(code) // a JavaScript string literal
+	tb.eval(`(() => { const s = document.createElement("script"); s.type = "module"; s.textContent = `+string(lit)+`; document.head.append(s); return true; })()`, nil)
+	want := []string{"log: state: connected", "log: history: hi", "log: state: closed"}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		lines := tb.consoleLines()
+		var seen []string
+		for _, l := range lines {
+			if strings.HasPrefix(l, "exception: ") || strings.HasPrefix(l, "error: ") {
+				t.Fatalf("the snippet failed: %s", l)
+			}
+			for _, w := range want {
+				if l == w && (len(seen) == 0 || seen[len(seen)-1] != w) {
+					seen = append(seen, w)
+				}
+			}
+		}
+		if sameStrings(seen, want) {
+			t.Logf("the snippet logged %q", lines)
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the snippet logged %q, want in order %q", lines, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
