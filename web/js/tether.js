@@ -28,7 +28,7 @@ const asError = (e) => (e instanceof TetherError ? e : new TetherError(plain(e).
 const lost = () => new TetherError("connection_lost", "the connection broke before the reply");
 const closedError = () => new TetherError("closed", "the client is closed");
 const newId = () => Date.now().toString(36) + Math.random().toString(36).slice(2, 10);
-const offline = () => globalThis.navigator?.onLine === false;
+const browserOffline = () => globalThis.navigator?.onLine === false;
 
 // Stream tracks one subscription's position, drops duplicates and reports gaps
 // (docs/recovery.md, "What a client must do"). out receives, in order,
@@ -79,9 +79,8 @@ class Stream {
 
 // Connection is one socket to the server at a time: from connect() on, it
 // connects, reconnects with backoff, resubscribes with recovery and runs
-// commands. It reports to
-// its hub h: state(state, info), ready(channel, pos, recoverable),
-// item(channel, item), failed(channel, error).
+// commands. It reports to its hub h: state(state, info), ready(channel, pos,
+// recoverable), item(channel, item), failed(channel, error).
 class Connection {
   constructor(url, o, h) {
     Object.assign(this, { url, o, h, ws: null, dialing: false, closed: false, state: "", client: "" });
@@ -147,8 +146,9 @@ class Connection {
   retry(info) {
     this.setState("disconnected", info);
     const cap = Math.min(this.o.maxDelay, this.o.minDelay * 2 ** Math.min(this.attempt, 30));
-    const delay = offline() ? this.o.maxDelay : Math.random() * cap;
-    if (!offline()) this.attempt++;
+    const off = browserOffline();
+    const delay = off ? this.o.maxDelay : Math.random() * cap;
+    if (!off) this.attempt++;
     this.timer("retry", delay, () => this.connect());
   }
 
