@@ -167,6 +167,28 @@ test("offline: the connection is dropped, nothing is tried until online, then at
   assert.equal(f.conns.length, 2);
 });
 
+test("a tab that becomes visible reconnects at once, and checks a live connection", T, async (t) => {
+  const doc = new EventTarget();
+  doc.visibilityState = "hidden";
+  globalThis.document = doc;
+  t.after(() => delete globalThis.document);
+  const f = await serve(t, [{ epoch: "e1", offset: 0 }]);
+  const c = start(t, f.url, { minDelay: 5000, maxDelay: 5000 }); // no reconnect for seconds by itself
+  await waitFor(() => c.state === "connected", 3000);
+  f.conns[0].close(4003);
+  await waitFor(() => c.state === "disconnected", 1000);
+  await sleep(50);
+  const back = Date.now();
+  doc.visibilityState = "visible";
+  doc.dispatchEvent(new Event("visibilitychange"));
+  await waitFor(() => c.state === "connected", 1000);
+  assert.ok(Date.now() - back < 500, "reconnects when the tab is visible");
+  const pings = f.ops("ping").length;
+  doc.dispatchEvent(new Event("visibilitychange"));
+  await waitFor(() => f.ops("ping").length === pings + 1, 1000); // connected: a ping checks the connection
+  assert.equal(c.state, "connected");
+});
+
 test("watchdog: a server silent past its ping interval gets a ping, then is dropped", T, async (t) => {
   const f = await fake((cmd, c) => {
     if (cmd.op === "connect") return void c.reply({ client: "f" + c.n, version: 1, ping: 1 }) || true;
