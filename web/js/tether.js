@@ -14,6 +14,11 @@
 
 const defaults = { minDelay: 100, maxDelay: 10000, pingTimeout: 10000, connectTimeout: 10000 };
 
+// The version of the messages between tabs and their hub. It names the
+// SharedWorker, the BroadcastChannel and the locks, so that tabs of a newer
+// tether.js never talk to a worker or a leader of an older one.
+const LINK = "tether/1 ";
+
 /** An error with a code: the server's (docs/protocol.md) or the client's own. */
 export class TetherError extends Error {
   constructor(code, message) {
@@ -861,7 +866,7 @@ function holdLock(name) {
 
 // watchTab calls gone when the tab holding the lock of tab id is gone.
 function watchTab(tab, gone) {
-  navigator.locks.request("tether tab " + tab, () => gone());
+  navigator.locks.request(LINK + "tab " + tab, () => gone());
 }
 
 // Links carry messages between a tab's Client and its hub: send(m) to the hub,
@@ -884,7 +889,7 @@ function directLink(c) {
 function workerLink(c) {
   let w;
   try {
-    w = new SharedWorker(import.meta.url, { type: "module", name: "tether " + c.url });
+    w = new SharedWorker(import.meta.url, { type: "module", name: LINK + c.url });
   } catch {
     return null; // tether.js from another origin, say: a leader tab does it
   }
@@ -899,7 +904,7 @@ function workerLink(c) {
     if (release) release();
     c._link = leaderLink(c);
   };
-  holdLock("tether tab " + c._tab).then((r) => {
+  holdLock(LINK + "tab " + c._tab).then((r) => {
     release = r;
     if (!failed && !c._closed) c._relink("worker");
   });
@@ -915,7 +920,7 @@ function workerLink(c) {
 
 function leaderLink(c) {
   const tab = c._tab;
-  const bc = new BroadcastChannel("tether " + c.url);
+  const bc = new BroadcastChannel(LINK + c.url);
   let leader = "";
   let hub = null;
   let resign = null;
@@ -938,11 +943,11 @@ function leaderLink(c) {
     }
     if (m.to === tab) c._recv(m);
   };
-  holdLock("tether tab " + tab).then((r) => {
+  holdLock(LINK + "tab " + tab).then((r) => {
     release = r;
     if (c._closed) return release();
     bc.onmessage = receive; // only now: the leader's watchTab must find the lock held
-    navigator.locks.request("tether leader " + c.url, () => {
+    navigator.locks.request(LINK + "leader " + c.url, () => {
       if (c._closed) return;
       hub = new Hub(c.url, { ...c._hubOpts, WebSocket: globalThis.WebSocket });
       leader = tab;
