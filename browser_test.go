@@ -227,6 +227,8 @@ func TestBrowserShared(t *testing.T) {
 						if m == "leader" {
 							leaders++
 						}
+						// Each tab caught up from its own position: recovered.
+						tb.waitFor(5*time.Second, `document.querySelector("#log .recovered") != null`, `document.getElementById("log").textContent`)
 					}
 				}
 				if leaders != 1 {
