@@ -10,13 +10,13 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/tetherhq/tether/internal/hub"
 	"github.com/tetherhq/tether/internal/session"
+	"github.com/tetherhq/tether/internal/wire"
 	tetherv1 "github.com/tetherhq/tether/proto/tether/v1"
 	"github.com/tetherhq/tether/protocol"
 )
 
-// conn is one Connect stream. Sessions write newline-framed JSON (hub.WireLine):
+// conn is one Connect stream. Sessions write newline-framed JSON (wire.Line):
 // the sender turns each line into one ServerMessage.
 type conn struct {
 	srv  *Server
@@ -36,7 +36,7 @@ type conn struct {
 var _ session.Conn = (*conn)(nil)
 
 // Wire implements session.Conn.
-func (c *conn) Wire() hub.Wire { return hub.WireLine }
+func (c *conn) Format() wire.Format { return wire.Line }
 
 // Write implements session.Conn: it queues b for the sender.
 func (c *conn) Write(b []byte) error {

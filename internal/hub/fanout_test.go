@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/tetherhq/tether/internal/wire"
 	"github.com/tetherhq/tether/protocol"
 )
 
@@ -15,9 +16,9 @@ type countSub struct {
 	bytes int
 }
 
-func (c *countSub) Deliver(b *Batch, from int) {
+func (c *countSub) Deliver(b *wire.Batch, from int) {
 	c.pubs += len(b.Pubs) - from
-	c.bytes += len(b.Frames(WireWebSocket, from))
+	c.bytes += len(b.Frames(wire.WebSocket, from))
 }
 
 func newPub(offset uint64) *protocol.Publication {
@@ -60,7 +61,7 @@ func TestDeliverCountsAndOrder(t *testing.T) {
 			for i := range subs {
 				subs[i].m.since = tt.since
 			}
-			b := &Batch{}
+			b := &wire.Batch{}
 			for i := range tt.pubs {
 				b.Pubs = append(b.Pubs, newPub(uint64(i+1)))
 			}
@@ -87,7 +88,7 @@ func TestFanoutNoAllocationPerDelivery(t *testing.T) {
 	offset := uint64(0)
 	allocs := testing.AllocsPerRun(20, func() {
 		offset++
-		h.deliver(&Batch{Pubs: []*protocol.Publication{newPub(offset)}}, subs)
+		h.deliver(&wire.Batch{Pubs: []*protocol.Publication{newPub(offset)}}, subs)
 	})
 	// A publication, its encoding, the batch, its frames and a few closures
 	// and goroutine hand-offs: a handful, against 10,000 deliveries.
@@ -136,42 +137,10 @@ func BenchmarkFanout(b *testing.B) {
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := range b.N {
-				h.deliver(&Batch{Pubs: pubs[i : i+1]}, subs)
+				h.deliver(&wire.Batch{Pubs: pubs[i : i+1]}, subs)
 			}
 			b.StopTimer()
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/delivery")
-		})
-	}
-}
-
-// BenchmarkBatchFrames builds a batch's shared frames: the once-per-publication
-// outbound work.
-func BenchmarkBatchFrames(b *testing.B) {
-	for _, n := range []int{1, 8} {
-		b.Run(fmt.Sprintf("pubs=%d", n), func(b *testing.B) {
-			pubs := make([]*protocol.Publication, n)
-			for i := range pubs {
-				pubs[i] = newPub(uint64(i + 1))
-			}
-			b.ReportAllocs()
-			for b.Loop() {
-				batch := &Batch{Pubs: pubs}
-				_ = batch.Frames(WireWebSocket, 0)
-			}
-		})
-	}
-}
-
-func BenchmarkAppendWebSocketFrame(b *testing.B) {
-	for _, size := range []int{64, 1024, 70_000} {
-		b.Run(fmt.Sprintf("bytes=%d", size), func(b *testing.B) {
-			payload := make([]byte, size)
-			dst := make([]byte, 0, size+16)
-			b.ReportAllocs()
-			b.SetBytes(int64(size))
-			for b.Loop() {
-				dst = AppendWebSocketFrame(dst[:0], 0x1, payload)
-			}
 		})
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tetherhq/tether/internal/wire"
 	"github.com/tetherhq/tether/protocol"
 )
 
@@ -27,7 +28,7 @@ type Subscriber interface {
 	// one channel at most one batch at a time and in offset order; it must not
 	// block, must not call the hub, and must not keep b past the call other than
 	// through its frames.
-	Deliver(b *Batch, from int)
+	Deliver(b *wire.Batch, from int)
 }
 
 // Config sets the hub's history and fan-out parameters.

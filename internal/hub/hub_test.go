@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tetherhq/tether/internal/wire"
 	"github.com/tetherhq/tether/protocol"
 )
 
@@ -21,12 +22,12 @@ type recorder struct {
 
 func newRecorder() *recorder { return &recorder{poke: make(chan struct{}, 1)} }
 
-func (r *recorder) Deliver(b *Batch, from int) {
+func (r *recorder) Deliver(b *wire.Batch, from int) {
 	r.mu.Lock()
 	for _, p := range b.Pubs[from:] {
 		r.offsets = append(r.offsets, p.Offset)
 	}
-	r.frames = append(r.frames, b.Frames(WireLine, from)...)
+	r.frames = append(r.frames, b.Frames(wire.Line, from)...)
 	r.mu.Unlock()
 	select {
 	case r.poke <- struct{}{}:
@@ -192,7 +193,7 @@ func TestWebSocketFrameHeader(t *testing.T) {
 		{65536, []byte{0x81, 127, 0, 0, 0, 0, 0, 1, 0, 0}},
 	}
 	for _, tt := range tests {
-		f := AppendWebSocketFrame(nil, 0x1, make([]byte, tt.n))
+		f := wire.AppendWebSocketFrame(nil, 0x1, make([]byte, tt.n))
 		if string(f[:len(tt.header)]) != string(tt.header) || len(f) != len(tt.header)+tt.n {
 			t.Errorf("frame of %d bytes: header % x, length %d", tt.n, f[:len(tt.header)], len(f))
 		}

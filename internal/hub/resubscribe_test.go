@@ -5,6 +5,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/tetherhq/tether/internal/wire"
 	"github.com/tetherhq/tether/protocol"
 )
 
@@ -16,7 +17,7 @@ type logSub struct {
 	log []int64
 }
 
-func (s *logSub) Deliver(b *Batch, from int) {
+func (s *logSub) Deliver(b *wire.Batch, from int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, p := range b.Pubs[from:] {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tetherhq/tether/internal/hub"
+	"github.com/tetherhq/tether/internal/wire"
 	"github.com/tetherhq/tether/protocol"
 )
 
@@ -21,7 +22,7 @@ type discardConn struct {
 	closed atomic.Bool
 }
 
-func (c *discardConn) Wire() hub.Wire { return hub.WireWebSocket }
+func (c *discardConn) Format() wire.Format { return wire.WebSocket }
 
 func (c *discardConn) Write(b []byte) error {
 	c.bytes.Add(int64(len(b)))
@@ -105,7 +106,7 @@ func TestFanoutThroughSessions(t *testing.T) {
 	}
 	// Publications published while a batch is being delivered go out together:
 	// count them in bytes rather than writes (the subscribe reply is there too).
-	frame := len(hub.WireWebSocket.AppendFrame(nil, mustEncode(t, "news", h)))
+	frame := len(wire.WebSocket.AppendFrame(nil, mustEncode(t, "news", h)))
 	deadline := time.Now().Add(10 * time.Second)
 	for i, c := range conns {
 		for c.closed.Load() || c.bytes.Load() < int64(pubs*frame) {

@@ -15,7 +15,7 @@ import (
 
 	"golang.org/x/time/rate"
 
-	"github.com/tetherhq/tether/internal/hub"
+	"github.com/tetherhq/tether/internal/wire"
 	"github.com/tetherhq/tether/protocol"
 )
 
@@ -25,9 +25,9 @@ var ErrSlowConsumer = errors.New("session: outbound buffer full")
 
 // Conn is the transport side of a session.
 type Conn interface {
-	// Wire is the framing the connection's bytes use.
-	Wire() hub.Wire
-	// Write queues bytes already framed for Wire, in order, without blocking. It
+	// Format is the framing the connection's bytes use.
+	Format() wire.Format
+	// Write queues bytes already framed for Format, in order, without blocking. It
 	// returns ErrSlowConsumer when the outbound buffer is over its limit.
 	Write(b []byte) error
 	// Close sends d as a disconnect push, closes the connection with d.Code and
@@ -222,7 +222,7 @@ func (s *Session) reply(r *protocol.Reply) {
 		s.mgr.log.Error("encode reply", "client", s.id, "err", err)
 		b, _ = json.Marshal(&protocol.Reply{ID: r.ID, Error: protocol.NewError(protocol.ErrInternal, "cannot encode reply")})
 	}
-	s.write(s.conn.Wire().AppendFrame(make([]byte, 0, len(b)+10), b))
+	s.write(s.conn.Format().AppendFrame(make([]byte, 0, len(b)+10), b))
 }
 
 func (s *Session) write(b []byte) {
@@ -234,8 +234,8 @@ func (s *Session) write(b []byte) {
 }
 
 // Deliver writes a batch of publications; it implements hub.Subscriber.
-func (s *Session) Deliver(b *hub.Batch, from int) {
-	s.write(b.Frames(s.conn.Wire(), from))
+func (s *Session) Deliver(b *wire.Batch, from int) {
+	s.write(b.Frames(s.conn.Format(), from))
 }
 
 // Disconnect closes the session's connection, telling the client why.

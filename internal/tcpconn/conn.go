@@ -13,8 +13,8 @@ import (
 	"github.com/lesismal/llib/std/crypto/tls"
 	"github.com/lesismal/nbio"
 
-	"github.com/tetherhq/tether/internal/hub"
 	"github.com/tetherhq/tether/internal/session"
+	"github.com/tetherhq/tether/internal/wire"
 	"github.com/tetherhq/tether/protocol"
 )
 
@@ -64,7 +64,7 @@ func (cc countingConn) Write(b []byte) (int, error) {
 }
 
 // Wire implements session.Conn.
-func (c *conn) Wire() hub.Wire { return hub.WireLine }
+func (c *conn) Format() wire.Format { return wire.Line }
 
 // Write implements session.Conn: it queues lines for the peer.
 func (c *conn) Write(b []byte) error {
