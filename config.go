@@ -74,6 +74,10 @@ type Config struct {
 	// HistoryTTL is how long a publication is kept. Defaults to 5m.
 	HistoryTTL time.Duration
 
+	// Backends are the broker, history and presence store the node uses.
+	// Defaults to the memory ones.
+	Backends Backends
+
 	// Logger receives the node's logs. Defaults to discarding them.
 	Logger *slog.Logger
 	// Registry is where the node registers its Prometheus metrics (served on

@@ -36,6 +36,7 @@ import (
 	"github.com/lesismal/nbio/logging"
 	"github.com/lesismal/nbio/nbhttp"
 
+	"github.com/tetherhq/tether/backend"
 	"github.com/tetherhq/tether/internal/heartbeat"
 	"github.com/tetherhq/tether/internal/hub"
 	"github.com/tetherhq/tether/internal/metrics"
@@ -60,12 +61,18 @@ type Node struct {
 	metrics  *metrics.Metrics
 	handler  http.Handler
 	ln       *listener
-	tls      *tlsConfigs // nil: plaintext
-	tr       transports  // TCP and gRPC (transports.go)
+	tls      *tlsConfigs      // nil: plaintext
+	tr       transports       // TCP and gRPC (transports.go)
+	backends Backends         // in use, defaults filled in
+	owned    []backend.Closer // backends the node made, closed at Shutdown
 	started  time.Time
 
-	ctx    context.Context
+	ctx    context.Context // ends when Shutdown starts
 	cancel context.CancelFunc
+	// opCtx bounds the backend calls of client commands; it ends once the
+	// connections are drained, so that commands still work while they drain.
+	opCtx    context.Context
+	opCancel context.CancelFunc
 	wg     sync.WaitGroup
 	once   sync.Once
 }
@@ -95,15 +102,17 @@ func New(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
-	n.hub = hub.New(hub.Config{
-		HistorySize:   cfg.HistorySize,
-		HistoryTTL:    cfg.HistoryTTL,
-		MaxChannels:   cfg.MaxChannels,
-		MaxBatchBytes: cfg.MaxOutbound / 4, // a healthy subscriber never meets the limit in one write
-	})
-	if err := n.initMetrics(); err != nil {
+	n.opCtx, n.opCancel = context.WithCancel(context.Background())
+	n.hub, err = hub.New(n.openBackends())
+	if err == nil {
+		err = n.initMetrics()
+		if err != nil {
+			n.hub.Close()
+		}
+	}
+	if err != nil {
 		n.closeListeners()
-		n.hub.Close()
+		_ = n.closeBackends(context.Background())
 		return nil, err
 	}
 	n.sessions = session.NewManager(session.Config{
@@ -112,6 +121,7 @@ func New(cfg Config) (*Node, error) {
 		CommandRate:      cfg.CommandRate,
 		CommandBurst:     cfg.CommandBurst,
 		PingInterval:     cfg.PingInterval,
+		Context:          n.opCtx,
 		ObserveCommand:   n.metrics.ObserveCommand,
 	}, n.hub, log, "c")
 	n.beats = heartbeat.New(cfg.PingInterval, cfg.PongTimeout, nil)
@@ -155,6 +165,7 @@ func New(cfg Config) (*Node, error) {
 	if err := n.engine.Start(); err != nil {
 		n.closeListeners()
 		n.hub.Close()
+		_ = n.closeBackends(context.Background())
 		return nil, fmt.Errorf("tether: start event loop: %w", err)
 	}
 	if n.ln != nil {
@@ -163,29 +174,12 @@ func New(cfg Config) (*Node, error) {
 
 	n.wg.Add(1)
 	go func() { defer n.wg.Done(); n.beats.Run(n.ctx) }()
-	if cfg.HistoryTTL > 0 {
-		n.wg.Add(1)
-		go func() { defer n.wg.Done(); n.sweep(cfg.HistoryTTL / 4) }()
-	}
 	if err := n.startTransports(); err != nil {
 		n.closeListeners() // or stop waits for the accept loops forever
 		n.stop(context.Background())
 		return nil, err
 	}
 	return n, nil
-}
-
-func (n *Node) sweep(every time.Duration) {
-	t := time.NewTicker(max(every, time.Second))
-	defer t.Stop()
-	for {
-		select {
-		case <-n.ctx.Done():
-			return
-		case <-t.C:
-			n.hub.Sweep()
-		}
-	}
 }
 
 // Addr returns the address the node listens on, or nil without HTTPAddr.
@@ -232,7 +226,7 @@ func (n *Node) Publish(channel string, data json.RawMessage) (protocol.Position,
 	if !json.Valid(data) {
 		return protocol.Position{}, fmt.Errorf("tether: data is not valid JSON")
 	}
-	return n.sessions.Publish(channel, data, nil)
+	return n.sessions.Publish(context.Background(), channel, data, nil)
 }
 
 // Connections returns the number of open client connections, on every transport.
@@ -265,6 +259,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 func (n *Node) stop(ctx context.Context) {
 	n.cancel()
 	n.stopTransports()
+	n.opCancel()
 	// nbio v1.6.12's poller clears its stop flag when its loop starts, so a
 	// Stop before the poller goroutine has run is lost and waits forever (a
 	// Shutdown right after New). Give the pollers a moment to start, and give
@@ -281,6 +276,9 @@ func (n *Node) stop(ctx context.Context) {
 	}
 	n.wg.Wait()
 	n.hub.Close()
+	if err := n.closeBackends(ctx); err != nil {
+		n.log.Warn("closing backends", "err", err)
+	}
 }
 
 // stopWait is how long to wait for an nbio engine to stop: 5s, or until just

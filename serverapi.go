@@ -1,6 +1,7 @@
 package tether
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -48,7 +49,7 @@ func (n *Node) Broadcast(channels []string, data json.RawMessage) ([]BroadcastRe
 			out[i].Error = perr
 			continue
 		}
-		pos, err := n.sessions.Publish(ch, data, nil)
+		pos, err := n.sessions.Publish(context.Background(), ch, data, nil)
 		if err != nil {
 			if !errors.As(err, &out[i].Error) {
 				out[i].Error = protocol.NewError(protocol.ErrInternal, "%v", err)
@@ -72,7 +73,7 @@ func (n *Node) History(channel string, since *protocol.Position, limit int) (*pr
 	if limit < 0 {
 		return nil, fmt.Errorf("tether: %w", protocol.NewError(protocol.ErrBadRequest, "limit must not be negative"))
 	}
-	return n.hub.History(channel, since, limit), nil
+	return n.hub.History(context.Background(), channel, since, limit)
 }
 
 // Disconnect closes the connection of the client with the given id, on any

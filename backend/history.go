@@ -27,9 +27,11 @@ import (
 //     store. A failed Append has not stored the publication.
 //   - All methods are safe for concurrent use.
 type History interface {
-	// Append stores pub in pub.Channel's history, sets pub.Epoch and
-	// pub.Offset to its new position and returns that position. pub must not be
-	// modified by the caller afterwards.
+	// Append sets pub.Epoch and pub.Offset to pub's new position in
+	// pub.Channel's history, encodes it (pub.Encode) before any reader can see
+	// it, stores it and returns the position. A pub that does not encode is
+	// not stored. Neither the store nor the caller modifies pub afterwards:
+	// readers share it.
 	Append(ctx context.Context, pub *protocol.Publication) (protocol.Position, error)
 	// Read returns publications of channel, oldest first, as q asks, and the
 	// channel's top: the position of its latest publication. For a channel
@@ -41,8 +43,9 @@ type History interface {
 
 // Query says which publications Read returns.
 type Query struct {
-	// Since asks for the publications after this position. Nil, or a position
-	// of another epoch, asks for them from the oldest kept.
+	// Since asks for the publications after this position. An empty epoch
+	// means the channel's current one. Nil, or a position of another epoch,
+	// asks for them from the oldest kept.
 	Since *protocol.Position
 	// Limit caps how many publications are returned: the oldest ones that
 	// match. Zero or less returns none, only the top (the cheap call a

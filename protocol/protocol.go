@@ -112,11 +112,31 @@ type Reply struct {
 
 // SubscribeResult is the result of subscribe.
 type SubscribeResult struct {
-	Epoch        string         `json:"epoch"`
-	Offset       uint64         `json:"offset"`
-	Recoverable  bool           `json:"recoverable"`
-	Recovered    bool           `json:"recovered,omitempty"`
+	Epoch       string `json:"epoch"`
+	Offset      uint64 `json:"offset"`
+	Recoverable bool   `json:"recoverable"`
+	// Recovered says whether Publications hold everything published after
+	// the position the subscribe asked to recover from. It is on the wire
+	// (true or false) exactly when the subscribe asked to recover: see
+	// Recovering.
+	Recovered    bool           `json:"recovered"`
 	Publications []*Publication `json:"publications,omitempty"`
+	// Recovering marks a result to a subscribe that asked to recover; without
+	// it, Recovered is left out of the encoding.
+	Recovering bool `json:"-"`
+}
+
+// MarshalJSON encodes r, with recovered only when the subscribe asked to
+// recover.
+func (r *SubscribeResult) MarshalJSON() ([]byte, error) {
+	type plain SubscribeResult
+	if r.Recovering || r.Recovered {
+		return json.Marshal((*plain)(r))
+	}
+	return json.Marshal(&struct {
+		*plain
+		Recovered bool `json:"recovered,omitempty"`
+	}{plain: (*plain)(r)})
 }
 
 // PublishResult is the result of publish: the position given to the publication.

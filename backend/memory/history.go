@@ -127,9 +127,12 @@ func (h *History) Append(ctx context.Context, pub *protocol.Publication) (protoc
 		return protocol.Position{}, err
 	}
 	defer unlock()
-	now := h.cfg.Now()
+	pub.Epoch, pub.Offset = s.epoch, s.offset+1
+	if _, err := pub.Encode(); err != nil {
+		return protocol.Position{}, err
+	}
 	s.offset++
-	pub.Epoch, pub.Offset = s.epoch, s.offset
+	now := h.cfg.Now()
 	s.ring.prune(now, h.cfg.TTL)
 	s.ring.push(pub, now)
 	s.touched = now
@@ -152,7 +155,7 @@ func (h *History) Read(ctx context.Context, channel string, q backend.Query) (ba
 		return res, nil
 	}
 	var after uint64
-	if q.Since != nil && q.Since.Epoch == s.epoch {
+	if q.Since != nil && (q.Since.Epoch == "" || q.Since.Epoch == s.epoch) {
 		after = q.Since.Offset
 	}
 	res.Publications = s.ring.after(after, q.Limit)

@@ -89,21 +89,18 @@ func (h *Hub) deliver(b *wire.Batch, subs []subscription) {
 // for the whole run (a shared counter per subscriber would be a contended
 // write per delivery).
 func (h *Hub) deliverTo(b *wire.Batch, subs []subscription) {
-	last := b.Pubs[len(b.Pubs)-1].Offset
-	first := b.Pubs[0].Offset
 	var n int64
 	for _, s := range subs {
-		from := 0
-		switch since := s.m.since; {
-		case since >= last:
-			continue
-		case since >= first:
-			from = int(since-first) + 1
-		}
 		s.m.mu.Lock() // Unsubscribe waits for this delivery, or it sees gone
-		if !s.m.gone {
-			s.s.Deliver(b, from)
-			n += int64(len(b.Pubs) - from)
+		switch {
+		case s.m.gone:
+		case s.m.buffering: // its subscribe reply is not out yet
+			s.m.held = append(s.m.held, b.Pubs...)
+		default:
+			if from := s.m.from(b.Pubs); from < len(b.Pubs) {
+				s.s.Deliver(b, from)
+				n += int64(len(b.Pubs) - from)
+			}
 		}
 		s.m.mu.Unlock()
 	}

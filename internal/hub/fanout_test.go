@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/tetherhq/tether/backend/memory"
 	"github.com/tetherhq/tether/internal/wire"
 	"github.com/tetherhq/tether/protocol"
 )
@@ -35,7 +36,7 @@ func makeSubs(n int) ([]subscription, []*countSub) {
 	counts := make([]*countSub, n)
 	for i := range subs {
 		counts[i] = &countSub{}
-		subs[i] = subscription{s: counts[i], m: &member{}}
+		subs[i] = subscription{s: counts[i], m: &member{epoch: "abcdefghij"}}
 	}
 	return subs, counts
 }
@@ -55,8 +56,7 @@ func TestDeliverCountsAndOrder(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := New(Config{Workers: 2, ChunkSize: 256})
-			defer h.Close()
+			h := newHub(t, memory.HistoryConfig{}, Config{Workers: 2, ChunkSize: 256})
 			subs, counts := makeSubs(tt.subs)
 			for i := range subs {
 				subs[i].m.since = tt.since
@@ -82,8 +82,7 @@ func TestDeliverCountsAndOrder(t *testing.T) {
 // built once per publication and shared, so allocations do not grow with the
 // subscriber count.
 func TestFanoutNoAllocationPerDelivery(t *testing.T) {
-	h := New(Config{})
-	defer h.Close()
+	h := newHub(t, memory.HistoryConfig{}, Config{})
 	subs, _ := makeSubs(10_000)
 	offset := uint64(0)
 	allocs := testing.AllocsPerRun(20, func() {
@@ -98,18 +97,17 @@ func TestFanoutNoAllocationPerDelivery(t *testing.T) {
 }
 
 func TestPublishInOrderPerSubscriber(t *testing.T) {
-	h := New(Config{Workers: 2, ChunkSize: 8})
-	defer h.Close()
+	h := newHub(t, memory.HistoryConfig{}, Config{Workers: 2, ChunkSize: 8})
 	subs := make([]*recorder, 50)
 	for i := range subs {
 		subs[i] = newRecorder()
-		if err := h.Subscribe("c", subs[i], nil, func(*protocol.SubscribeResult) {}); err != nil {
+		if err := h.Subscribe(ctx, "c", subs[i], nil, func(*protocol.SubscribeResult) {}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	const n = 300
 	for range n {
-		if _, err := h.Publish("c", json.RawMessage(`1`), nil); err != nil {
+		if _, err := h.Publish(ctx, "c", json.RawMessage(`1`), nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -127,8 +125,7 @@ func TestPublishInOrderPerSubscriber(t *testing.T) {
 func BenchmarkFanout(b *testing.B) {
 	for _, n := range []int{100, 10_000} {
 		b.Run(fmt.Sprintf("subs=%d", n), func(b *testing.B) {
-			h := New(Config{})
-			defer h.Close()
+			h := newHub(b, memory.HistoryConfig{}, Config{})
 			subs, _ := makeSubs(n)
 			pubs := make([]*protocol.Publication, b.N)
 			for i := range pubs {

@@ -7,6 +7,7 @@
 package session
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"strconv"
@@ -147,7 +148,7 @@ func (s *Session) subscribe(cmd *protocol.Command) *protocol.Error {
 	s.subs[cmd.Channel] = struct{}{}
 	s.mu.Unlock()
 
-	err := s.mgr.hub.Subscribe(cmd.Channel, s, cmd.Recover, func(res *protocol.SubscribeResult) {
+	err := s.mgr.hub.Subscribe(s.mgr.ctx, cmd.Channel, s, cmd.Recover, func(res *protocol.SubscribeResult) {
 		if cmd.Recover != nil {
 			if res.Recovered {
 				s.mgr.stats.RecoveredOK.Add(1)
@@ -164,10 +165,10 @@ func (s *Session) subscribe(cmd *protocol.Command) *protocol.Error {
 	}
 	s.mu.Unlock()
 	if err != nil {
-		return hubError(err)
+		return s.hubError(cmd.Op, err)
 	}
 	if closed { // Closed ran meanwhile and may have missed this channel
-		s.mgr.hub.Unsubscribe(cmd.Channel, s)
+		s.mgr.hub.Unsubscribe(context.WithoutCancel(s.mgr.ctx), cmd.Channel, s)
 	}
 	return nil
 }
@@ -183,7 +184,7 @@ func (s *Session) unsubscribe(cmd *protocol.Command) (any, *protocol.Error) {
 	if !ok {
 		return nil, protocol.NewError(protocol.ErrNotSubscribed, "not subscribed to %q", cmd.Channel)
 	}
-	s.mgr.hub.Unsubscribe(cmd.Channel, s)
+	s.mgr.hub.Unsubscribe(s.mgr.ctx, cmd.Channel, s)
 	return struct{}{}, nil
 }
 
@@ -194,9 +195,9 @@ func (s *Session) publish(cmd *protocol.Command) (any, *protocol.Error) {
 	if len(cmd.Data) == 0 {
 		return nil, protocol.NewError(protocol.ErrBadRequest, "data is required")
 	}
-	pos, err := s.mgr.Publish(cmd.Channel, cmd.Data, &protocol.ClientInfo{Client: s.id, User: s.user})
+	pos, err := s.mgr.Publish(s.mgr.ctx, cmd.Channel, cmd.Data, &protocol.ClientInfo{Client: s.id, User: s.user})
 	if err != nil {
-		return nil, hubError(err)
+		return nil, s.hubError(cmd.Op, err)
 	}
 	return &pos, nil
 }
@@ -208,7 +209,11 @@ func (s *Session) history(cmd *protocol.Command) (any, *protocol.Error) {
 	if cmd.Limit < 0 {
 		return nil, protocol.NewError(protocol.ErrBadRequest, "limit must not be negative")
 	}
-	return s.mgr.hub.History(cmd.Channel, cmd.Since, cmd.Limit), nil
+	res, err := s.mgr.hub.History(s.mgr.ctx, cmd.Channel, cmd.Since, cmd.Limit)
+	if err != nil {
+		return nil, s.hubError(cmd.Op, err)
+	}
+	return res, nil
 }
 
 func (s *Session) replyError(id uint64, perr *protocol.Error) {
@@ -255,19 +260,23 @@ func (s *Session) Closed() {
 	subs := s.subs
 	s.subs = nil
 	s.mu.Unlock()
+	ctx := context.WithoutCancel(s.mgr.ctx) // a node shutting down still lets go
 	for ch := range subs {
-		s.mgr.hub.Unsubscribe(ch, s)
+		s.mgr.hub.Unsubscribe(ctx, ch, s)
 	}
 	s.mgr.remove(s)
 }
 
 func formatID(prefix string, n uint64) string { return prefix + strconv.FormatUint(n, 36) }
 
-// hubError turns an error of the hub (or of Manager.Publish) into a reply error.
-func hubError(err error) *protocol.Error {
+// hubError turns an error of the hub, its backends or Manager.Publish into a
+// reply error: a limit the client can act on, or the service being
+// unavailable. The backend's own message goes to the server's log only.
+func (s *Session) hubError(op string, err error) *protocol.Error {
 	var perr *protocol.Error
 	if errors.As(limitError(err), &perr) {
 		return perr
 	}
-	return protocol.NewError(protocol.ErrInternal, "%v", err)
+	s.mgr.log.Warn("backend failed", "op", op, "client", s.id, "err", err)
+	return protocol.NewError(protocol.ErrUnavailable, "the channel backend failed; try again")
 }

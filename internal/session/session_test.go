@@ -8,6 +8,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/tetherhq/tether/backend/memory"
 	"github.com/tetherhq/tether/internal/hub"
 	"github.com/tetherhq/tether/internal/wire"
 	"github.com/tetherhq/tether/protocol"
@@ -42,8 +43,7 @@ func (c *fakeConn) Close(d protocol.Disconnect) {
 }
 
 func newManager(t *testing.T) (*Manager, *hub.Hub) {
-	h := hub.New(hub.Config{HistorySize: 10})
-	t.Cleanup(h.Close)
+	h := newHub(t, memory.HistoryConfig{Size: 10}, hub.Config{})
 	return NewManager(Config{MaxSubscriptions: 4, MaxChannelLength: 64}, h, slog.New(slog.DiscardHandler), "t"), h
 }
 
