@@ -73,8 +73,8 @@ type Node struct {
 	// connections are drained, so that commands still work while they drain.
 	opCtx    context.Context
 	opCancel context.CancelFunc
-	wg     sync.WaitGroup
-	once   sync.Once
+	wg       sync.WaitGroup
+	once     sync.Once
 }
 
 func init() {

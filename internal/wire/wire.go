@@ -56,7 +56,7 @@ func AppendWebSocketFrame(dst []byte, opcode byte, payload []byte) []byte {
 // a subscriber gets them in one write, each still its own frame.
 type Batch struct {
 	// Pubs are the publications, in offset order. Each is already encoded.
-	Pubs  []*protocol.Publication
+	Pubs   []*protocol.Publication
 	frames [formatCount]wireFrames
 }
 
