@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/tetherhq/tether/auth"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -73,6 +75,16 @@ type Config struct {
 	HistorySize int
 	// HistoryTTL is how long a publication is kept. Defaults to 5m.
 	HistoryTTL time.Duration
+
+	// Authenticator, when set, checks the token of every connection's connect
+	// command; commands other than connect, ping and pong are refused
+	// (unauthorized) until one succeeds. Defaults to none: every connection
+	// is anonymous.
+	Authenticator auth.Authenticator
+	// Authorizer, when set, allows or refuses every subscribe, publish and
+	// history of a connection (permission_denied). Defaults to none: all
+	// allowed.
+	Authorizer auth.Authorizer
 
 	// Backends are the broker, history and presence store the node uses.
 	// Defaults to the memory ones.

@@ -122,6 +122,8 @@ func New(cfg Config) (*Node, error) {
 		CommandBurst:     cfg.CommandBurst,
 		PingInterval:     cfg.PingInterval,
 		Context:          n.opCtx,
+		Authenticator:    cfg.Authenticator,
+		Authorizer:       cfg.Authorizer,
 		ObserveCommand:   n.metrics.ObserveCommand,
 	}, n.hub, log, "c")
 	n.beats = heartbeat.New(cfg.PingInterval, cfg.PongTimeout, nil)

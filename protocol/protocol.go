@@ -59,6 +59,8 @@ type Command struct {
 type ClientInfo struct {
 	Client string `json:"client,omitempty"`
 	User   string `json:"user,omitempty"`
+	// Info is what the publisher's credentials say about it (any JSON).
+	Info json.RawMessage `json:"info,omitempty"`
 }
 
 // Publication is one message in a channel, as pushed to subscribers and as
@@ -92,6 +94,7 @@ const (
 	ErrAlreadySub     = "already_subscribed"
 	ErrNotSubscribed  = "not_subscribed"
 	ErrUnauthorized   = "unauthorized"
+	ErrTokenExpired   = "token_expired"
 	ErrPermission     = "permission_denied"
 	ErrRateLimited    = "rate_limited"
 	ErrUnavailable    = "unavailable"
@@ -152,7 +155,9 @@ type HistoryResult struct {
 
 // ConnectResult is the result of connect.
 type ConnectResult struct {
-	Client  string `json:"client"`
+	Client string `json:"client"`
+	// User is the authenticated user; empty for an anonymous connection.
+	User    string `json:"user,omitempty"`
 	Version int    `json:"version"`
 	// Ping is the server's ping interval in seconds (0: the server does not ping).
 	Ping int `json:"ping,omitempty"`

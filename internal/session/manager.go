@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/tetherhq/tether/auth"
 	"github.com/tetherhq/tether/backend"
 	"github.com/tetherhq/tether/internal/hub"
 	"github.com/tetherhq/tether/protocol"
@@ -29,6 +30,12 @@ type Config struct {
 	CommandBurst int
 	// PingInterval is told to clients in the connect result.
 	PingInterval time.Duration
+	// Authenticator, when set, checks the token of connect, and every
+	// command but connect, ping and pong needs a successful connect first.
+	Authenticator auth.Authenticator
+	// Authorizer, when set, allows or refuses each subscribe, publish and
+	// history.
+	Authorizer auth.Authorizer
 	// Context bounds the backend calls sessions make; its end fails them.
 	// Defaults to context.Background().
 	Context context.Context

@@ -10,12 +10,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strconv"
 	"sync"
 	"time"
 
 	"golang.org/x/time/rate"
 
+	"github.com/tetherhq/tether/auth"
 	"github.com/tetherhq/tether/internal/wire"
 	"github.com/tetherhq/tether/protocol"
 )
@@ -47,7 +49,8 @@ type Session struct {
 	mu     sync.Mutex
 	subs   map[string]struct{}
 	closed bool
-	user   string
+	// identity is set by a successful connect with an Authenticator.
+	identity *auth.Identity
 }
 
 // ID returns the session's client id.
@@ -81,6 +84,10 @@ func (s *Session) handle(data []byte) string {
 		s.replyError(cmd.ID, protocol.NewError(protocol.ErrRateLimited, "more than %g commands per second", float64(s.lim.Limit())))
 		return cmd.Op
 	}
+	if perr := s.admit(cmd.Op); perr != nil {
+		s.replyError(cmd.ID, perr)
+		return cmd.Op
+	}
 	var result any
 	var perr *protocol.Error
 	switch cmd.Op {
@@ -112,12 +119,76 @@ func (s *Session) handle(data []byte) string {
 	return cmd.Op
 }
 
+// admit refuses the commands a connection may not send before it has
+// authenticated, when the node authenticates.
+func (s *Session) admit(op string) *protocol.Error {
+	switch op {
+	case protocol.OpConnect, protocol.OpPing, protocol.OpPong:
+		return nil
+	}
+	if s.mgr.cfg.Authenticator == nil || s.ident() != nil {
+		return nil
+	}
+	return protocol.NewError(protocol.ErrUnauthorized, "connect with a token first")
+}
+
+func (s *Session) ident() *auth.Identity {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.identity
+}
+
 func (s *Session) connect(cmd *protocol.Command) (any, *protocol.Error) {
-	return &protocol.ConnectResult{
+	res := &protocol.ConnectResult{
 		Client:  s.id,
 		Version: protocol.Version,
 		Ping:    int(s.mgr.cfg.PingInterval.Seconds()),
-	}, nil
+	}
+	a := s.mgr.cfg.Authenticator
+	if a == nil {
+		return res, nil
+	}
+	id, err := a.Authenticate(s.mgr.ctx, auth.Credentials{Token: cmd.Token, Client: s.id})
+	if err == nil && id == nil {
+		err = fmt.Errorf("%w: the authenticator returned no identity", auth.ErrUnauthorized)
+	}
+	if err != nil {
+		s.mgr.log.Info("authentication failed", "client", s.id, "err", err)
+		if errors.Is(err, auth.ErrTokenExpired) {
+			return nil, protocol.NewError(protocol.ErrTokenExpired, "the token has expired")
+		}
+		return nil, protocol.NewError(protocol.ErrUnauthorized, "the token is not valid")
+	}
+	s.mu.Lock()
+	s.identity = id
+	s.mu.Unlock()
+	res.User = id.User
+	return res, nil
+}
+
+// authorize asks the node's Authorizer whether the connection may do a on
+// channel.
+func (s *Session) authorize(a auth.Action, channel string) *protocol.Error {
+	z := s.mgr.cfg.Authorizer
+	if z == nil {
+		return nil
+	}
+	if err := z.Authorize(s.mgr.ctx, s.ident(), a, channel); err != nil {
+		if !errors.Is(err, auth.ErrPermissionDenied) {
+			s.mgr.log.Warn("authorizer failed", "client", s.id, "action", string(a), "err", err)
+		}
+		return protocol.NewError(protocol.ErrPermission, "not allowed to %s %q", a, channel)
+	}
+	return nil
+}
+
+// from says who the session is, for its publications.
+func (s *Session) from() *protocol.ClientInfo {
+	ci := &protocol.ClientInfo{Client: s.id}
+	if id := s.ident(); id != nil {
+		ci.User, ci.Info = id.User, id.Info
+	}
+	return ci
 }
 
 func (s *Session) validChannel(name string) *protocol.Error {
@@ -126,6 +197,9 @@ func (s *Session) validChannel(name string) *protocol.Error {
 
 func (s *Session) subscribe(cmd *protocol.Command) *protocol.Error {
 	if perr := s.validChannel(cmd.Channel); perr != nil {
+		return perr
+	}
+	if perr := s.authorize(auth.Subscribe, cmd.Channel); perr != nil {
 		return perr
 	}
 	// Reserve the subscription, then subscribe without holding s.mu: the hub
@@ -195,7 +269,10 @@ func (s *Session) publish(cmd *protocol.Command) (any, *protocol.Error) {
 	if len(cmd.Data) == 0 {
 		return nil, protocol.NewError(protocol.ErrBadRequest, "data is required")
 	}
-	pos, err := s.mgr.Publish(s.mgr.ctx, cmd.Channel, cmd.Data, &protocol.ClientInfo{Client: s.id, User: s.user})
+	if perr := s.authorize(auth.Publish, cmd.Channel); perr != nil {
+		return nil, perr
+	}
+	pos, err := s.mgr.Publish(s.mgr.ctx, cmd.Channel, cmd.Data, s.from())
 	if err != nil {
 		return nil, s.hubError(cmd.Op, err)
 	}
@@ -208,6 +285,9 @@ func (s *Session) history(cmd *protocol.Command) (any, *protocol.Error) {
 	}
 	if cmd.Limit < 0 {
 		return nil, protocol.NewError(protocol.ErrBadRequest, "limit must not be negative")
+	}
+	if perr := s.authorize(auth.History, cmd.Channel); perr != nil {
+		return nil, perr
 	}
 	res, err := s.mgr.hub.History(s.mgr.ctx, cmd.Channel, cmd.Since, cmd.Limit)
 	if err != nil {
