@@ -66,7 +66,7 @@ func TestTCPBadInput(t *testing.T) {
 			e.t = t
 			c := e.dialTCPRaw()
 			// Write in small pieces: lines split across reads must join up.
-			for chunk := range slices(tt.input, 7) {
+			for chunk := range pieces(tt.input, 7) {
 				if _, err := c.Write([]byte(chunk)); err != nil {
 					t.Fatal(err)
 				}
@@ -107,8 +107,8 @@ func TestTCPBadInput(t *testing.T) {
 	}
 }
 
-// slices yields s in pieces of n bytes.
-func slices(s string, n int) func(func(string) bool) {
+// pieces yields s in pieces of n bytes.
+func pieces(s string, n int) func(func(string) bool) {
 	return func(yield func(string) bool) {
 		for len(s) > 0 {
 			k := min(n, len(s))
