@@ -3,6 +3,7 @@ package tether_test
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/tetherhq/tether/protocol"
@@ -73,5 +74,35 @@ func TestAPIHistory(t *testing.T) {
 				t.Fatalf("position %s/%d, want %s/8", res.Epoch, res.Offset, epoch)
 			}
 		})
+	}
+}
+
+// TestRecoveredOnTheWire: "recovered" is in a subscribe result exactly when the
+// subscribe asked to recover, false as well as true.
+func TestRecoveredOnTheWire(t *testing.T) {
+	n := startNode(t, testConfig())
+	c := dial(t, n)
+	pos, err := n.Publish("w", json.RawMessage(`1`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		channel string
+		recover *protocol.Position
+		want    string // in the result, or "" for no "recovered" at all
+	}{
+		{"w", nil, ""},
+		{"w2", &protocol.Position{Epoch: "gone", Offset: 3}, `"recovered":false`},
+		{"w", &protocol.Position{Epoch: pos.Epoch, Offset: 0}, `"recovered":true`},
+	}
+	for _, tt := range tests {
+		m := c.call(protocol.Command{Op: protocol.OpSubscribe, Channel: tt.channel, Recover: tt.recover})
+		if tt.channel == "w" && tt.recover == nil {
+			c.call(protocol.Command{Op: protocol.OpUnsubscribe, Channel: "w"})
+		}
+		got := string(m.Result)
+		if tt.want == "" && strings.Contains(got, "recovered") || tt.want != "" && !strings.Contains(got, tt.want) {
+			t.Errorf("subscribe %s recover %v: result %s, want %q", tt.channel, tt.recover, got, tt.want)
+		}
 	}
 }
