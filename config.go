@@ -53,9 +53,10 @@ type Config struct {
 	// MaxOutbound caps the bytes queued for one connection; a connection past it
 	// is a slow consumer and is closed with 4001. Defaults to 1 MiB.
 	MaxOutbound int
-	// MaxConns caps open connections on each transport (WebSocket, TCP, gRPC
-	// streams); more are refused (503, a disconnect line, RESOURCE_EXHAUSTED).
-	// Defaults to 100000.
+	// MaxConns caps open client connections across all transports together
+	// (WebSocket, including /ws/echo, TCP and gRPC streams); more are refused
+	// (503 at the upgrade, a disconnect line on TCP, RESOURCE_EXHAUSTED on
+	// gRPC). Defaults to 100000.
 	MaxConns int
 	// MaxSubscriptions caps the channels one connection subscribes to. Defaults to 128.
 	MaxSubscriptions int

@@ -2,6 +2,7 @@ package tether_test
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
@@ -84,8 +85,8 @@ func TestMetrics(t *testing.T) {
 		{"tether_slow_consumer_disconnects_total", 0, true},
 		{"tether_heartbeat_timeouts_total", 0, true},
 		{"tether_command_duration_seconds{op=subscribe}_count", 3, true},
-		{"tether_received_bytes_total", 100, false},
-		{"tether_sent_bytes_total", 100, false},
+		{"tether_received_bytes_total{transport=websocket}", 100, false},
+		{"tether_sent_bytes_total{transport=websocket}", 100, false},
 		{"process_resident_memory_bytes", 1, false},
 		{"process_cpu_seconds_total", 0, false},
 		{"go_goroutines", 1, false},
@@ -100,6 +101,49 @@ func TestMetrics(t *testing.T) {
 				t.Fatalf("%s = %v, want %v (exact %v)", tt.name, v[0], tt.min, tt.exact)
 			}
 		})
+	}
+}
+
+// TestMetricsEveryTransport: connections and bytes are counted on every
+// transport, each under its own label. A client per transport sends one
+// command; the bytes received are exactly its message (a line with its
+// newline on TCP), the bytes sent at least the reply it read.
+func TestMetricsEveryTransport(t *testing.T) {
+	e := startEnv(t, testConfig(), false)
+	cmd, _ := json.Marshal(protocol.Command{ID: 1, Op: protocol.OpSubscribe, Channel: "m"})
+	type want struct {
+		in       float64
+		replyLen int
+	}
+	wants := map[string]*want{"websocket": {in: float64(len(cmd))}, "tcp": {in: float64(len(cmd) + 1)}, "grpc": {in: float64(len(cmd))}}
+	label := map[string]string{"ws": "websocket", "tcp": "tcp", "grpc": "grpc"} // pconn names to transport labels
+	for _, c := range e.dialAll() {
+		if c.send(protocol.Command{Op: protocol.OpSubscribe, Channel: "m"}) != 1 {
+			t.Fatal("the first command's id is not 1")
+		}
+		b, err := c.w.readMsg(5 * time.Second)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		wants[label[c.name]].replyLen = len(b)
+	}
+	var got map[string][]float64
+	waitFor(t, "the bytes sent to be counted", func() bool { // counted once the write returns, maybe after the client read
+		got = scrape(t, e.httpURL("/metrics"))
+		for name, w := range wants {
+			if v := got["tether_sent_bytes_total{transport="+name+"}"]; len(v) != 1 || v[0] < float64(w.replyLen) {
+				return false
+			}
+		}
+		return true
+	})
+	for name, w := range wants {
+		if v := got["tether_connections{transport="+name+"}"]; len(v) != 1 || v[0] != 1 {
+			t.Errorf("%s connections: %v, want 1", name, v)
+		}
+		if v := got["tether_received_bytes_total{transport="+name+"}"]; len(v) != 1 || v[0] != w.in {
+			t.Errorf("%s bytes received: %v, want %v", name, v, w.in)
+		}
 	}
 }
 

@@ -37,6 +37,7 @@ import (
 	"github.com/lesismal/nbio/nbhttp"
 
 	"github.com/tetherhq/tether/backend"
+	"github.com/tetherhq/tether/internal/conns"
 	"github.com/tetherhq/tether/internal/heartbeat"
 	"github.com/tetherhq/tether/internal/hub"
 	"github.com/tetherhq/tether/internal/metrics"
@@ -56,6 +57,7 @@ type Node struct {
 	hub      *hub.Hub
 	sessions *session.Manager
 	beats    *heartbeat.Monitor
+	conns    *conns.Registry // every transport's connections: admission, counts, draining
 	engine   *nbhttp.Engine
 	ws       *wsconn.Server
 	metrics  *metrics.Metrics
@@ -127,6 +129,7 @@ func New(cfg Config) (*Node, error) {
 		ObserveCommand:   n.metrics.ObserveCommand,
 	}, n.hub, log, "c")
 	n.beats = heartbeat.New(cfg.PingInterval, cfg.PongTimeout, nil)
+	n.conns = conns.New(conns.Config{MaxConns: cfg.MaxConns})
 
 	ecfg := nbhttp.Config{
 		Name:                    "tether",
@@ -154,10 +157,10 @@ func New(cfg Config) (*Node, error) {
 	n.ws = wsconn.New(wsconn.Config{
 		Engine:         n.engine,
 		Sessions:       n.sessions,
+		Conns:          n.conns,
 		Heartbeats:     n.beats,
 		MaxMessageSize: cfg.MaxMessageSize,
 		MaxOutbound:    cfg.MaxOutbound,
-		MaxConns:       cfg.MaxConns,
 		AllowedOrigins: cfg.AllowedOrigins,
 		CloseTimeout:   cfg.CloseTimeout,
 		Logger:         log,
@@ -232,14 +235,11 @@ func (n *Node) Publish(channel string, data json.RawMessage) (protocol.Position,
 }
 
 // Connections returns the number of open client connections, on every transport.
-func (n *Node) Connections() int {
-	tcp, grpcStreams := n.transportConns()
-	return n.ws.Len() + tcp + grpcStreams
-}
+func (n *Node) Connections() int { return n.conns.Len() }
 
-// Shutdown stops accepting connections, tells every client to reconnect
-// (disconnect push with reconnect:true, close 1001), and waits for them to go
-// until ctx ends; then it drops the rest and stops.
+// Shutdown stops accepting connections, tells every client on every transport
+// to reconnect (disconnect push with reconnect:true, close 1001), and waits
+// for them to go until ctx ends; then it drops the rest and stops.
 func (n *Node) Shutdown(ctx context.Context) error {
 	var err error
 	n.once.Do(func() {
@@ -248,8 +248,8 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		}
 		n.closeTransportListeners()
 		n.cancel()
-		wait := n.shutdownTransports(ctx, protocol.DisconnectShutdown)
-		err = errors.Join(n.ws.Shutdown(ctx, protocol.DisconnectShutdown), wait())
+		err = n.conns.Shutdown(ctx, protocol.DisconnectShutdown)
+		n.stopGRPC(ctx)
 		n.stop(ctx)
 		n.log.Info("stopped", "err", err)
 	})
@@ -260,7 +260,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 // loop at most 5s, and past ctx's end only briefly.
 func (n *Node) stop(ctx context.Context) {
 	n.cancel()
-	n.stopTransports()
+	n.stopTransports(ctx)
 	n.opCancel()
 	// nbio v1.6.12's poller clears its stop flag when its loop starts, so a
 	// Stop before the poller goroutine has run is lost and waits forever (a

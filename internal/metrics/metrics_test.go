@@ -14,7 +14,14 @@ func TestMetricsServeSnapshotAndLatency(t *testing.T) {
 	calls := 0
 	m, err := New(reg, func() Snapshot {
 		calls++
-		return Snapshot{Connections: map[string]int{"websocket": 3}, Deliveries: 42, RecoveredFailed: 2}
+		return Snapshot{
+			Transports: map[string]Transport{
+				"websocket": {Connections: 3, BytesIn: 10, BytesOut: 20},
+				"tcp":       {Connections: 1, BytesIn: 30, BytesOut: 40},
+			},
+			Deliveries:      42,
+			RecoveredFailed: 2,
+		}
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -27,6 +34,11 @@ func TestMetricsServeSnapshotAndLatency(t *testing.T) {
 	body := rec.Body.String()
 	tests := []string{
 		`tether_connections{transport="websocket"} 3`,
+		`tether_connections{transport="tcp"} 1`,
+		`tether_received_bytes_total{transport="websocket"} 10`,
+		`tether_sent_bytes_total{transport="websocket"} 20`,
+		`tether_received_bytes_total{transport="tcp"} 30`,
+		`tether_sent_bytes_total{transport="tcp"} 40`,
 		`tether_deliveries_total 42`,
 		`tether_recoveries_total{result="failed"} 2`,
 		`tether_recoveries_total{result="ok"} 0`,
