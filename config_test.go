@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/tetherhq/tether"
+	"github.com/tetherhq/tether/tethertest"
 )
 
 func TestNewFailsCleanly(t *testing.T) {
@@ -26,7 +27,7 @@ func TestNewFailsCleanly(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg := testConfig()
+			cfg := tethertest.Config()
 			tt.edit(&cfg)
 			n, err := tether.New(cfg) // must return, not hang on the listeners it did open
 			if err == nil {

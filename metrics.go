@@ -1,8 +1,6 @@
 package tether
 
 import (
-	"net/http"
-
 	"github.com/tetherhq/tether/internal/metrics"
 )
 
@@ -37,15 +35,6 @@ func (n *Node) snapshot() metrics.Snapshot {
 		RateLimited:       ss.RateLimited.Load(),
 		CommandErrors:     ss.CommandErrors.Load(),
 	}
-}
-
-// serveMetrics serves /metrics to the same clients as the server API: with the
-// API key, or from loopback when none is configured.
-func (n *Node) serveMetrics(w http.ResponseWriter, r *http.Request) {
-	if !n.authorized(w, r) {
-		return
-	}
-	n.metrics.Handler().ServeHTTP(w, r)
 }
 
 // ready reports whether the node should get traffic: started, its listener (if

@@ -33,20 +33,17 @@ import (
 	"sync"
 	"time"
 
-	"github.com/lesismal/nbio/logging"
 	"github.com/lesismal/nbio/nbhttp"
 
 	"github.com/tetherhq/tether/internal/heartbeat"
 	"github.com/tetherhq/tether/internal/hub"
 	"github.com/tetherhq/tether/internal/metrics"
+	"github.com/tetherhq/tether/internal/serverapi"
 	"github.com/tetherhq/tether/internal/session"
 	"github.com/tetherhq/tether/internal/wsconn"
 	"github.com/tetherhq/tether/protocol"
 	"github.com/tetherhq/tether/web"
 )
-
-// ErrClosed is returned by a Node's methods after Shutdown.
-var ErrClosed = errors.New("tether: node is shut down")
 
 // Node is one tether server.
 type Node struct {
@@ -58,6 +55,7 @@ type Node struct {
 	engine   *nbhttp.Engine
 	ws       *wsconn.Server
 	metrics  *metrics.Metrics
+	api      *serverapi.API
 	handler  http.Handler
 	ln       *listener
 	tls      *tlsConfigs // nil: plaintext
@@ -70,13 +68,10 @@ type Node struct {
 	once   sync.Once
 }
 
-func init() {
-	logging.SetLevel(logging.LevelError) // nbio's own logger: errors only
-}
-
 // New starts a node: its event loop, heartbeats and, when cfg.HTTPAddr is set,
 // its listener.
 func New(cfg Config) (*Node, error) {
+	cfg = cfg.resolved()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -116,6 +111,7 @@ func New(cfg Config) (*Node, error) {
 	}, n.hub, log, "c")
 	n.beats = heartbeat.New(cfg.PingInterval, cfg.PongTimeout, nil)
 
+	routeNBIOLogs()
 	ecfg := nbhttp.Config{
 		Name:                    "tether",
 		ReleaseWebsocketPayload: true,
@@ -150,6 +146,7 @@ func New(cfg Config) (*Node, error) {
 		CloseTimeout:   cfg.CloseTimeout,
 		Logger:         log,
 	})
+	n.api = serverapi.New(serverapi.Config{Backend: apiBackend{n}, APIKey: cfg.APIKey, MaxBodySize: cfg.MaxMessageSize})
 	n.handler = n.routes()
 	n.engine.Handler = n.handler
 	if err := n.engine.Start(); err != nil {
@@ -204,12 +201,11 @@ func (n *Node) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /ws", n.ws.Handler())
 	mux.Handle("GET /ws/echo", n.ws.EchoHandler())
-	mux.HandleFunc("POST /api/publish", apiHandler(n, n.apiPublish))
-	n.apiRoutes(mux)
+	n.api.Routes(mux)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))
 	})
-	mux.HandleFunc("GET /metrics", n.serveMetrics)
+	mux.Handle("GET /metrics", n.api.Guard(n.metrics.Handler())) // same access as the API
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if !n.ready() {
 			http.Error(w, "draining", http.StatusServiceUnavailable)
@@ -222,17 +218,13 @@ func (n *Node) routes() http.Handler {
 }
 
 // Publish publishes data, a JSON value, to channel and returns its position.
-func (n *Node) Publish(channel string, data json.RawMessage) (protocol.Position, error) {
-	if n.ctx.Err() != nil {
-		return protocol.Position{}, ErrClosed
+// It refuses with ctx's error (checked first), ErrClosed, ErrInvalidChannel,
+// ErrBadRequest (data that is not JSON) or ErrTooManyChannels.
+func (n *Node) Publish(ctx context.Context, channel string, data json.RawMessage, opts ...PublishOption) (protocol.Position, error) {
+	if err := n.checkPublish(ctx, channel, data); err != nil {
+		return protocol.Position{}, err
 	}
-	if perr := protocol.ValidateChannel(channel, n.cfg.MaxChannelLength); perr != nil {
-		return protocol.Position{}, fmt.Errorf("tether: %w", perr)
-	}
-	if !json.Valid(data) {
-		return protocol.Position{}, fmt.Errorf("tether: data is not valid JSON")
-	}
-	return n.sessions.Publish(channel, data, nil)
+	return n.publish(channel, data, applyPublishOptions(opts))
 }
 
 // Connections returns the number of open client connections, on every transport.

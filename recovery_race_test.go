@@ -1,11 +1,13 @@
 package tether_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"testing"
 
 	"github.com/tetherhq/tether/protocol"
+	"github.com/tetherhq/tether/tethertest"
 )
 
 // TestRecoveryRace subscribes with recovery while publications keep coming,
@@ -26,16 +28,16 @@ func TestRecoveryRace(t *testing.T) {
 		during = 40 // published concurrently with it
 		from   = 2  // the client recovers from this offset
 	)
-	cfg := testConfig()
-	cfg.CommandRate = 0
+	cfg := tethertest.Config()
+	cfg.CommandRate = -1 // no limit
 	cfg.MaxSubscriptions = iterations
-	n := startNode(t, cfg)
+	n := tethertest.NewNode(t, cfg)
 	c := dial(t, n)
 	for it := range iterations {
 		ch := fmt.Sprintf("race:%d", it)
 		var epoch string
 		for i := uint64(1); i <= before; i++ {
-			pos, err := n.Publish(ch, numbered(i))
+			pos, err := n.Publish(context.Background(), ch, numbered(i))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -46,7 +48,7 @@ func TestRecoveryRace(t *testing.T) {
 		go func() {
 			<-start
 			for i := uint64(before + 1); i <= before+during; i++ {
-				if _, err := n.Publish(ch, numbered(i)); err != nil {
+				if _, err := n.Publish(context.Background(), ch, numbered(i)); err != nil {
 					errc <- err
 					return
 				}
