@@ -41,6 +41,13 @@ func nbioLoggingCase(t *testing.T, c string) {
 	if logging.DefaultLogger != nbioStockLogger {
 		t.Fatal("importing tether changed nbio's logger")
 	}
+	var probe bytes.Buffer
+	logging.Output = &probe
+	logging.Info("probe")
+	logging.Output = os.Stdout
+	if !strings.Contains(probe.String(), "probe") {
+		t.Fatal("importing tether changed nbio's log level")
+	}
 	var mine logging.Logger = embedderLogger{nbioStockLogger}
 	if c == "embedder" {
 		logging.SetLogger(mine)

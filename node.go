@@ -4,20 +4,36 @@
 // missed.
 //
 // A Node serves the WebSocket protocol endpoint (/ws), a WebSocket echo endpoint
-// (/ws/echo), the HTTP server API (/api/...) and a chat page (/); the same
-// protocol as newline-delimited JSON over TCP (TCPAddr); and gRPC (GRPCAddr):
-// the protocol as a stream and the server API. `tether serve` is a thin wrapper
-// over it. To embed it:
+// (/ws/echo), the HTTP server API (/api/...), /metrics, health endpoints and a
+// chat page (/) through Handler, or on HTTPAddr; the same protocol as
+// newline-delimited JSON over TCP (TCPAddr); and gRPC (GRPCAddr): the protocol
+// as a stream and the server API. `tether serve` is a thin wrapper over it.
 //
-//	cfg := tether.DefaultConfig()
-//	cfg.HTTPAddr = "" // mount the handler in your own server instead
-//	cfg.TCPAddr, cfg.GRPCAddr = "", "" // no TCP or gRPC listeners
-//	node, err := tether.New(cfg)
-//	...
-//	http.Handle("/rt/", http.StripPrefix("/rt", node.Handler()))
-//	node.Publish("news", json.RawMessage(`{"title":"hi"}`))
-//	...
-//	node.Shutdown(ctx)
+// A zero Config opens no listener and runs with every limit at its default, so
+// embedding a node in a Go server is:
+//
+//	node, err := tether.New(tether.Config{})
+//	if err != nil { ... }
+//	defer node.Shutdown(ctx) // tells clients to reconnect, then drops the rest
+//	mux.Handle("/rt/", http.StripPrefix("/rt", node.Handler())) // /rt/ws, /rt/api/publish, ...
+//	pos, err := node.Publish(ctx, "news", json.RawMessage(`{"title":"hi"}`))
+//
+// The package is wiring: the protocol, the transports and the server API live
+// in packages under internal/ (README.md, "Layout"). Importing it changes no
+// global state (docs/decisions/nbio-logging.md says how nbio's logger is set).
+//
+// # Errors
+//
+// Publish, Broadcast, History and Disconnect check their context first and
+// return its error (context.Canceled, context.DeadlineExceeded) when it has
+// ended. Their other errors are testable with errors.Is: ErrClosed,
+// ErrNoClient, ErrBadRequest, ErrInvalidChannel and ErrTooManyChannels; the
+// last three also hold the *protocol.Error a client would get (errors.As).
+//
+// # Tests
+//
+// Package tethertest starts a node on loopback for a test and stops it at the
+// test's end.
 //
 // All methods of Node are safe for concurrent use.
 package tether
