@@ -84,10 +84,11 @@ func Close(n *tether.Node) {
 	_ = n.Shutdown(ctx)
 }
 
-// HTTPURL returns the http:// URL of path on n's HTTP listener.
+// HTTPURL returns the http:// URL of path on n's HTTP listener; n must have one.
 func HTTPURL(n *tether.Node, path string) string { return "http://" + n.Addr().String() + path }
 
-// WSURL returns the ws:// URL of path on n's HTTP listener, such as "/ws".
+// WSURL returns the ws:// URL of path, such as "/ws", on n's HTTP listener; n
+// must have one.
 func WSURL(n *tether.Node, path string) string { return "ws://" + n.Addr().String() + path }
 
 // loopback reports whether addr's host is a loopback IP address.

@@ -8,10 +8,10 @@
 // (Classify: an error's Kind decides its HTTP status and its gRPC code alike).
 //
 // The package decodes, checks what the wire carries (a body's size, that data
-// is present), calls the Backend and encodes its answer. It must not hold
-// state of its own, validate what the Backend validates (channel names, JSON,
-// limits), or log or echo a credential. All methods of API are safe for
-// concurrent use.
+// is present and, on gRPC where it travels as a string, that it is JSON text),
+// calls the Backend and encodes its answer. It must not hold state of its own,
+// validate what the Backend validates (channel names, limits), or log or echo
+// a credential. All methods of API are safe for concurrent use.
 package serverapi
 
 import (
