@@ -10,13 +10,14 @@ import (
 	"time"
 
 	"github.com/tetherhq/tether/protocol"
+	"github.com/tetherhq/tether/tethertest"
 )
 
 // TestMaxConnsAcrossTransports: MaxConns counts the connections of every
 // transport together; each transport refuses past it in its own way; and a
 // place freed on one transport can be taken on another.
 func TestMaxConnsAcrossTransports(t *testing.T) {
-	cfg := testConfig()
+	cfg := tethertest.Config()
 	cfg.MaxConns = 2
 	e := startEnv(t, cfg, false)
 	ping := protocol.Command{Op: protocol.OpPing}
@@ -46,7 +47,7 @@ func TestMaxConnsAcrossTransports(t *testing.T) {
 // TestShutdownDeadline: a client that does not go when told to is dropped
 // when Shutdown's context ends, and Shutdown says so.
 func TestShutdownDeadline(t *testing.T) {
-	cfg := testConfig()
+	cfg := tethertest.Config()
 	cfg.CloseTimeout = time.Minute // the server would wait that long for the client's close
 	e := startEnv(t, cfg, false)
 	nc := e.dialTCPRaw()

@@ -1,22 +1,24 @@
 package tether_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
 
 	"github.com/tetherhq/tether/protocol"
+	"github.com/tetherhq/tether/tethertest"
 )
 
 func TestAPIHistory(t *testing.T) {
-	cfg := testConfig()
+	cfg := tethertest.Config()
 	cfg.APIKey = "s3cret"
 	cfg.HistorySize = 5
-	n := startNode(t, cfg)
+	n := tethertest.NewNode(t, cfg)
 	var epoch string
 	for i := 1; i <= 8; i++ {
-		pos, err := n.Publish("news", json.RawMessage(fmt.Sprint(i)))
+		pos, err := n.Publish(context.Background(), "news", json.RawMessage(fmt.Sprint(i)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -42,7 +44,7 @@ func TestAPIHistory(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			resp, body := postJSON(t, httpURL(n, "/api/history"), tt.key, tt.body)
+			resp, body := postJSON(t, tethertest.HTTPURL(n, "/api/history"), tt.key, tt.body)
 			if resp.StatusCode != tt.status {
 				t.Fatalf("status %d (%s), want %d", resp.StatusCode, body, tt.status)
 			}
@@ -80,9 +82,9 @@ func TestAPIHistory(t *testing.T) {
 // TestRecoveredOnTheWire: "recovered" is in a subscribe result exactly when the
 // subscribe asked to recover, false as well as true.
 func TestRecoveredOnTheWire(t *testing.T) {
-	n := startNode(t, testConfig())
+	n := tethertest.NewNode(t, tethertest.Config())
 	c := dial(t, n)
-	pos, err := n.Publish("w", json.RawMessage(`1`))
+	pos, err := n.Publish(context.Background(), "w", json.RawMessage(`1`))
 	if err != nil {
 		t.Fatal(err)
 	}

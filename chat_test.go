@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/tetherhq/tether/tethertest"
 )
 
 // chromium returns the browser's path, skipping the test when there is none
@@ -31,8 +32,8 @@ func chromium(t *testing.T) string {
 // what one tab sends in a room, the other shows.
 func TestChatPage(t *testing.T) {
 	path := chromium(t)
-	n := startNode(t, testConfig())
-	url := httpURL(n, "/")
+	n := tethertest.NewNode(t, tethertest.Config())
+	url := tethertest.HTTPURL(n, "/")
 
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(path),

@@ -1,8 +1,6 @@
 package tether
 
 import (
-	"net/http"
-
 	"github.com/tetherhq/tether/internal/conns"
 	"github.com/tetherhq/tether/internal/grpcconn"
 	"github.com/tetherhq/tether/internal/metrics"
@@ -59,15 +57,6 @@ func (n *Node) transportStats() map[string]metrics.Transport {
 		conns.TCP.String():       stats(conns.TCP, tcp.BytesIn, tcp.BytesOut),
 		conns.GRPC.String():      stats(conns.GRPC, grpc.BytesIn, grpc.BytesOut),
 	}
-}
-
-// serveMetrics serves /metrics to the same clients as the server API: with the
-// API key, or from loopback when none is configured.
-func (n *Node) serveMetrics(w http.ResponseWriter, r *http.Request) {
-	if !n.authorized(w, r) {
-		return
-	}
-	n.metrics.Handler().ServeHTTP(w, r)
 }
 
 // ready reports whether the node should get traffic: started, its listener (if

@@ -17,6 +17,7 @@ import (
 
 	"github.com/tetherhq/tether"
 	"github.com/tetherhq/tether/protocol"
+	"github.com/tetherhq/tether/tethertest"
 )
 
 // scrape returns the node's /metrics, parsed.
@@ -57,19 +58,19 @@ func scrape(t *testing.T, url string) map[string][]float64 {
 }
 
 func TestMetrics(t *testing.T) {
-	n := startNode(t, testConfig())
+	n := tethertest.NewNode(t, tethertest.Config())
 	a, b := dial(t, n), dial(t, n)
 	a.subscribe("news")
 	b.subscribe("news")
 	b.call(protocol.Command{Op: protocol.OpSubscribe, Channel: "other", Recover: &protocol.Position{Epoch: "gone", Offset: 3}})
-	resp, body := postJSON(t, httpURL(n, "/api/publish"), "", `{"channel":"news","data":{"v":1}}`)
+	resp, body := postJSON(t, tethertest.HTTPURL(n, "/api/publish"), "", `{"channel":"news","data":{"v":1}}`)
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("publish: %d %s", resp.StatusCode, body)
 	}
 	a.read()
 	b.read()
 
-	got := scrape(t, httpURL(n, "/metrics"))
+	got := scrape(t, tethertest.HTTPURL(n, "/metrics"))
 	tests := []struct {
 		name  string
 		min   float64 // the value, or the least it may be when exact is false
@@ -109,7 +110,7 @@ func TestMetrics(t *testing.T) {
 // command; the bytes received are exactly its message (a line with its
 // newline on TCP), the bytes sent at least the reply it read.
 func TestMetricsEveryTransport(t *testing.T) {
-	e := startEnv(t, testConfig(), false)
+	e := startEnv(t, tethertest.Config(), false)
 	cmd, _ := json.Marshal(protocol.Command{ID: 1, Op: protocol.OpSubscribe, Channel: "m"})
 	type want struct {
 		in       float64
@@ -149,9 +150,9 @@ func TestMetricsEveryTransport(t *testing.T) {
 
 func TestMetricsOwnRegistry(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	cfg := testConfig()
+	cfg := tethertest.Config()
 	cfg.Registry = reg
-	startNode(t, cfg)
+	tethertest.NewNode(t, cfg)
 	// A second node on the same registry collides on tether's names, not on the
 	// runtime collectors.
 	free, err := net.Listen("tcp", "127.0.0.1:0") // an address to check that the failed New let go of
@@ -191,9 +192,9 @@ func TestMetricsOwnRegistry(t *testing.T) {
 }
 
 func TestMetricsNeedsAPIKey(t *testing.T) {
-	cfg := testConfig()
+	cfg := tethertest.Config()
 	cfg.APIKey = "k"
-	n := startNode(t, cfg)
+	n := tethertest.NewNode(t, cfg)
 	tests := []struct {
 		name, key string
 		status    int
@@ -204,7 +205,7 @@ func TestMetricsNeedsAPIKey(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			req, _ := http.NewRequest(http.MethodGet, httpURL(n, "/metrics"), nil)
+			req, _ := http.NewRequest(http.MethodGet, tethertest.HTTPURL(n, "/metrics"), nil)
 			if tt.key != "" {
 				req.Header.Set("Authorization", "Bearer "+tt.key)
 			}
@@ -221,12 +222,12 @@ func TestMetricsNeedsAPIKey(t *testing.T) {
 }
 
 func TestHealthAndReadiness(t *testing.T) {
-	n := startNode(t, testConfig())
+	n := tethertest.NewNode(t, tethertest.Config())
 	c := dial(t, n)
 	get := func(path string) int {
 		t.Helper()
 		client := http.Client{Timeout: 2 * time.Second}
-		resp, err := client.Get(httpURL(n, path))
+		resp, err := client.Get(tethertest.HTTPURL(n, path))
 		if err != nil {
 			return 0
 		}

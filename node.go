@@ -4,20 +4,36 @@
 // missed.
 //
 // A Node serves the WebSocket protocol endpoint (/ws), a WebSocket echo endpoint
-// (/ws/echo), the HTTP server API (/api/...) and a chat page (/); the same
-// protocol as newline-delimited JSON over TCP (TCPAddr); and gRPC (GRPCAddr):
-// the protocol as a stream and the server API. `tether serve` is a thin wrapper
-// over it. To embed it:
+// (/ws/echo), the HTTP server API (/api/...), /metrics, health endpoints and a
+// chat page (/) through Handler, or on HTTPAddr; the same protocol as
+// newline-delimited JSON over TCP (TCPAddr); and gRPC (GRPCAddr): the protocol
+// as a stream and the server API. `tether serve` is a thin wrapper over it.
 //
-//	cfg := tether.DefaultConfig()
-//	cfg.HTTPAddr = "" // mount the handler in your own server instead
-//	cfg.TCPAddr, cfg.GRPCAddr = "", "" // no TCP or gRPC listeners
-//	node, err := tether.New(cfg)
-//	...
-//	http.Handle("/rt/", http.StripPrefix("/rt", node.Handler()))
-//	node.Publish("news", json.RawMessage(`{"title":"hi"}`))
-//	...
-//	node.Shutdown(ctx)
+// A zero Config opens no listener and runs with every limit at its default, so
+// embedding a node in a Go server is:
+//
+//	node, err := tether.New(tether.Config{})
+//	if err != nil { ... }
+//	defer node.Shutdown(ctx) // tells clients to reconnect, then drops the rest
+//	mux.Handle("/rt/", http.StripPrefix("/rt", node.Handler())) // /rt/ws, /rt/api/publish, ...
+//	pos, err := node.Publish(ctx, "news", json.RawMessage(`{"title":"hi"}`))
+//
+// The package is wiring: the protocol, the transports and the server API live
+// in packages under internal/ (README.md, "Layout"). Importing it changes no
+// global state (docs/decisions/nbio-logging.md says how nbio's logger is set).
+//
+// # Errors
+//
+// Publish, Broadcast, History and Disconnect check their context first and
+// return its error (context.Canceled, context.DeadlineExceeded) when it has
+// ended. Their other errors are testable with errors.Is: ErrClosed,
+// ErrNoClient, ErrBadRequest, ErrInvalidChannel and ErrTooManyChannels; the
+// last three also hold the *protocol.Error a client would get (errors.As).
+//
+// # Tests
+//
+// Package tethertest starts a node on loopback for a test and stops it at the
+// test's end.
 //
 // All methods of Node are safe for concurrent use.
 package tether
@@ -25,7 +41,6 @@ package tether
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -33,7 +48,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/lesismal/nbio/logging"
 	"github.com/lesismal/nbio/nbhttp"
 
 	"github.com/tetherhq/tether/backend"
@@ -41,14 +55,12 @@ import (
 	"github.com/tetherhq/tether/internal/heartbeat"
 	"github.com/tetherhq/tether/internal/hub"
 	"github.com/tetherhq/tether/internal/metrics"
+	"github.com/tetherhq/tether/internal/serverapi"
 	"github.com/tetherhq/tether/internal/session"
 	"github.com/tetherhq/tether/internal/wsconn"
 	"github.com/tetherhq/tether/protocol"
 	"github.com/tetherhq/tether/web"
 )
-
-// ErrClosed is returned by a Node's methods after Shutdown.
-var ErrClosed = errors.New("tether: node is shut down")
 
 // Node is one tether server.
 type Node struct {
@@ -61,6 +73,7 @@ type Node struct {
 	engine   *nbhttp.Engine
 	ws       *wsconn.Server
 	metrics  *metrics.Metrics
+	api      *serverapi.API
 	handler  http.Handler
 	ln       *listener
 	tls      *tlsConfigs      // nil: plaintext
@@ -79,13 +92,10 @@ type Node struct {
 	once     sync.Once
 }
 
-func init() {
-	logging.SetLevel(logging.LevelError) // nbio's own logger: errors only
-}
-
 // New starts a node: its event loop, heartbeats and, when cfg.HTTPAddr is set,
 // its listener.
 func New(cfg Config) (*Node, error) {
+	cfg = cfg.resolved()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -131,6 +141,7 @@ func New(cfg Config) (*Node, error) {
 	n.beats = heartbeat.New(cfg.PingInterval, cfg.PongTimeout, nil)
 	n.conns = conns.New(conns.Config{MaxConns: cfg.MaxConns})
 
+	routeNBIOLogs()
 	ecfg := nbhttp.Config{
 		Name:                    "tether",
 		ReleaseWebsocketPayload: true,
@@ -165,6 +176,7 @@ func New(cfg Config) (*Node, error) {
 		CloseTimeout:   cfg.CloseTimeout,
 		Logger:         log,
 	})
+	n.api = serverapi.New(serverapi.Config{Backend: apiBackend{n}, APIKey: cfg.APIKey, MaxBodySize: cfg.MaxMessageSize})
 	n.handler = n.routes()
 	n.engine.Handler = n.handler
 	if err := n.engine.Start(); err != nil {
@@ -203,12 +215,11 @@ func (n *Node) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /ws", n.ws.Handler())
 	mux.Handle("GET /ws/echo", n.ws.EchoHandler())
-	mux.HandleFunc("POST /api/publish", apiHandler(n, n.apiPublish))
-	n.apiRoutes(mux)
+	n.api.Routes(mux)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))
 	})
-	mux.HandleFunc("GET /metrics", n.serveMetrics)
+	mux.Handle("GET /metrics", n.api.Guard(n.metrics.Handler())) // same access as the API
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if !n.ready() {
 			http.Error(w, "draining", http.StatusServiceUnavailable)
@@ -221,17 +232,15 @@ func (n *Node) routes() http.Handler {
 }
 
 // Publish publishes data, a JSON value, to channel and returns its position.
-func (n *Node) Publish(channel string, data json.RawMessage) (protocol.Position, error) {
-	if n.ctx.Err() != nil {
-		return protocol.Position{}, ErrClosed
+// It refuses with ctx's error (checked first), ErrClosed, ErrInvalidChannel,
+// ErrBadRequest (data that is not JSON) or ErrTooManyChannels, and fails with
+// ErrUnavailable when a backend does (the publication may or may not have
+// been delivered).
+func (n *Node) Publish(ctx context.Context, channel string, data json.RawMessage, opts ...PublishOption) (protocol.Position, error) {
+	if err := n.checkPublish(ctx, channel, data); err != nil {
+		return protocol.Position{}, err
 	}
-	if perr := protocol.ValidateChannel(channel, n.cfg.MaxChannelLength); perr != nil {
-		return protocol.Position{}, fmt.Errorf("tether: %w", perr)
-	}
-	if !json.Valid(data) {
-		return protocol.Position{}, fmt.Errorf("tether: data is not valid JSON")
-	}
-	return n.sessions.Publish(context.Background(), channel, data, nil)
+	return n.publish(ctx, channel, data, applyPublishOptions(opts))
 }
 
 // Connections returns the number of open client connections, on every transport.

@@ -1,13 +1,14 @@
 package tether_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"testing"
 
 	"github.com/tetherhq/tether"
-
 	"github.com/tetherhq/tether/protocol"
+	"github.com/tetherhq/tether/tethertest"
 )
 
 // TestRecoveryRace subscribes with recovery while publications keep coming,
@@ -46,17 +47,17 @@ func testRecoveryRace(t *testing.T, backends tether.Backends) {
 		during = 40 // published concurrently with it
 		from   = 2  // the client recovers from this offset
 	)
-	cfg := testConfig()
-	cfg.CommandRate = 0
+	cfg := tethertest.Config()
+	cfg.CommandRate = -1 // no limit
 	cfg.MaxSubscriptions = iterations
 	cfg.Backends = backends
-	n := startNode(t, cfg)
+	n := tethertest.NewNode(t, cfg)
 	c := dial(t, n)
 	for it := range iterations {
 		ch := fmt.Sprintf("race:%d", it)
 		var epoch string
 		for i := uint64(1); i <= before; i++ {
-			pos, err := n.Publish(ch, numbered(i))
+			pos, err := n.Publish(context.Background(), ch, numbered(i))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -67,7 +68,7 @@ func testRecoveryRace(t *testing.T, backends tether.Backends) {
 		go func() {
 			<-start
 			for i := uint64(before + 1); i <= before+during; i++ {
-				if _, err := n.Publish(ch, numbered(i)); err != nil {
+				if _, err := n.Publish(context.Background(), ch, numbered(i)); err != nil {
 					errc <- err
 					return
 				}

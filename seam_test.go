@@ -14,6 +14,7 @@ import (
 	"github.com/tetherhq/tether/backend"
 	"github.com/tetherhq/tether/backend/memory"
 	"github.com/tetherhq/tether/protocol"
+	"github.com/tetherhq/tether/tethertest"
 )
 
 // calls records what a node asked of its backends, one line per call.
@@ -117,13 +118,13 @@ func newRecordedHistory(t *testing.T, c *calls) recordedHistory {
 func TestBackendsSeam(t *testing.T) {
 	c := &calls{}
 	hist := newRecordedHistory(t, c)
-	cfg := testConfig()
+	cfg := tethertest.Config()
 	cfg.Backends = tether.Backends{Broker: newAsyncBroker(t, c), History: hist}
-	n := startNode(t, cfg)
+	n := tethertest.NewNode(t, cfg)
 
 	cl := dial(t, n)
 	cl.subscribe("seam")
-	if _, err := n.Publish("seam", json.RawMessage(`"from the node"`)); err != nil {
+	if _, err := n.Publish(context.Background(), "seam", json.RawMessage(`"from the node"`)); err != nil {
 		t.Fatal(err)
 	}
 	id := cl.send(protocol.Command{Op: protocol.OpPublish, Channel: "seam", Data: json.RawMessage(`"from a client"`)})

@@ -105,7 +105,7 @@ func (n *Node) startTransports() error {
 			grpc.MaxRecvMsgSize(n.cfg.MaxMessageSize + 1024), // room for the message's own fields
 			grpc.KeepaliveParams(keepalive.ServerParameters{Time: n.cfg.PingInterval, Timeout: n.cfg.PongTimeout}),
 			grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
-			grpc.ChainUnaryInterceptor(n.grpcAuth),
+			grpc.ChainUnaryInterceptor(n.api.UnaryInterceptor),
 		}
 		if n.tls != nil {
 			opts = append(opts, grpc.Creds(credentials.NewTLS(n.tls.std)))
@@ -119,7 +119,7 @@ func (n *Node) startTransports() error {
 			Logger:       n.log,
 		})
 		tetherv1.RegisterTetherServer(t.grpc, t.grpcStreams)
-		tetherv1.RegisterServerAPIServer(t.grpc, &grpcAPI{n: n})
+		n.api.RegisterGRPC(t.grpc)
 		t.health = health.NewServer()
 		healthpb.RegisterHealthServer(t.grpc, t.health)
 		reflection.Register(t.grpc)

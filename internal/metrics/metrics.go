@@ -16,6 +16,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/tetherhq/tether/protocol"
 )
 
 // Namespace prefixes every tether metric name.
@@ -59,9 +61,12 @@ type Transport struct {
 	BytesOut int64
 }
 
-// knownOps are the command ops whose latency is tracked with their own label; any
-// other op is counted as "other".
-var knownOps = []string{"connect", "subscribe", "unsubscribe", "publish", "history", "presence", "ping", "pong"}
+// knownOps are the command ops whose latency is tracked with their own label:
+// the ops the protocol has. Any other op is counted as "other".
+var knownOps = []string{
+	protocol.OpConnect, protocol.OpSubscribe, protocol.OpUnsubscribe, protocol.OpPublish,
+	protocol.OpHistory, protocol.OpPing, protocol.OpPong,
+}
 
 // Metrics is one node's metrics: a collector reading Snapshots and a command
 // latency histogram. Its methods are safe for concurrent use.

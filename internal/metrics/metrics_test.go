@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tetherhq/tether/protocol"
 )
 
 func TestMetricsServeSnapshotAndLatency(t *testing.T) {
@@ -68,5 +70,29 @@ func TestNewTwiceOnOneRegistry(t *testing.T) {
 	}
 	if _, err := New(nil, snap); err != nil {
 		t.Fatalf("New with a nil registry: %v", err)
+	}
+}
+
+// TestOnlyProtocolOpsHaveLabels: /metrics shows a latency series for each op
+// of the protocol and none for an op it does not have, such as presence.
+func TestOnlyProtocolOpsHaveLabels(t *testing.T) {
+	m, err := New(prometheus.NewRegistry(), func() Snapshot { return Snapshot{} })
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.ObserveCommand("presence", time.Millisecond)
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	body := rec.Body.String()
+	if strings.Contains(body, `op="presence"`) {
+		t.Error(`/metrics has an op="presence" series: the protocol has no such op`)
+	}
+	if !strings.Contains(body, `tether_command_duration_seconds_count{op="other"} 1`) {
+		t.Error("an unknown op is not counted as other")
+	}
+	for _, op := range []string{protocol.OpConnect, protocol.OpSubscribe, protocol.OpUnsubscribe, protocol.OpPublish, protocol.OpHistory, protocol.OpPing, protocol.OpPong} {
+		if !strings.Contains(body, `tether_command_duration_seconds_count{op="`+op+`"} 0`) {
+			t.Errorf("/metrics has no series for op %s", op)
+		}
 	}
 }
