@@ -3,9 +3,12 @@ package tether_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -157,5 +160,51 @@ func TestBackendsSeam(t *testing.T) {
 	}
 	if _, err := hist.Append(ctx, &protocol.Publication{Channel: "seam", Data: json.RawMessage(`1`)}); err != nil {
 		t.Fatalf("the node closed a history it was given: %v", err)
+	}
+}
+
+// brokenHistory is a history store that is down: every call fails with a
+// message that must stay in the server.
+type brokenHistory struct{}
+
+var errStoreDown = errors.New("store at 10.0.0.7 unreachable")
+
+func (brokenHistory) Append(context.Context, *protocol.Publication) (protocol.Position, error) {
+	return protocol.Position{}, errStoreDown
+}
+
+func (brokenHistory) Read(context.Context, string, backend.Query) (backend.Result, error) {
+	return backend.Result{}, errStoreDown
+}
+
+// TestBackendFailure: when a backend fails, the embedder gets ErrUnavailable
+// with the backend's error in the chain, the server API 503 and a client
+// unavailable, without the backend's message; the connection stays usable.
+func TestBackendFailure(t *testing.T) {
+	cfg := tethertest.Config()
+	cfg.Backends.History = brokenHistory{}
+	n := tethertest.NewNode(t, cfg)
+
+	_, err := n.Publish(context.Background(), "x", json.RawMessage(`1`))
+	if !errors.Is(err, tether.ErrUnavailable) || !errors.Is(err, errStoreDown) {
+		t.Fatalf("Publish: %v, want ErrUnavailable wrapping the store's error", err)
+	}
+	resp, body := postJSON(t, tethertest.HTTPURL(n, "/api/publish"), "", `{"channel":"x","data":1}`)
+	if resp.StatusCode != http.StatusServiceUnavailable || strings.Contains(string(body), "10.0.0.7") {
+		t.Fatalf("API: %d %s, want 503 without the store's message", resp.StatusCode, body)
+	}
+	c := dial(t, n)
+	for _, cmd := range []protocol.Command{
+		{Op: protocol.OpPublish, Channel: "x", Data: json.RawMessage(`1`)},
+		{Op: protocol.OpSubscribe, Channel: "x"},
+		{Op: protocol.OpHistory, Channel: "x"},
+	} {
+		m := c.call(cmd)
+		if m.Error == nil || m.Error.Code != protocol.ErrUnavailable || strings.Contains(m.Error.Message, "10.0.0.7") {
+			t.Fatalf("%s: %+v, want unavailable without the store's message", cmd.Op, m.Error)
+		}
+	}
+	if m := c.call(protocol.Command{Op: protocol.OpPing}); m.Error != nil {
+		t.Fatalf("ping after the failures: %v", m.Error)
 	}
 }
