@@ -1,21 +1,24 @@
 package tether_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/tetherhq/tether/protocol"
+	"github.com/tetherhq/tether/tethertest"
 )
 
 func TestAPIHistory(t *testing.T) {
-	cfg := testConfig()
+	cfg := tethertest.Config()
 	cfg.APIKey = "s3cret"
 	cfg.HistorySize = 5
-	n := startNode(t, cfg)
+	n := tethertest.NewNode(t, cfg)
 	var epoch string
 	for i := 1; i <= 8; i++ {
-		pos, err := n.Publish("news", json.RawMessage(fmt.Sprint(i)))
+		pos, err := n.Publish(context.Background(), "news", json.RawMessage(fmt.Sprint(i)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -41,7 +44,7 @@ func TestAPIHistory(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			resp, body := postJSON(t, httpURL(n, "/api/history"), tt.key, tt.body)
+			resp, body := postJSON(t, tethertest.HTTPURL(n, "/api/history"), tt.key, tt.body)
 			if resp.StatusCode != tt.status {
 				t.Fatalf("status %d (%s), want %d", resp.StatusCode, body, tt.status)
 			}
@@ -73,5 +76,35 @@ func TestAPIHistory(t *testing.T) {
 				t.Fatalf("position %s/%d, want %s/8", res.Epoch, res.Offset, epoch)
 			}
 		})
+	}
+}
+
+// TestRecoveredOnTheWire: "recovered" is in a subscribe result exactly when the
+// subscribe asked to recover, false as well as true.
+func TestRecoveredOnTheWire(t *testing.T) {
+	n := tethertest.NewNode(t, tethertest.Config())
+	c := dial(t, n)
+	pos, err := n.Publish(context.Background(), "w", json.RawMessage(`1`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		channel string
+		recover *protocol.Position
+		want    string // in the result, or "" for no "recovered" at all
+	}{
+		{"w", nil, ""},
+		{"w2", &protocol.Position{Epoch: "gone", Offset: 3}, `"recovered":false`},
+		{"w", &protocol.Position{Epoch: pos.Epoch, Offset: 0}, `"recovered":true`},
+	}
+	for _, tt := range tests {
+		m := c.call(protocol.Command{Op: protocol.OpSubscribe, Channel: tt.channel, Recover: tt.recover})
+		if tt.channel == "w" && tt.recover == nil {
+			c.call(protocol.Command{Op: protocol.OpUnsubscribe, Channel: "w"})
+		}
+		got := string(m.Result)
+		if tt.want == "" && strings.Contains(got, "recovered") || tt.want != "" && !strings.Contains(got, tt.want) {
+			t.Errorf("subscribe %s recover %v: result %s, want %q", tt.channel, tt.recover, got, tt.want)
+		}
 	}
 }

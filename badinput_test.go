@@ -13,15 +13,16 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/tetherhq/tether/protocol"
+	"github.com/tetherhq/tether/tethertest"
 )
 
 // TestBadCommandsGetErrorReplies sends bad commands on one connection: each gets
 // an error reply naming its id, and the connection stays usable.
 func TestBadCommandsGetErrorReplies(t *testing.T) {
-	cfg := testConfig()
+	cfg := tethertest.Config()
 	cfg.MaxSubscriptions = 2
 	cfg.MaxChannelLength = 16
-	n := startNode(t, cfg)
+	n := tethertest.NewNode(t, cfg)
 	c := dial(t, n)
 	c.subscribe("dup")
 	tests := []struct {
@@ -71,9 +72,9 @@ func TestBadCommandsGetErrorReplies(t *testing.T) {
 }
 
 func TestRateLimit(t *testing.T) {
-	cfg := testConfig()
+	cfg := tethertest.Config()
 	cfg.CommandRate, cfg.CommandBurst = 1, 3
-	n := startNode(t, cfg)
+	n := tethertest.NewNode(t, cfg)
 	c := dial(t, n)
 	limited := 0
 	for range 10 {
@@ -89,9 +90,9 @@ func TestRateLimit(t *testing.T) {
 // TestBadFramesClose checks the WebSocket-level violations: each closes the
 // connection with its code, and the server keeps serving other clients.
 func TestBadFramesClose(t *testing.T) {
-	cfg := testConfig()
+	cfg := tethertest.Config()
 	cfg.MaxMessageSize = 1024
-	n := startNode(t, cfg)
+	n := tethertest.NewNode(t, cfg)
 	bystander := dial(t, n)
 	bystander.subscribe("room")
 	tests := []struct {
@@ -118,7 +119,7 @@ func TestBadFramesClose(t *testing.T) {
 		})
 	}
 	// The bystander is unaffected.
-	if _, body := postJSON(t, httpURL(n, "/api/publish"), "", `{"channel":"room","data":"still here"}`); !strings.Contains(string(body), `"offset":1`) {
+	if _, body := postJSON(t, tethertest.HTTPURL(n, "/api/publish"), "", `{"channel":"room","data":"still here"}`); !strings.Contains(string(body), `"offset":1`) {
 		t.Fatalf("publish after bad frames: %s", body)
 	}
 	if m := bystander.read(); m.Op != protocol.PushPub || string(m.Data) != `"still here"` {
@@ -127,9 +128,9 @@ func TestBadFramesClose(t *testing.T) {
 }
 
 func TestOriginPolicy(t *testing.T) {
-	cfg := testConfig()
+	cfg := tethertest.Config()
 	cfg.AllowedOrigins = []string{"https://app.example.com"}
-	n := startNode(t, cfg)
+	n := tethertest.NewNode(t, cfg)
 	tests := []struct {
 		name   string
 		origin string
@@ -156,9 +157,9 @@ func TestOriginPolicy(t *testing.T) {
 }
 
 func TestMaxConns(t *testing.T) {
-	cfg := testConfig()
+	cfg := tethertest.Config()
 	cfg.MaxConns = 2
-	n := startNode(t, cfg)
+	n := tethertest.NewNode(t, cfg)
 	dial(t, n)
 	dial(t, n)
 	if _, status := rawDial(t, n, "/ws", nil); status != http.StatusServiceUnavailable {
@@ -167,7 +168,7 @@ func TestMaxConns(t *testing.T) {
 }
 
 func TestHistoryOp(t *testing.T) {
-	n := startNode(t, testConfig())
+	n := tethertest.NewNode(t, tethertest.Config())
 	c := dial(t, n)
 	for i := range 5 {
 		c.call(protocol.Command{Op: protocol.OpPublish, Channel: "h", Data: json.RawMessage{'0' + byte(i)}})
@@ -186,10 +187,10 @@ func TestHistoryOp(t *testing.T) {
 // many is refused with too_many_channels, over the protocol and the API, and
 // existing channels keep working.
 func TestMaxChannels(t *testing.T) {
-	cfg := testConfig()
+	cfg := tethertest.Config()
 	cfg.MaxChannels = 2
 	cfg.HistorySize = 1 // a published channel stays, holding its history
-	n := startNode(t, cfg)
+	n := tethertest.NewNode(t, cfg)
 	c := dial(t, n)
 	c.subscribe("one")
 	if m := c.call(protocol.Command{Op: protocol.OpPublish, Channel: "two", Data: json.RawMessage(`1`)}); m.Error != nil {
@@ -203,11 +204,11 @@ func TestMaxChannels(t *testing.T) {
 			t.Fatalf("%s on a third channel: %+v", cmd.Op, m)
 		}
 	}
-	resp, body := postJSON(t, httpURL(n, "/api/publish"), "", `{"channel":"three","data":1}`)
+	resp, body := postJSON(t, tethertest.HTTPURL(n, "/api/publish"), "", `{"channel":"three","data":1}`)
 	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), protocol.ErrTooManyChans) {
 		t.Fatalf("API publish to a third channel: %d %s", resp.StatusCode, body)
 	}
-	resp, body = postJSON(t, httpURL(n, "/api/broadcast"), "", `{"channels":["two","three"],"data":1}`)
+	resp, body = postJSON(t, tethertest.HTTPURL(n, "/api/broadcast"), "", `{"channels":["two","three"],"data":1}`)
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"code":"`+protocol.ErrTooManyChans+`"`) {
 		t.Fatalf("API broadcast to a third channel: %d %s", resp.StatusCode, body)
 	}
@@ -219,9 +220,9 @@ func TestMaxChannels(t *testing.T) {
 // TestAPIAfterShutdown: the HTTP API refuses to publish once Shutdown has
 // begun, whoever still holds the handler.
 func TestAPIAfterShutdown(t *testing.T) {
-	cfg := testConfig()
+	cfg := tethertest.Config()
 	cfg.HTTPAddr = ""
-	n := startNode(t, cfg)
+	n := tethertest.NewNode(t, cfg)
 	srv := httptest.NewServer(n.Handler())
 	defer srv.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -1,6 +1,7 @@
 package tether_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/tetherhq/tether"
+	"github.com/tetherhq/tether/tethertest"
 )
 
 // The browser tests drive tether.js and the pages in a real headless Chromium
@@ -40,7 +42,7 @@ func waitMessages(tb *tab, want []string, limit time.Duration) {
 func publishChat(t *testing.T, n *tether.Node, room, name, text string) {
 	t.Helper()
 	data, _ := json.Marshal(map[string]string{"name": name, "text": text})
-	if _, err := n.Publish("chat:"+room, data); err != nil {
+	if _, err := n.Publish(context.Background(), "chat:"+room, data); err != nil {
 		t.Fatalf("publish %q: %v", text, err)
 	}
 }
@@ -49,10 +51,10 @@ func publishChat(t *testing.T, n *tether.Node, room, name, text string) {
 // publishes 50 messages. The offline tab shows that it is reconnecting, and,
 // once back, every message exactly once, in order.
 func TestBrowserOffline(t *testing.T) {
-	n := startNode(t, testConfig())
+	n := tethertest.NewNode(t, tethertest.Config())
 	b := newBrowser(t, 40*time.Second)
-	away := b.open("away", httpURL(n, "/?shared=0#offline"))
-	other := b.open("other", httpURL(n, "/?shared=0#offline"))
+	away := b.open("away", tethertest.HTTPURL(n, "/?shared=0#offline"))
+	other := b.open("other", tethertest.HTTPURL(n, "/?shared=0#offline"))
 	waitConnected(away, "offline")
 	waitConnected(other, "offline")
 
@@ -80,11 +82,11 @@ func TestBrowserOffline(t *testing.T) {
 // TestChatPageGap: when the server's history cannot cover the time a tab was
 // away, the chat page says so, reloads what history has, and goes on.
 func TestChatPageGap(t *testing.T) {
-	cfg := testConfig()
+	cfg := tethertest.Config()
 	cfg.HistorySize = 3
-	n := startNode(t, cfg)
+	n := tethertest.NewNode(t, cfg)
 	b := newBrowser(t, 30*time.Second)
-	tb := b.open("tab", httpURL(n, "/?shared=0#gap"))
+	tb := b.open("tab", tethertest.HTTPURL(n, "/?shared=0#gap"))
 	waitConnected(tb, "gap")
 	publishChat(t, n, "gap", "api", "m1")
 	waitMessages(tb, []string{"m1"}, 5*time.Second)
@@ -108,7 +110,7 @@ func TestBrowserServerDrop(t *testing.T) {
 		drop func(t *testing.T, n *tether.Node, client string)
 	}{
 		{"api disconnect", func(t *testing.T, n *tether.Node, client string) {
-			resp, body := postJSON(t, httpURL(n, "/api/disconnect"), "", `{"client":`+jsString(client)+`,"reconnect":true}`)
+			resp, body := postJSON(t, tethertest.HTTPURL(n, "/api/disconnect"), "", `{"client":`+jsString(client)+`,"reconnect":true}`)
 			if resp.StatusCode != 200 {
 				t.Fatalf("disconnect %s: %d %s", client, resp.StatusCode, body)
 			}
@@ -120,9 +122,9 @@ func TestBrowserServerDrop(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			n := startNode(t, testConfig())
+			n := tethertest.NewNode(t, tethertest.Config())
 			b := newBrowser(t, 30*time.Second)
-			tb := b.open("tab", httpURL(n, "/?shared=0#drop"))
+			tb := b.open("tab", tethertest.HTTPURL(n, "/?shared=0#drop"))
 			waitConnected(tb, "drop")
 			for i := 1; i <= 5; i++ {
 				publishChat(t, n, "drop", "api", fmt.Sprintf("m%d", i))
@@ -158,11 +160,11 @@ func TestBrowserShared(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			const total = 80
-			n := startNode(t, testConfig())
+			n := tethertest.NewNode(t, tethertest.Config())
 			b := newBrowser(t, 40*time.Second)
 			var tabs []*tab
 			for i := range 5 {
-				tb := b.open(fmt.Sprintf("tab%d", i), httpURL(n, "/"+tc.query+"#shared"))
+				tb := b.open(fmt.Sprintf("tab%d", i), tethertest.HTTPURL(n, "/"+tc.query+"#shared"))
 				waitConnected(tb, "shared")
 				tabs = append(tabs, tb)
 			}
@@ -192,7 +194,7 @@ func TestBrowserShared(t *testing.T) {
 				for i := 1; i <= total; i++ {
 					<-tick.C
 					data, _ := json.Marshal(map[string]string{"name": "api", "text": fmt.Sprintf("m%d", i)})
-					if _, err := n.Publish("chat:shared", data); err != nil {
+					if _, err := n.Publish(context.Background(), "chat:shared", data); err != nil {
 						done <- err
 						return
 					}
@@ -241,11 +243,11 @@ func TestBrowserShared(t *testing.T) {
 
 // TestStatsPage: the stats page's figures and charts move while messages flow.
 func TestStatsPage(t *testing.T) {
-	n := startNode(t, testConfig())
+	n := tethertest.NewNode(t, tethertest.Config())
 	sub := dial(t, n)
 	sub.subscribe("busy")
 	b := newBrowser(t, 30*time.Second)
-	st := b.open("stats", httpURL(n, "/stats"))
+	st := b.open("stats", tethertest.HTTPURL(n, "/stats"))
 	st.waitFor(5*time.Second, `document.getElementById("nodes").textContent.includes("this node")`, `document.getElementById("status").textContent`)
 
 	stop := make(chan struct{})
@@ -260,7 +262,7 @@ func TestStatsPage(t *testing.T) {
 				return
 			case <-tick.C:
 			}
-			if _, err := n.Publish("busy", json.RawMessage(`{"text":"tick"}`)); err != nil {
+			if _, err := n.Publish(context.Background(), "busy", json.RawMessage(`{"text":"tick"}`)); err != nil {
 				done <- err
 				return
 			}
@@ -304,7 +306,7 @@ func waitServer(t *testing.T, n *tether.Node, what string, ok func(tether.Info) 
 // getStats reads GET /api/stats.
 func getStats(t *testing.T, n *tether.Node) tether.Stats {
 	t.Helper()
-	resp, err := http.Get(httpURL(n, "/api/stats"))
+	resp, err := http.Get(tethertest.HTTPURL(n, "/api/stats"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -343,10 +345,10 @@ func TestREADMEBrowserSnippet(t *testing.T) {
 	if !ok || !ok2 || !ok3 || !strings.Contains(code, "127.0.0.1:8080") {
 		t.Fatal("README.md has no ```js block with 127.0.0.1:8080 under ## Browser")
 	}
-	n := startNode(t, testConfig())
+	n := tethertest.NewNode(t, tethertest.Config())
 	code = strings.ReplaceAll(code, "127.0.0.1:8080", n.Addr().String())
 	b := newBrowser(t, 30*time.Second)
-	tb := b.open("snippet", httpURL(n, "/stats"))
+	tb := b.open("snippet", tethertest.HTTPURL(n, "/stats"))
 	lit, _ := json.Marshal(code) // a JavaScript string literal
 	tb.eval(`(() => { const s = document.createElement("script"); s.type = "module"; s.textContent = `+string(lit)+`; document.head.append(s); return true; })()`, nil)
 	want := []string{"log: state: connected", "log: history: hi", "log: state: closed"}

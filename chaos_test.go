@@ -1,6 +1,7 @@
 package tether_test
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"sync"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	tclient "github.com/tetherhq/tether/client"
+	"github.com/tetherhq/tether/tethertest"
 )
 
 // chaos is one run of the chaos test: publications at a steady rate to one
@@ -27,12 +29,12 @@ type chaos struct {
 // the epoch.
 func (c chaos) run(t *testing.T) ([]*recorder, string) {
 	t.Helper()
-	cfg := testConfig()
+	cfg := tethertest.Config()
 	cfg.HistorySize = c.history
-	n := startNode(t, cfg)
+	n := tethertest.NewNode(t, cfg)
 	rs := make([]*recorder, c.clients)
 	for i := range rs {
-		rs[i] = newRecorder(t, wsURL(n, "/ws"), c.messages)
+		rs[i] = newRecorder(t, tethertest.WSURL(n, "/ws"), c.messages)
 		rs[i].subscribe(t, "chaos")
 	}
 
@@ -64,7 +66,7 @@ func (c chaos) run(t *testing.T) ([]*recorder, string) {
 	tick := time.NewTicker(c.rate)
 	for i := uint64(1); i <= c.messages && err == nil; i++ {
 		<-tick.C
-		p, perr := n.Publish("chaos", numbered(i))
+		p, perr := n.Publish(context.Background(), "chaos", numbered(i))
 		switch {
 		case perr != nil:
 			err = fmt.Errorf("publish %d: %w", i, perr)

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/tetherhq/tether/tethertest"
 )
 
 // chromium returns the browser's path, skipping the test when there is none
@@ -31,10 +33,10 @@ func chromium(t *testing.T) string {
 // as served (the connection shared through a SharedWorker); bob has one of
 // his own (?shared=0).
 func TestChatPage(t *testing.T) {
-	n := startNode(t, testConfig())
+	n := tethertest.NewNode(t, tethertest.Config())
 	b := newBrowser(t, 40*time.Second)
-	ann := b.open("ann", httpURL(n, "/#test-room"))
-	bob := b.open("bob", httpURL(n, "/?shared=0#test-room"))
+	ann := b.open("ann", tethertest.HTTPURL(n, "/#test-room"))
+	bob := b.open("bob", tethertest.HTTPURL(n, "/?shared=0#test-room"))
 	for _, tb := range []*tab{ann, bob} {
 		tb.waitFor(10*time.Second, `document.getElementById("status").dataset.state === "connected" && window.chat?.room() === "test-room"`, `document.getElementById("status").textContent`)
 		tb.run(5*time.Second, "set the name", chromedp.SetValue("#name", tb.name, chromedp.ByID))

@@ -6,21 +6,25 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/tetherhq/tether/auth"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Config configures a Node. Start from DefaultConfig: the zero value is not valid.
+// Config configures a Node. The zero value works: no listeners (mount Handler
+// in your own server) and every limit at its default. A zero setting means its
+// default, stated on each field; where "none" or "no limit" is a choice, a
+// negative value says so.
 type Config struct {
-	// HTTPAddr is where the node serves its pages, API and WebSocket endpoints.
-	// Empty: no listener; mount Handler in your own server. Defaults to
-	// 127.0.0.1:8080.
+	// HTTPAddr is where the node serves its pages, API and WebSocket endpoints,
+	// e.g. "127.0.0.1:8080". Empty (the default): no listener; mount Handler in
+	// your own server.
 	HTTPAddr string
 	// TCPAddr is where the node serves the protocol as newline-delimited JSON
-	// over TCP. Empty: no TCP listener. Defaults to 127.0.0.1:7070.
+	// over TCP. Empty (the default): no TCP listener.
 	TCPAddr string
 	// GRPCAddr is where the node serves gRPC: the Connect stream, the server
-	// API, health and reflection. Empty: no gRPC listener. Defaults to
-	// 127.0.0.1:9090.
+	// API, health and reflection. Empty (the default): no gRPC listener.
 	GRPCAddr string
 	// TLSCertFile and TLSKeyFile, both set, make every listener (HTTP and
 	// WebSocket, TCP, gRPC) serve TLS with this PEM certificate and key.
@@ -30,8 +34,8 @@ type Config struct {
 	// AllowedOrigins lists browser origins (scheme://host[:port], or "*") allowed
 	// to open WebSockets besides the page's own host. Defaults to none.
 	AllowedOrigins []string
-	// APIKey authorises the server API (Authorization: Bearer <key>). Empty: the
-	// API answers loopback peers only.
+	// APIKey authorises the server API and /metrics (Authorization: Bearer
+	// <key>). Empty: they answer loopback peers only.
 	APIKey string
 
 	// PingInterval is how often the server pings each connection. Defaults to 25s.
@@ -49,11 +53,13 @@ type Config struct {
 	// Defaults to 65536.
 	MaxMessageSize int
 	// MaxOutbound caps the bytes queued for one connection; a connection past it
-	// is a slow consumer and is closed with 4001. Defaults to 1 MiB.
+	// is a slow consumer and is closed with 4001. Defaults to 1 MiB, or twice
+	// MaxMessageSize if that is more.
 	MaxOutbound int
-	// MaxConns caps open connections on each transport (WebSocket, TCP, gRPC
-	// streams); more are refused (503, a disconnect line, RESOURCE_EXHAUSTED).
-	// Defaults to 100000.
+	// MaxConns caps open client connections across all transports together
+	// (WebSocket, including /ws/echo, TCP and gRPC streams); more are refused
+	// (503 at the upgrade, a disconnect line on TCP, RESOURCE_EXHAUSTED on
+	// gRPC). Defaults to 100000.
 	MaxConns int
 	// MaxSubscriptions caps the channels one connection subscribes to. Defaults to 128.
 	MaxSubscriptions int
@@ -64,15 +70,31 @@ type Config struct {
 	// MaxChannelLength caps a channel name, in bytes. Defaults to 255.
 	MaxChannelLength int
 	// CommandRate caps the commands per second of one connection, with bursts of
-	// CommandBurst; 0 means no limit. Default 100 per second, bursts of 200.
+	// CommandBurst. Defaults to 100 per second, bursts of 200; a negative
+	// CommandRate means no limit.
 	CommandRate  float64
 	CommandBurst int
 
 	// HistorySize is how many publications each channel keeps for history and
-	// recovery. Defaults to 100.
+	// recovery. Defaults to 100; negative: none (no history, no recovery).
 	HistorySize int
-	// HistoryTTL is how long a publication is kept. Defaults to 5m.
+	// HistoryTTL is how long a publication is kept. Defaults to 5m; negative:
+	// until HistorySize newer ones push it out.
 	HistoryTTL time.Duration
+
+	// Authenticator, when set, checks the token of every connection's connect
+	// command; commands other than connect, ping and pong are refused
+	// (unauthorized) until one succeeds. Defaults to none: every connection
+	// is anonymous.
+	Authenticator auth.Authenticator
+	// Authorizer, when set, allows or refuses every subscribe, publish and
+	// history of a connection (permission_denied). Defaults to none: all
+	// allowed.
+	Authorizer auth.Authorizer
+
+	// Backends are the broker, history and presence store the node uses.
+	// Defaults to the memory ones.
+	Backends Backends
 
 	// Logger receives the node's logs. Defaults to discarding them.
 	Logger *slog.Logger
@@ -82,29 +104,69 @@ type Config struct {
 	Registry *prometheus.Registry
 }
 
-// DefaultConfig returns a new Config with every default filled in.
+// The defaults of Config's limits.
+const (
+	defaultPingInterval     = 25 * time.Second
+	defaultPongTimeout      = 10 * time.Second
+	defaultCloseTimeout     = time.Second
+	defaultMaxMessageSize   = 64 << 10
+	defaultMaxOutbound      = 1 << 20
+	defaultMaxConns         = 100_000
+	defaultMaxSubscriptions = 128
+	defaultMaxChannels      = 100_000
+	defaultMaxChannelLength = 255
+	defaultCommandRate      = 100
+	defaultCommandBurst     = 200
+	defaultHistorySize      = 100
+	defaultHistoryTTL       = 5 * time.Minute
+)
+
+// DefaultConfig returns a new Config with every limit at its default and no
+// listeners: what New makes of a zero Config.
 func DefaultConfig() Config {
-	return Config{
-		HTTPAddr:         "127.0.0.1:8080",
-		TCPAddr:          "127.0.0.1:7070",
-		GRPCAddr:         "127.0.0.1:9090",
-		PingInterval:     25 * time.Second,
-		PongTimeout:      10 * time.Second,
-		CloseTimeout:     time.Second,
-		MaxMessageSize:   64 << 10,
-		MaxOutbound:      1 << 20,
-		MaxConns:         100_000,
-		MaxSubscriptions: 128,
-		MaxChannels:      100_000,
-		MaxChannelLength: 255,
-		CommandRate:      100,
-		CommandBurst:     200,
-		HistorySize:      100,
-		HistoryTTL:       5 * time.Minute,
+	return Config{}.withDefaults()
+}
+
+// withDefaults returns c with each zero limit set to its default.
+func (c Config) withDefaults() Config {
+	setDefault(&c.PingInterval, defaultPingInterval)
+	setDefault(&c.PongTimeout, defaultPongTimeout)
+	setDefault(&c.CloseTimeout, defaultCloseTimeout)
+	setDefault(&c.MaxMessageSize, defaultMaxMessageSize)
+	setDefault(&c.MaxOutbound, max(defaultMaxOutbound, 2*c.MaxMessageSize))
+	setDefault(&c.MaxConns, defaultMaxConns)
+	setDefault(&c.MaxSubscriptions, defaultMaxSubscriptions)
+	setDefault(&c.MaxChannels, defaultMaxChannels)
+	setDefault(&c.MaxChannelLength, defaultMaxChannelLength)
+	setDefault(&c.CommandRate, defaultCommandRate)
+	setDefault(&c.CommandBurst, defaultCommandBurst)
+	setDefault(&c.HistorySize, defaultHistorySize)
+	setDefault(&c.HistoryTTL, defaultHistoryTTL)
+	return c
+}
+
+// resolved is the config a node runs with: c with its defaults, and each
+// negative "none" (CommandRate, HistorySize, HistoryTTL) turned into the zero
+// that means none to the packages below.
+func (c Config) resolved() Config {
+	c = c.withDefaults()
+	c.CommandRate = max(c.CommandRate, 0)
+	c.HistorySize = max(c.HistorySize, 0)
+	c.HistoryTTL = max(c.HistoryTTL, 0)
+	return c
+}
+
+func setDefault[T comparable](v *T, def T) {
+	var zero T
+	if *v == zero {
+		*v = def
 	}
 }
 
-// Validate reports the first setting that cannot work.
+// Validate reports every setting of c that cannot work, as c stands, without
+// defaults: a zero MaxConns, say, is an error here, although New takes it for
+// its default. It suits a config meant to be complete, such as DefaultConfig
+// edited by flags. New validates c with its defaults filled in.
 func (c *Config) Validate() error {
 	var errs []error
 	check := func(ok bool, format string, args ...any) {
@@ -123,11 +185,8 @@ func (c *Config) Validate() error {
 	check(c.MaxSubscriptions > 0, "max subscriptions must be positive, not %d", c.MaxSubscriptions)
 	check(c.MaxChannels > 0, "max channels must be positive, not %d", c.MaxChannels)
 	check(c.MaxChannelLength > 0, "max channel length must be positive, not %d", c.MaxChannelLength)
-	check(c.CommandRate >= 0, "command rate must not be negative, not %g", c.CommandRate)
-	check(c.CommandRate == 0 || c.CommandBurst > 0, "command burst must be positive, not %d", c.CommandBurst)
-	check(c.HistorySize >= 0, "history size must not be negative, not %d", c.HistorySize)
+	check(c.CommandRate <= 0 || c.CommandBurst > 0, "command burst must be positive, not %d", c.CommandBurst)
 	check((c.TLSCertFile == "") == (c.TLSKeyFile == ""), "TLS needs both a certificate and a key file")
-	check(c.HistoryTTL >= 0, "history TTL must not be negative, not %v", c.HistoryTTL)
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("tether: invalid config: %w", err)
 	}

@@ -13,15 +13,16 @@ import (
 	"time"
 
 	"github.com/tetherhq/tether/protocol"
+	"github.com/tetherhq/tether/tethertest"
 )
 
 // TestHeartbeatDropsSilentClient: a client that answers no ping is closed with
 // 4002 after PingInterval+PongTimeout, while one that answers stays.
 func TestHeartbeatDropsSilentClient(t *testing.T) {
-	cfg := testConfig()
+	cfg := tethertest.Config()
 	cfg.PingInterval = 100 * time.Millisecond
 	cfg.PongTimeout = 100 * time.Millisecond
-	n := startNode(t, cfg)
+	n := tethertest.NewNode(t, cfg)
 
 	// The live client reads all the time, so coder/websocket answers pings.
 	live := dial(t, n)
@@ -86,11 +87,11 @@ func TestHeartbeatDropsSilentClient(t *testing.T) {
 // (kernel ones included: about 4 MiB on loopback) without sending that much to
 // everyone, the stalled client is also the only subscriber of a bulk channel.
 func TestSlowConsumerDoesNotDelayOthers(t *testing.T) {
-	cfg := testConfig()
+	cfg := tethertest.Config()
 	cfg.MaxOutbound = 64 << 10
 	cfg.MaxMessageSize = 16 << 10       // the outbound limit must hold two
 	cfg.CloseTimeout = 20 * time.Second // time for the test to drain the stalled client
-	n := startNode(t, cfg)
+	n := tethertest.NewNode(t, cfg)
 	const (
 		ch     = "room"
 		bulk   = "bulk"
@@ -136,10 +137,10 @@ func TestSlowConsumerDoesNotDelayOthers(t *testing.T) {
 		}()
 	}
 	for range pubs {
-		if _, err := n.Publish(ch, json.RawMessage(fmt.Sprintf(`{"sent":%d}`, time.Now().UnixNano()))); err != nil {
+		if _, err := n.Publish(context.Background(), ch, json.RawMessage(fmt.Sprintf(`{"sent":%d}`, time.Now().UnixNano()))); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := n.Publish(bulk, json.RawMessage(strconv.Quote(payload))); err != nil {
+		if _, err := n.Publish(context.Background(), bulk, json.RawMessage(strconv.Quote(payload))); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(time.Millisecond) // a steady rate, not a burst
@@ -215,11 +216,11 @@ func dialStalled(t *testing.T, addr string) *rawConn {
 // closed as a slow consumer once its pongs pass the outbound limit, instead of
 // growing the server's buffer.
 func TestPingFloodWithoutReading(t *testing.T) {
-	cfg := testConfig()
+	cfg := tethertest.Config()
 	cfg.MaxOutbound = 64 << 10
 	cfg.MaxMessageSize = 16 << 10
 	cfg.CloseTimeout = 20 * time.Second
-	n := startNode(t, cfg)
+	n := tethertest.NewNode(t, cfg)
 	c := dialStalled(t, n.Addr().String())
 	ping := make([]byte, 125) // the largest control payload
 	deadline := time.Now().Add(20 * time.Second)

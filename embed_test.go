@@ -13,15 +13,13 @@ import (
 
 	"github.com/tetherhq/tether"
 	"github.com/tetherhq/tether/protocol"
+	"github.com/tetherhq/tether/tethertest"
 )
 
 // TestEmbeddedInNetHTTP mounts a node's handler in a net/http server: upgraded
 // connections move to the node's event loop and work as on `tether serve`.
 func TestEmbeddedInNetHTTP(t *testing.T) {
-	cfg := tether.DefaultConfig()
-	cfg.HTTPAddr = ""
-	cfg.TCPAddr, cfg.GRPCAddr = "", "" // no fixed ports: packages test in parallel
-	n := startNode(t, cfg)
+	n := tethertest.NewNode(t, tether.Config{}) // the zero Config: no listeners, every limit at its default
 	if n.Addr() != nil {
 		t.Fatalf("Addr = %v without HTTPAddr", n.Addr())
 	}
@@ -39,7 +37,7 @@ func TestEmbeddedInNetHTTP(t *testing.T) {
 	defer c.CloseNow()
 	cl := &client{t: t, c: c}
 	cl.subscribe("embedded")
-	if _, err := n.Publish("embedded", json.RawMessage(`"in-process"`)); err != nil {
+	if _, err := n.Publish(context.Background(), "embedded", json.RawMessage(`"in-process"`)); err != nil {
 		t.Fatal(err)
 	}
 	if m := cl.read(); m.Op != protocol.PushPub || string(m.Data) != `"in-process"` || m.Offset != 1 {
@@ -48,10 +46,10 @@ func TestEmbeddedInNetHTTP(t *testing.T) {
 	if got := n.Connections(); got != 1 {
 		t.Fatalf("Connections = %d, want 1", got)
 	}
-	if _, err := n.Publish("bad channel", json.RawMessage(`1`)); err == nil {
+	if _, err := n.Publish(context.Background(), "bad channel", json.RawMessage(`1`)); err == nil {
 		t.Fatal("Publish accepted an invalid channel")
 	}
-	if _, err := n.Publish("ok", json.RawMessage(`{nope`)); err == nil {
+	if _, err := n.Publish(context.Background(), "ok", json.RawMessage(`{nope`)); err == nil {
 		t.Fatal("Publish accepted invalid JSON")
 	}
 }

@@ -20,6 +20,7 @@ import (
 
 	tetherv1 "github.com/tetherhq/tether/proto/tether/v1"
 	"github.com/tetherhq/tether/protocol"
+	"github.com/tetherhq/tether/tethertest"
 )
 
 // rawCodec sends bytes as they are, whatever the method expects: a way to
@@ -45,7 +46,7 @@ func (rawCodec) Unmarshal(data []byte, v any) error {
 func (rawCodec) Name() string { return "proto" }
 
 func TestGRPCStreamBadInput(t *testing.T) {
-	e := startEnv(t, testConfig(), false)
+	e := startEnv(t, tethertest.Config(), false)
 	tests := []struct {
 		name string
 		json string
@@ -77,7 +78,7 @@ func TestGRPCStreamBadInput(t *testing.T) {
 }
 
 func TestGRPCStreamGarbage(t *testing.T) {
-	e := startEnv(t, testConfig(), false)
+	e := startEnv(t, tethertest.Config(), false)
 	cc := e.grpcConn()
 	tooBig, err := proto.Marshal(&tetherv1.ClientMessage{Json: make([]byte, 70_000)})
 	if err != nil {
@@ -143,7 +144,7 @@ func TestGRPCStreamGarbage(t *testing.T) {
 }
 
 func TestGRPCServerAPIAuth(t *testing.T) {
-	cfg := testConfig()
+	cfg := tethertest.Config()
 	cfg.APIKey = "s3cret"
 	e := startEnv(t, cfg, false)
 	api := tetherv1.NewServerAPIClient(e.grpcConn())
@@ -184,7 +185,7 @@ func TestGRPCServerAPIAuth(t *testing.T) {
 }
 
 func TestGRPCServerAPIBadRequests(t *testing.T) {
-	e := startEnv(t, testConfig(), false)
+	e := startEnv(t, tethertest.Config(), false)
 	api := tetherv1.NewServerAPIClient(e.grpcConn())
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -232,7 +233,7 @@ func TestGRPCServerAPIBadRequests(t *testing.T) {
 }
 
 func TestGRPCSlowConsumer(t *testing.T) {
-	cfg := testConfig()
+	cfg := tethertest.Config()
 	cfg.MaxMessageSize = 8 << 10
 	cfg.MaxOutbound = 256 << 10
 	e := startEnv(t, cfg, false)
@@ -257,7 +258,7 @@ func TestGRPCSlowConsumer(t *testing.T) {
 		if n > maxPubs {
 			t.Fatalf("no slow consumer after %d publications of 32 KB", maxPubs)
 		}
-		if _, err := e.n.Publish(channel, payload); err != nil {
+		if _, err := e.n.Publish(context.Background(), channel, payload); err != nil {
 			t.Fatal(err)
 		}
 		if m := fast.untilPub(); m.Offset != n {
@@ -304,7 +305,7 @@ func TestGrpcurl(t *testing.T) {
 		}
 		t.Skip("grpcurl not found (make test installs it: go install github.com/fullstorydev/grpcurl/cmd/grpcurl@v1.9.3)")
 	}
-	cfg := testConfig()
+	cfg := tethertest.Config()
 	cfg.APIKey = "k"
 	e := startEnv(t, cfg, false)
 	addr := e.n.GRPCAddr().String()
@@ -348,7 +349,7 @@ func TestGrpcurl(t *testing.T) {
 
 // TestGRPCStreamHalfClose: a client that is done sending keeps receiving.
 func TestGRPCStreamHalfClose(t *testing.T) {
-	e := startEnv(t, testConfig(), false)
+	e := startEnv(t, tethertest.Config(), false)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	stream, err := tetherv1.NewTetherClient(e.grpcConn()).Connect(ctx)
@@ -364,7 +365,7 @@ func TestGRPCStreamHalfClose(t *testing.T) {
 	if msg, err := stream.Recv(); err != nil || !strings.Contains(string(msg.GetJson()), `"id":1,"result"`) {
 		t.Fatalf("subscribe reply: %s %v", msg.GetJson(), err)
 	}
-	if _, err := e.n.Publish("news", json.RawMessage(`"after"`)); err != nil {
+	if _, err := e.n.Publish(context.Background(), "news", json.RawMessage(`"after"`)); err != nil {
 		t.Fatal(err)
 	}
 	if msg, err := stream.Recv(); err != nil || !strings.Contains(string(msg.GetJson()), `"data":"after"`) {

@@ -14,35 +14,8 @@ import (
 
 	"github.com/tetherhq/tether"
 	"github.com/tetherhq/tether/protocol"
+	"github.com/tetherhq/tether/tethertest"
 )
-
-// testConfig returns a config for a node on a random loopback port.
-func testConfig() tether.Config {
-	cfg := tether.DefaultConfig()
-	cfg.HTTPAddr = "127.0.0.1:0"
-	cfg.TCPAddr = "127.0.0.1:0"
-	cfg.GRPCAddr = "127.0.0.1:0"
-	return cfg
-}
-
-// startNode starts a node and shuts it down when the test ends.
-func startNode(t testing.TB, cfg tether.Config) *tether.Node {
-	t.Helper()
-	n, err := tether.New(cfg)
-	if err != nil {
-		t.Fatalf("tether.New: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = n.Shutdown(ctx)
-	})
-	return n
-}
-
-func wsURL(n *tether.Node, path string) string { return "ws://" + n.Addr().String() + path }
-
-func httpURL(n *tether.Node, path string) string { return "http://" + n.Addr().String() + path }
 
 // client is a test protocol client over coder/websocket.
 type client struct {
@@ -55,7 +28,7 @@ func dial(t testing.TB, n *tether.Node) *client {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	c, _, err := websocket.Dial(ctx, wsURL(n, "/ws"), nil)
+	c, _, err := websocket.Dial(ctx, tethertest.WSURL(n, "/ws"), nil)
 	if err != nil {
 		t.Fatalf("dial: %v", err)
 	}

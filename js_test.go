@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/tetherhq/tether"
+	"github.com/tetherhq/tether/tethertest"
 )
 
 // nodeJS returns the path of Node.js, skipping the test when there is none
@@ -50,13 +51,13 @@ func nodeJS(t *testing.T) string {
 // The tests that need no server (a scripted fake one) run in the same go.
 func TestJSClient(t *testing.T) {
 	node := nodeJS(t)
-	cfg := testConfig()
-	short := testConfig()
+	cfg := tethertest.Config()
+	short := tethertest.Config()
 	short.HistorySize = 3
-	sn := startNode(t, short)
+	sn := tethertest.NewNode(t, short)
 
 	var mu sync.Mutex
-	cur := startNode(t, cfg) // replaced by /restart; the last one is shut down by the cleanup below
+	cur := tethertest.NewNode(t, cfg) // replaced by /restart; the last one is shut down by the cleanup below
 	addr := cur.Addr().String()
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /abort", func(w http.ResponseWriter, _ *http.Request) {
@@ -105,8 +106,8 @@ func TestJSClient(t *testing.T) {
 	cmd.Env = append(os.Environ(),
 		"TETHER_WS=ws://"+addr+"/ws",
 		"TETHER_HTTP=http://"+addr,
-		"TETHER_SHORT_WS="+wsURL(sn, "/ws"),
-		"TETHER_SHORT_HTTP="+httpURL(sn, ""),
+		"TETHER_SHORT_WS="+tethertest.WSURL(sn, "/ws"),
+		"TETHER_SHORT_HTTP="+tethertest.HTTPURL(sn, ""),
 		"TETHER_CONTROL="+control.URL,
 		"NO_COLOR=1",
 	)

@@ -7,20 +7,21 @@ import (
 
 	"github.com/tetherhq/tether"
 	"github.com/tetherhq/tether/protocol"
+	"github.com/tetherhq/tether/tethertest"
 )
 
 // TestShutdownLeavesNoGoroutines: after Shutdown, none of the node's goroutines
 // (event loop, pools, heartbeats, dispatchers) are left.
 func TestShutdownLeavesNoGoroutines(t *testing.T) {
 	checkGoroutines(t) // its check runs last, after Shutdown and the clients' cleanups
-	n, err := tether.New(testConfig())
+	n, err := tether.New(tethertest.Config())
 	if err != nil {
 		t.Fatal(err)
 	}
 	for range 5 {
 		c := dial(t, n)
 		c.subscribe("leak")
-		if _, err := n.Publish("leak", []byte(`1`)); err != nil {
+		if _, err := n.Publish(context.Background(), "leak", []byte(`1`)); err != nil {
 			t.Fatal(err)
 		}
 		if m := c.read(); m.Op != protocol.PushPub {

@@ -1,9 +1,10 @@
 package tether
 
 import (
-	"net/http"
-
+	"github.com/tetherhq/tether/internal/conns"
+	"github.com/tetherhq/tether/internal/grpcconn"
 	"github.com/tetherhq/tether/internal/metrics"
+	"github.com/tetherhq/tether/internal/tcpconn"
 )
 
 // initMetrics registers the node's metrics on cfg.Registry, or on a registry of
@@ -21,15 +22,12 @@ func (n *Node) initMetrics() error {
 func (n *Node) snapshot() metrics.Snapshot {
 	hs := n.hub.Stats()
 	ss := n.sessions.Stats()
-	ws := n.ws.Stats()
 	return metrics.Snapshot{
-		Connections:       map[string]int{"websocket": n.ws.Len()},
+		Transports:        n.transportStats(),
 		Channels:          hs.Channels,
 		Subscriptions:     hs.Subscriptions,
 		Publications:      ss.Publications.Load(),
 		Deliveries:        n.hub.Deliveries(),
-		BytesIn:           ws.BytesIn,
-		BytesOut:          ws.BytesOut,
 		SlowConsumers:     ss.SlowConsumers.Load(),
 		HeartbeatTimeouts: ss.HeartbeatTimeouts.Load(),
 		RecoveredOK:       ss.RecoveredOK.Load(),
@@ -39,17 +37,30 @@ func (n *Node) snapshot() metrics.Snapshot {
 	}
 }
 
-// serveMetrics serves /metrics to the same clients as the server API: with the
-// API key, or from loopback when none is configured.
-func (n *Node) serveMetrics(w http.ResponseWriter, r *http.Request) {
-	if !n.authorized(w, r) {
-		return
+// transportStats returns every transport's connections and traffic, those
+// not configured included (at zero), so that each has its series.
+func (n *Node) transportStats() map[string]metrics.Transport {
+	var tcp tcpconn.Stats
+	if n.tr.tcp != nil {
+		tcp = n.tr.tcp.Stats()
 	}
-	n.metrics.Handler().ServeHTTP(w, r)
+	var grpc grpcconn.Stats
+	if n.tr.grpcStreams != nil {
+		grpc = n.tr.grpcStreams.Stats()
+	}
+	ws := n.ws.Stats()
+	stats := func(t conns.Transport, in, out int64) metrics.Transport {
+		return metrics.Transport{Connections: n.conns.Count(t), BytesIn: in, BytesOut: out}
+	}
+	return map[string]metrics.Transport{
+		conns.WebSocket.String(): stats(conns.WebSocket, ws.BytesIn, ws.BytesOut),
+		conns.TCP.String():       stats(conns.TCP, tcp.BytesIn, tcp.BytesOut),
+		conns.GRPC.String():      stats(conns.GRPC, grpc.BytesIn, grpc.BytesOut),
+	}
 }
 
 // ready reports whether the node should get traffic: started, its listener (if
 // it has one) up, and not draining.
 func (n *Node) ready() bool {
-	return n.ctx.Err() == nil && !n.ws.Draining()
+	return n.ctx.Err() == nil && !n.conns.Draining()
 }

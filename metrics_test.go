@@ -2,6 +2,7 @@ package tether_test
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/tetherhq/tether"
 	"github.com/tetherhq/tether/protocol"
+	"github.com/tetherhq/tether/tethertest"
 )
 
 // scrape returns the node's /metrics, parsed.
@@ -56,19 +58,19 @@ func scrape(t *testing.T, url string) map[string][]float64 {
 }
 
 func TestMetrics(t *testing.T) {
-	n := startNode(t, testConfig())
+	n := tethertest.NewNode(t, tethertest.Config())
 	a, b := dial(t, n), dial(t, n)
 	a.subscribe("news")
 	b.subscribe("news")
 	b.call(protocol.Command{Op: protocol.OpSubscribe, Channel: "other", Recover: &protocol.Position{Epoch: "gone", Offset: 3}})
-	resp, body := postJSON(t, httpURL(n, "/api/publish"), "", `{"channel":"news","data":{"v":1}}`)
+	resp, body := postJSON(t, tethertest.HTTPURL(n, "/api/publish"), "", `{"channel":"news","data":{"v":1}}`)
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("publish: %d %s", resp.StatusCode, body)
 	}
 	a.read()
 	b.read()
 
-	got := scrape(t, httpURL(n, "/metrics"))
+	got := scrape(t, tethertest.HTTPURL(n, "/metrics"))
 	tests := []struct {
 		name  string
 		min   float64 // the value, or the least it may be when exact is false
@@ -84,8 +86,8 @@ func TestMetrics(t *testing.T) {
 		{"tether_slow_consumer_disconnects_total", 0, true},
 		{"tether_heartbeat_timeouts_total", 0, true},
 		{"tether_command_duration_seconds{op=subscribe}_count", 3, true},
-		{"tether_received_bytes_total", 100, false},
-		{"tether_sent_bytes_total", 100, false},
+		{"tether_received_bytes_total{transport=websocket}", 100, false},
+		{"tether_sent_bytes_total{transport=websocket}", 100, false},
 		{"process_resident_memory_bytes", 1, false},
 		{"process_cpu_seconds_total", 0, false},
 		{"go_goroutines", 1, false},
@@ -103,11 +105,54 @@ func TestMetrics(t *testing.T) {
 	}
 }
 
+// TestMetricsEveryTransport: connections and bytes are counted on every
+// transport, each under its own label. A client per transport sends one
+// command; the bytes received are exactly its message (a line with its
+// newline on TCP), the bytes sent at least the reply it read.
+func TestMetricsEveryTransport(t *testing.T) {
+	e := startEnv(t, tethertest.Config(), false)
+	cmd, _ := json.Marshal(protocol.Command{ID: 1, Op: protocol.OpSubscribe, Channel: "m"})
+	type want struct {
+		in       float64
+		replyLen int
+	}
+	wants := map[string]*want{"websocket": {in: float64(len(cmd))}, "tcp": {in: float64(len(cmd) + 1)}, "grpc": {in: float64(len(cmd))}}
+	label := map[string]string{"ws": "websocket", "tcp": "tcp", "grpc": "grpc"} // pconn names to transport labels
+	for _, c := range e.dialAll() {
+		if c.send(protocol.Command{Op: protocol.OpSubscribe, Channel: "m"}) != 1 {
+			t.Fatal("the first command's id is not 1")
+		}
+		b, err := c.w.readMsg(5 * time.Second)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		wants[label[c.name]].replyLen = len(b)
+	}
+	var got map[string][]float64
+	waitFor(t, "the bytes sent to be counted", func() bool { // counted once the write returns, maybe after the client read
+		got = scrape(t, e.httpURL("/metrics"))
+		for name, w := range wants {
+			if v := got["tether_sent_bytes_total{transport="+name+"}"]; len(v) != 1 || v[0] < float64(w.replyLen) {
+				return false
+			}
+		}
+		return true
+	})
+	for name, w := range wants {
+		if v := got["tether_connections{transport="+name+"}"]; len(v) != 1 || v[0] != 1 {
+			t.Errorf("%s connections: %v, want 1", name, v)
+		}
+		if v := got["tether_received_bytes_total{transport="+name+"}"]; len(v) != 1 || v[0] != w.in {
+			t.Errorf("%s bytes received: %v, want %v", name, v, w.in)
+		}
+	}
+}
+
 func TestMetricsOwnRegistry(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	cfg := testConfig()
+	cfg := tethertest.Config()
 	cfg.Registry = reg
-	startNode(t, cfg)
+	tethertest.NewNode(t, cfg)
 	// A second node on the same registry collides on tether's names, not on the
 	// runtime collectors.
 	free, err := net.Listen("tcp", "127.0.0.1:0") // an address to check that the failed New let go of
@@ -147,9 +192,9 @@ func TestMetricsOwnRegistry(t *testing.T) {
 }
 
 func TestMetricsNeedsAPIKey(t *testing.T) {
-	cfg := testConfig()
+	cfg := tethertest.Config()
 	cfg.APIKey = "k"
-	n := startNode(t, cfg)
+	n := tethertest.NewNode(t, cfg)
 	tests := []struct {
 		name, key string
 		status    int
@@ -160,7 +205,7 @@ func TestMetricsNeedsAPIKey(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			req, _ := http.NewRequest(http.MethodGet, httpURL(n, "/metrics"), nil)
+			req, _ := http.NewRequest(http.MethodGet, tethertest.HTTPURL(n, "/metrics"), nil)
 			if tt.key != "" {
 				req.Header.Set("Authorization", "Bearer "+tt.key)
 			}
@@ -177,12 +222,12 @@ func TestMetricsNeedsAPIKey(t *testing.T) {
 }
 
 func TestHealthAndReadiness(t *testing.T) {
-	n := startNode(t, testConfig())
+	n := tethertest.NewNode(t, tethertest.Config())
 	c := dial(t, n)
 	get := func(path string) int {
 		t.Helper()
 		client := http.Client{Timeout: 2 * time.Second}
-		resp, err := client.Get(httpURL(n, path))
+		resp, err := client.Get(tethertest.HTTPURL(n, path))
 		if err != nil {
 			return 0
 		}

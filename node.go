@@ -4,20 +4,36 @@
 // missed.
 //
 // A Node serves the WebSocket protocol endpoint (/ws), a WebSocket echo endpoint
-// (/ws/echo), the HTTP server API (/api/...) and a chat page (/); the same
-// protocol as newline-delimited JSON over TCP (TCPAddr); and gRPC (GRPCAddr):
-// the protocol as a stream and the server API. `tether serve` is a thin wrapper
-// over it. To embed it:
+// (/ws/echo), the HTTP server API (/api/...), /metrics, health endpoints and a
+// chat page (/) through Handler, or on HTTPAddr; the same protocol as
+// newline-delimited JSON over TCP (TCPAddr); and gRPC (GRPCAddr): the protocol
+// as a stream and the server API. `tether serve` is a thin wrapper over it.
 //
-//	cfg := tether.DefaultConfig()
-//	cfg.HTTPAddr = "" // mount the handler in your own server instead
-//	cfg.TCPAddr, cfg.GRPCAddr = "", "" // no TCP or gRPC listeners
-//	node, err := tether.New(cfg)
-//	...
-//	http.Handle("/rt/", http.StripPrefix("/rt", node.Handler()))
-//	node.Publish("news", json.RawMessage(`{"title":"hi"}`))
-//	...
-//	node.Shutdown(ctx)
+// A zero Config opens no listener and runs with every limit at its default, so
+// embedding a node in a Go server is:
+//
+//	node, err := tether.New(tether.Config{})
+//	if err != nil { ... }
+//	defer node.Shutdown(ctx) // tells clients to reconnect, then drops the rest
+//	mux.Handle("/rt/", http.StripPrefix("/rt", node.Handler())) // /rt/ws, /rt/api/publish, ...
+//	pos, err := node.Publish(ctx, "news", json.RawMessage(`{"title":"hi"}`))
+//
+// The package is wiring: the protocol, the transports and the server API live
+// in packages under internal/ (README.md, "Layout"). Importing it changes no
+// global state (docs/decisions/nbio-logging.md says how nbio's logger is set).
+//
+// # Errors
+//
+// Publish, Broadcast, History and Disconnect check their context first and
+// return its error (context.Canceled, context.DeadlineExceeded) when it has
+// ended. Their other errors are testable with errors.Is: ErrClosed,
+// ErrNoClient, ErrBadRequest, ErrInvalidChannel and ErrTooManyChannels; the
+// last three also hold the *protocol.Error a client would get (errors.As).
+//
+// # Tests
+//
+// Package tethertest starts a node on loopback for a test and stops it at the
+// test's end.
 //
 // All methods of Node are safe for concurrent use.
 package tether
@@ -25,7 +41,6 @@ package tether
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -33,20 +48,19 @@ import (
 	"sync"
 	"time"
 
-	"github.com/lesismal/nbio/logging"
 	"github.com/lesismal/nbio/nbhttp"
 
+	"github.com/tetherhq/tether/backend"
+	"github.com/tetherhq/tether/internal/conns"
 	"github.com/tetherhq/tether/internal/heartbeat"
 	"github.com/tetherhq/tether/internal/hub"
 	"github.com/tetherhq/tether/internal/metrics"
+	"github.com/tetherhq/tether/internal/serverapi"
 	"github.com/tetherhq/tether/internal/session"
 	"github.com/tetherhq/tether/internal/wsconn"
 	"github.com/tetherhq/tether/protocol"
 	"github.com/tetherhq/tether/web"
 )
-
-// ErrClosed is returned by a Node's methods after Shutdown.
-var ErrClosed = errors.New("tether: node is shut down")
 
 // Node is one tether server.
 type Node struct {
@@ -55,28 +69,33 @@ type Node struct {
 	hub      *hub.Hub
 	sessions *session.Manager
 	beats    *heartbeat.Monitor
+	conns    *conns.Registry // every transport's connections: admission, counts, draining
 	engine   *nbhttp.Engine
 	ws       *wsconn.Server
 	metrics  *metrics.Metrics
+	api      *serverapi.API
 	handler  http.Handler
 	ln       *listener
-	tls      *tlsConfigs // nil: plaintext
-	tr       transports  // TCP and gRPC (transports.go)
+	tls      *tlsConfigs      // nil: plaintext
+	tr       transports       // TCP and gRPC (transports.go)
+	backends Backends         // in use, defaults filled in
+	owned    []backend.Closer // backends the node made, closed at Shutdown
 	started  time.Time
 
-	ctx    context.Context
+	ctx    context.Context // ends when Shutdown starts
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	once   sync.Once
-}
-
-func init() {
-	logging.SetLevel(logging.LevelError) // nbio's own logger: errors only
+	// opCtx bounds the backend calls of client commands; it ends once the
+	// connections are drained, so that commands still work while they drain.
+	opCtx    context.Context
+	opCancel context.CancelFunc
+	wg       sync.WaitGroup
+	once     sync.Once
 }
 
 // New starts a node: its event loop, heartbeats and, when cfg.HTTPAddr is set,
 // its listener.
 func New(cfg Config) (*Node, error) {
+	cfg = cfg.resolved()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -95,15 +114,17 @@ func New(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
-	n.hub = hub.New(hub.Config{
-		HistorySize:   cfg.HistorySize,
-		HistoryTTL:    cfg.HistoryTTL,
-		MaxChannels:   cfg.MaxChannels,
-		MaxBatchBytes: cfg.MaxOutbound / 4, // a healthy subscriber never meets the limit in one write
-	})
-	if err := n.initMetrics(); err != nil {
+	n.opCtx, n.opCancel = context.WithCancel(context.Background())
+	n.hub, err = hub.New(n.openBackends())
+	if err == nil {
+		err = n.initMetrics()
+		if err != nil {
+			n.hub.Close()
+		}
+	}
+	if err != nil {
 		n.closeListeners()
-		n.hub.Close()
+		_ = n.closeBackends(context.Background())
 		return nil, err
 	}
 	n.sessions = session.NewManager(session.Config{
@@ -112,10 +133,15 @@ func New(cfg Config) (*Node, error) {
 		CommandRate:      cfg.CommandRate,
 		CommandBurst:     cfg.CommandBurst,
 		PingInterval:     cfg.PingInterval,
+		Context:          n.opCtx,
+		Authenticator:    cfg.Authenticator,
+		Authorizer:       cfg.Authorizer,
 		ObserveCommand:   n.metrics.ObserveCommand,
 	}, n.hub, log, "c")
 	n.beats = heartbeat.New(cfg.PingInterval, cfg.PongTimeout, nil)
+	n.conns = conns.New(conns.Config{MaxConns: cfg.MaxConns})
 
+	routeNBIOLogs()
 	ecfg := nbhttp.Config{
 		Name:                    "tether",
 		ReleaseWebsocketPayload: true,
@@ -142,19 +168,21 @@ func New(cfg Config) (*Node, error) {
 	n.ws = wsconn.New(wsconn.Config{
 		Engine:         n.engine,
 		Sessions:       n.sessions,
+		Conns:          n.conns,
 		Heartbeats:     n.beats,
 		MaxMessageSize: cfg.MaxMessageSize,
 		MaxOutbound:    cfg.MaxOutbound,
-		MaxConns:       cfg.MaxConns,
 		AllowedOrigins: cfg.AllowedOrigins,
 		CloseTimeout:   cfg.CloseTimeout,
 		Logger:         log,
 	})
+	n.api = serverapi.New(serverapi.Config{Backend: apiBackend{n}, APIKey: cfg.APIKey, MaxBodySize: cfg.MaxMessageSize})
 	n.handler = n.routes()
 	n.engine.Handler = n.handler
 	if err := n.engine.Start(); err != nil {
 		n.closeListeners()
 		n.hub.Close()
+		_ = n.closeBackends(context.Background())
 		return nil, fmt.Errorf("tether: start event loop: %w", err)
 	}
 	if n.ln != nil {
@@ -163,29 +191,12 @@ func New(cfg Config) (*Node, error) {
 
 	n.wg.Add(1)
 	go func() { defer n.wg.Done(); n.beats.Run(n.ctx) }()
-	if cfg.HistoryTTL > 0 {
-		n.wg.Add(1)
-		go func() { defer n.wg.Done(); n.sweep(cfg.HistoryTTL / 4) }()
-	}
 	if err := n.startTransports(); err != nil {
 		n.closeListeners() // or stop waits for the accept loops forever
 		n.stop(context.Background())
 		return nil, err
 	}
 	return n, nil
-}
-
-func (n *Node) sweep(every time.Duration) {
-	t := time.NewTicker(max(every, time.Second))
-	defer t.Stop()
-	for {
-		select {
-		case <-n.ctx.Done():
-			return
-		case <-t.C:
-			n.hub.Sweep()
-		}
-	}
 }
 
 // Addr returns the address the node listens on, or nil without HTTPAddr.
@@ -204,13 +215,12 @@ func (n *Node) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /ws", n.ws.Handler())
 	mux.Handle("GET /ws/echo", n.ws.EchoHandler())
-	mux.HandleFunc("POST /api/publish", apiHandler(n, n.apiPublish))
-	n.apiRoutes(mux)
-	mux.Handle("GET /api/stats", n.statsHandler())
+	n.api.Routes(mux)
+	mux.Handle("GET /api/stats", n.api.Guard(n.statsHandler())) // for the stats page; same access as the API
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))
 	})
-	mux.HandleFunc("GET /metrics", n.serveMetrics)
+	mux.Handle("GET /metrics", n.api.Guard(n.metrics.Handler())) // same access as the API
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if !n.ready() {
 			http.Error(w, "draining", http.StatusServiceUnavailable)
@@ -223,28 +233,23 @@ func (n *Node) routes() http.Handler {
 }
 
 // Publish publishes data, a JSON value, to channel and returns its position.
-func (n *Node) Publish(channel string, data json.RawMessage) (protocol.Position, error) {
-	if n.ctx.Err() != nil {
-		return protocol.Position{}, ErrClosed
+// It refuses with ctx's error (checked first), ErrClosed, ErrInvalidChannel,
+// ErrBadRequest (data that is not JSON) or ErrTooManyChannels, and fails with
+// ErrUnavailable when a backend does (the publication may or may not have
+// been delivered).
+func (n *Node) Publish(ctx context.Context, channel string, data json.RawMessage, opts ...PublishOption) (protocol.Position, error) {
+	if err := n.checkPublish(ctx, channel, data); err != nil {
+		return protocol.Position{}, err
 	}
-	if perr := protocol.ValidateChannel(channel, n.cfg.MaxChannelLength); perr != nil {
-		return protocol.Position{}, fmt.Errorf("tether: %w", perr)
-	}
-	if !json.Valid(data) {
-		return protocol.Position{}, fmt.Errorf("tether: data is not valid JSON")
-	}
-	return n.sessions.Publish(channel, data, nil)
+	return n.publish(ctx, channel, data, applyPublishOptions(opts))
 }
 
 // Connections returns the number of open client connections, on every transport.
-func (n *Node) Connections() int {
-	tcp, grpcStreams := n.transportConns()
-	return n.ws.Len() + tcp + grpcStreams
-}
+func (n *Node) Connections() int { return n.conns.Len() }
 
-// Shutdown stops accepting connections, tells every client to reconnect
-// (disconnect push with reconnect:true, close 1001), and waits for them to go
-// until ctx ends; then it drops the rest and stops.
+// Shutdown stops accepting connections, tells every client on every transport
+// to reconnect (disconnect push with reconnect:true, close 1001), and waits
+// for them to go until ctx ends; then it drops the rest and stops.
 func (n *Node) Shutdown(ctx context.Context) error {
 	var err error
 	n.once.Do(func() {
@@ -253,8 +258,8 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		}
 		n.closeTransportListeners()
 		n.cancel()
-		wait := n.shutdownTransports(ctx, protocol.DisconnectShutdown)
-		err = errors.Join(n.ws.Shutdown(ctx, protocol.DisconnectShutdown), wait())
+		err = n.conns.Shutdown(ctx, protocol.DisconnectShutdown)
+		n.stopGRPC(ctx)
 		n.stop(ctx)
 		n.log.Info("stopped", "err", err)
 	})
@@ -265,7 +270,8 @@ func (n *Node) Shutdown(ctx context.Context) error {
 // loop at most 5s, and past ctx's end only briefly.
 func (n *Node) stop(ctx context.Context) {
 	n.cancel()
-	n.stopTransports()
+	n.stopTransports(ctx)
+	n.opCancel()
 	// nbio v1.6.12's poller clears its stop flag when its loop starts, so a
 	// Stop before the poller goroutine has run is lost and waits forever (a
 	// Shutdown right after New). Give the pollers a moment to start, and give
@@ -282,6 +288,9 @@ func (n *Node) stop(ctx context.Context) {
 	}
 	n.wg.Wait()
 	n.hub.Close()
+	if err := n.closeBackends(ctx); err != nil {
+		n.log.Warn("closing backends", "err", err)
+	}
 }
 
 // stopWait is how long to wait for an nbio engine to stop: 5s, or until just

@@ -1,22 +1,43 @@
 package tether_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"testing"
 
+	"github.com/tetherhq/tether"
 	"github.com/tetherhq/tether/protocol"
+	"github.com/tetherhq/tether/tethertest"
 )
 
 // TestRecoveryRace subscribes with recovery while publications keep coming,
 // many times over. Whatever the interleaving, the client must get the
 // subscribe reply first, then pushes, and the reply's publications followed
 // by the pushes must be exactly the offsets after the recovery point, each
-// once, in order. The server guarantees it by writing the reply while it holds
-// the channel's lock; written after the lock is released, a publication made
-// meanwhile can be pushed before the reply (seen as "push before reply") or
-// fall between the two.
+// once, in order. The hub guarantees it by holding the subscription's live
+// publications while the history is read, writing the reply, then flushing
+// those above the reply's offset; without that, a publication made meanwhile
+// can be pushed before the reply (seen as "push before reply") or fall
+// between the two. It runs with the memory broker, which delivers on the
+// publishing goroutine, and with one that delivers later on its own
+// goroutine, as a broker across a network does.
 func TestRecoveryRace(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		backends func(t *testing.T) tether.Backends
+	}{
+		{"memory broker", func(*testing.T) tether.Backends { return tether.Backends{} }},
+		{"async broker", func(t *testing.T) tether.Backends {
+			c := &calls{}
+			return tether.Backends{Broker: newAsyncBroker(t, c), History: newRecordedHistory(t, c)}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testRecoveryRace(t, tc.backends(t)) })
+	}
+}
+
+func testRecoveryRace(t *testing.T, backends tether.Backends) {
 	iterations := 300
 	if testing.Short() {
 		iterations = 50
@@ -26,16 +47,17 @@ func TestRecoveryRace(t *testing.T) {
 		during = 40 // published concurrently with it
 		from   = 2  // the client recovers from this offset
 	)
-	cfg := testConfig()
-	cfg.CommandRate = 0
+	cfg := tethertest.Config()
+	cfg.CommandRate = -1 // no limit
 	cfg.MaxSubscriptions = iterations
-	n := startNode(t, cfg)
+	cfg.Backends = backends
+	n := tethertest.NewNode(t, cfg)
 	c := dial(t, n)
 	for it := range iterations {
 		ch := fmt.Sprintf("race:%d", it)
 		var epoch string
 		for i := uint64(1); i <= before; i++ {
-			pos, err := n.Publish(ch, numbered(i))
+			pos, err := n.Publish(context.Background(), ch, numbered(i))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -46,7 +68,7 @@ func TestRecoveryRace(t *testing.T) {
 		go func() {
 			<-start
 			for i := uint64(before + 1); i <= before+during; i++ {
-				if _, err := n.Publish(ch, numbered(i)); err != nil {
+				if _, err := n.Publish(context.Background(), ch, numbered(i)); err != nil {
 					errc <- err
 					return
 				}

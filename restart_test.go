@@ -5,9 +5,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tetherhq/tether"
 	tclient "github.com/tetherhq/tether/client"
 	"github.com/tetherhq/tether/protocol"
+	"github.com/tetherhq/tether/tethertest"
 )
 
 // TestRestart restarts the server (memory store) under subscribed clients.
@@ -22,18 +22,18 @@ func TestRestart(t *testing.T) {
 		after   = 200 // published after it, while the clients reconnect
 	)
 	checkGoroutines(t)
-	cfg := testConfig()
+	cfg := tethertest.Config()
 	cfg.HistorySize = 1000
-	n1 := startNode(t, cfg)
+	n1 := tethertest.NewNode(t, cfg)
 	addr := n1.Addr().String()
 	rs := make([]*recorder, clients)
 	for i := range rs {
-		rs[i] = newRecorder(t, wsURL(n1, "/ws"), after)
+		rs[i] = newRecorder(t, tethertest.WSURL(n1, "/ws"), after)
 		rs[i].subscribe(t, "news")
 	}
 	var epoch1 string
 	for i := uint64(1); i <= first; i++ {
-		pos, err := n1.Publish("news", numbered(i))
+		pos, err := n1.Publish(context.Background(), "news", numbered(i))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -49,13 +49,13 @@ func TestRestart(t *testing.T) {
 		t.Fatalf("Shutdown: %v", err)
 	}
 	cfg.HTTPAddr = addr
-	n2 := startNodeRetry(t, cfg, 5*time.Second)
+	n2 := tethertest.NewNodeRetry(t, cfg, 5*time.Second)
 
 	var epoch2 string
 	tick := time.NewTicker(2 * time.Millisecond)
 	for i := uint64(1); i <= after; i++ {
 		<-tick.C
-		pos, err := n2.Publish("news", numbered(i))
+		pos, err := n2.Publish(context.Background(), "news", numbered(i))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -107,27 +107,5 @@ func TestRestart(t *testing.T) {
 		if err := checkSequence(h.Publications, epoch2, 1, k); err != nil {
 			t.Errorf("client %d: history up to the resubscribe: %v", i, err)
 		}
-	}
-}
-
-// startNodeRetry starts a node on cfg.HTTPAddr, retrying while the address is
-// still held by the node that just stopped, for at most d.
-func startNodeRetry(t testing.TB, cfg tether.Config, d time.Duration) *tether.Node {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		n, err := tether.New(cfg)
-		if err == nil {
-			t.Cleanup(func() {
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				defer cancel()
-				_ = n.Shutdown(ctx)
-			})
-			return n
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("tether.New on %s: %v", cfg.HTTPAddr, err)
-		}
-		time.Sleep(20 * time.Millisecond) // the port is not free yet: nothing to wait on but time
 	}
 }

@@ -1,6 +1,7 @@
 package tether
 
 import (
+	"encoding/json"
 	"net/http"
 	"os"
 	"slices"
@@ -40,8 +41,9 @@ type Stats struct {
 	RateLimited    int64           `json:"rate_limited"`
 	CommandErrors  int64           `json:"command_errors"`
 	SessionsOpened int64           `json:"sessions_opened"`
-	// Busiest lists up to StatsBusiest channels, by publications per second,
-	// then by subscribers; channels with neither are left out.
+	// Channels and Subscriptions count the channels with local subscribers.
+	// Busiest lists up to StatsBusiest of them, by publications per second,
+	// then by subscribers.
 	Busiest []ChannelRate `json:"busiest_channels"`
 	// Nodes lists the nodes of the cluster; a node alone lists itself.
 	Nodes []NodeStats `json:"nodes"`
@@ -104,16 +106,20 @@ type statsSample struct {
 	offsets map[string]protocol.Position
 }
 
-// statsHandler serves GET /api/stats to the clients the server API answers.
+// statsHandler serves GET /api/stats. Its route puts it behind the server
+// API's access check.
 func (n *Node) statsHandler() http.Handler {
 	host, _ := os.Hostname()
 	s := &statsSampler{n: n, name: host}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !n.authorized(w, r) {
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		b, err := json.Marshal(s.sample(time.Now()))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
 		}
+		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "no-store")
-		writeJSON(w, http.StatusOK, s.sample(time.Now()))
+		_, _ = w.Write(b)
 	})
 }
 
@@ -159,12 +165,10 @@ func (s *statsSampler) take(now time.Time, prev *statsSample) *statsSample {
 		st.Subscriptions += c.Subscribers
 		cur.offsets[c.Name] = protocol.Position{Epoch: c.Epoch, Offset: c.Offset}
 		cr := ChannelRate{Channel: c.Name, Subscribers: c.Subscribers, Offset: c.Offset}
-		if prev != nil {
-			published := c.Offset // a channel new since prev, or in a new epoch
-			if p, ok := prev.offsets[c.Name]; ok && p.Epoch == c.Epoch {
-				published = c.Offset - p.Offset
-			}
-			cr.PublicationsPerSecond = float64(published) / secs
+		// A channel new since prev, or in another epoch, has no rate yet:
+		// its offset says nothing of when its publications were made.
+		if p, ok := prev.offsetOf(c.Name); ok && p.Epoch == c.Epoch && c.Offset >= p.Offset {
+			cr.PublicationsPerSecond = float64(c.Offset-p.Offset) / secs
 			cr.DeliveriesPerSecond = cr.PublicationsPerSecond * float64(c.Subscribers)
 		}
 		if cr.PublicationsPerSecond == 0 && cr.Subscribers == 0 {
@@ -186,6 +190,15 @@ func (s *statsSampler) take(now time.Time, prev *statsSample) *statsSample {
 		UptimeSeconds: int64(now.Sub(n.started).Seconds()), ProtocolVersion: protocol.Version,
 	}}
 	return cur
+}
+
+// offsetOf returns the position channel had in s, if s has it.
+func (s *statsSample) offsetOf(channel string) (protocol.Position, bool) {
+	if s == nil {
+		return protocol.Position{}, false
+	}
+	p, ok := s.offsets[channel]
+	return p, ok
 }
 
 // busier orders channels busiest first: by publication rate, then

@@ -1,6 +1,7 @@
 package tether_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tetherhq/tether"
+	"github.com/tetherhq/tether/tethertest"
 )
 
 // TestStatsAccess: /api/stats has the server API's access rule; the /stats
@@ -23,10 +25,10 @@ func TestStatsAccess(t *testing.T) {
 		{"key configured, right one", "s3cret", "Bearer s3cret", http.StatusOK},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg := testConfig()
+			cfg := tethertest.Config()
 			cfg.APIKey = tc.key
-			n := startNode(t, cfg)
-			req, _ := http.NewRequest(http.MethodGet, httpURL(n, "/api/stats"), nil)
+			n := tethertest.NewNode(t, cfg)
+			req, _ := http.NewRequest(http.MethodGet, tethertest.HTTPURL(n, "/api/stats"), nil)
 			if tc.header != "" {
 				req.Header.Set("Authorization", tc.header)
 			}
@@ -38,7 +40,7 @@ func TestStatsAccess(t *testing.T) {
 			if resp.StatusCode != tc.want {
 				t.Fatalf("GET /api/stats: %d, want %d", resp.StatusCode, tc.want)
 			}
-			page, err := http.Get(httpURL(n, "/stats"))
+			page, err := http.Get(tethertest.HTTPURL(n, "/stats"))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -53,18 +55,34 @@ func TestStatsAccess(t *testing.T) {
 // TestStatsRates: counters, rates over the span between samples, the busiest
 // channels, and one sample per StatsInterval however often it is asked.
 func TestStatsRates(t *testing.T) {
-	n := startNode(t, testConfig())
+	n := tethertest.NewNode(t, tethertest.Config())
+	c := dial(t, n)
+	c.subscribe("a")
+	// A channel has a position here from its first publication on; its rate,
+	// from the next sample on.
+	if _, err := n.Publish(context.Background(), "a", json.RawMessage(`0`)); err != nil {
+		t.Fatal(err)
+	}
+	c.read()
+	probe, deadline := n.StatsSampler(), time.Now().Add(5*time.Second)
+	for i := 1; ; i++ {
+		st := probe(time.Now().Add(time.Duration(i) * time.Second))
+		if st.Deliveries == 1 && len(st.Busiest) == 1 && st.Busiest[0].Offset == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("channel a never reached offset 1, with its delivery counted: %+v", st)
+		}
+		time.Sleep(time.Millisecond)
+	}
 	sample := n.StatsSampler()
 	t0 := time.Now()
 	first := sample(t0)
 	if first.IntervalSeconds != 0 || first.PublicationsPerSecond != 0 || len(first.Nodes) != 1 || !first.Nodes[0].Self {
 		t.Fatalf("first sample %+v", first)
 	}
-
-	c := dial(t, n)
-	c.subscribe("a")
 	for i := range 10 {
-		if _, err := n.Publish("a", json.RawMessage(fmt.Sprint(i))); err != nil {
+		if _, err := n.Publish(context.Background(), "a", json.RawMessage(fmt.Sprint(i))); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -73,15 +91,15 @@ func TestStatsRates(t *testing.T) {
 	}
 	// The hub counts a batch's deliveries once it has handed it to everyone:
 	// wait for the count (a sampler of its own, asked at ever later times).
-	probe, deadline := n.StatsSampler(), time.Now().Add(5*time.Second)
-	for i := 1; probe(t0.Add(time.Duration(i)*time.Second)).Deliveries != 10; i++ {
+	probe, deadline = n.StatsSampler(), time.Now().Add(5*time.Second)
+	for i := 1; probe(t0.Add(time.Duration(i)*time.Second)).Deliveries != 11; i++ {
 		if time.Now().After(deadline) {
-			t.Fatal("the 10 deliveries were never counted")
+			t.Fatal("the 11 deliveries were never counted")
 		}
 		time.Sleep(time.Millisecond)
 	}
 	for i := range 5 {
-		if _, err := n.Publish("b", json.RawMessage(fmt.Sprint(i))); err != nil {
+		if _, err := n.Publish(context.Background(), "b", json.RawMessage(fmt.Sprint(i))); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -89,21 +107,20 @@ func TestStatsRates(t *testing.T) {
 		t.Fatalf("a second sample within StatsInterval: %+v", again)
 	}
 	st := sample(t0.Add(2 * time.Second))
-	want := []tether.ChannelRate{
-		{Channel: "a", Subscribers: 1, Offset: 10, PublicationsPerSecond: 5, DeliveriesPerSecond: 5},
-		{Channel: "b", Subscribers: 0, Offset: 5, PublicationsPerSecond: 2.5, DeliveriesPerSecond: 0},
-	}
+	// b has no subscriber here: it counts in the node's publications, but it
+	// is no channel of this node's.
+	want := []tether.ChannelRate{{Channel: "a", Subscribers: 1, Offset: 11, PublicationsPerSecond: 5, DeliveriesPerSecond: 5}}
 	for _, check := range []struct {
 		what      string
 		got, want any
 	}{
 		{"interval", st.IntervalSeconds, 2.0},
-		{"publications", st.Publications, int64(15)},
+		{"publications", st.Publications, int64(16)},
 		{"publications/s", st.PublicationsPerSecond, 7.5},
-		{"deliveries", st.Deliveries, int64(10)},
+		{"deliveries", st.Deliveries, int64(11)},
 		{"deliveries/s", st.DeliveriesPerSecond, 5.0},
 		{"connections", st.Connections, tether.StatsByTransport{Total: 1, WebSocket: 1}},
-		{"channels", st.Channels, 2},
+		{"channels", st.Channels, 1},
 		{"subscriptions", st.Subscriptions, 1},
 		{"busiest", fmt.Sprint(st.Busiest), fmt.Sprint(want)},
 		{"sessions opened", st.SessionsOpened, int64(1)},

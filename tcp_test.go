@@ -3,6 +3,7 @@ package tether_test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/tetherhq/tether/protocol"
+	"github.com/tetherhq/tether/tethertest"
 )
 
 // readLines reads lines until the server closes the connection, and returns
@@ -42,7 +44,7 @@ func assertServing(t *testing.T, e *env) {
 }
 
 func TestTCPBadInput(t *testing.T) {
-	cfg := testConfig()
+	cfg := tethertest.Config()
 	cfg.MaxMessageSize = 1024
 	e := startEnv(t, cfg, false)
 	tests := []struct {
@@ -66,7 +68,7 @@ func TestTCPBadInput(t *testing.T) {
 			e.t = t
 			c := e.dialTCPRaw()
 			// Write in small pieces: lines split across reads must join up.
-			for chunk := range slices(tt.input, 7) {
+			for chunk := range pieces(tt.input, 7) {
 				if _, err := c.Write([]byte(chunk)); err != nil {
 					t.Fatal(err)
 				}
@@ -107,8 +109,8 @@ func TestTCPBadInput(t *testing.T) {
 	}
 }
 
-// slices yields s in pieces of n bytes.
-func slices(s string, n int) func(func(string) bool) {
+// pieces yields s in pieces of n bytes.
+func pieces(s string, n int) func(func(string) bool) {
 	return func(yield func(string) bool) {
 		for len(s) > 0 {
 			k := min(n, len(s))
@@ -121,7 +123,7 @@ func slices(s string, n int) func(func(string) bool) {
 }
 
 func TestTCPManyLinesInOneWrite(t *testing.T) {
-	e := startEnv(t, testConfig(), false)
+	e := startEnv(t, tethertest.Config(), false)
 	c := e.dialTCPRaw()
 	var in bytes.Buffer
 	const n = 50
@@ -146,7 +148,7 @@ func TestTCPManyLinesInOneWrite(t *testing.T) {
 }
 
 func TestTCPHalfLineThenDisconnect(t *testing.T) {
-	e := startEnv(t, testConfig(), false)
+	e := startEnv(t, tethertest.Config(), false)
 	c := e.dialTCPRaw()
 	if _, err := c.Write([]byte(`{"id":1,"op":"subscr`)); err != nil {
 		t.Fatal(err)
@@ -159,7 +161,7 @@ func TestTCPHalfLineThenDisconnect(t *testing.T) {
 
 func TestTCPHeartbeat(t *testing.T) {
 	t.Run("pings, and a client that answers stays", func(t *testing.T) {
-		cfg := testConfig()
+		cfg := tethertest.Config()
 		cfg.PingInterval = 50 * time.Millisecond
 		cfg.PongTimeout = 5 * time.Second // room for a loaded machine
 		e := startEnv(t, cfg, false)
@@ -176,7 +178,7 @@ func TestTCPHeartbeat(t *testing.T) {
 		}
 	})
 	t.Run("a silent client is dropped", func(t *testing.T) {
-		cfg := testConfig()
+		cfg := tethertest.Config()
 		cfg.PingInterval = 50 * time.Millisecond
 		cfg.PongTimeout = 200 * time.Millisecond
 		e := startEnv(t, cfg, false)
@@ -189,7 +191,7 @@ func TestTCPHeartbeat(t *testing.T) {
 }
 
 func TestTCPSlowConsumer(t *testing.T) {
-	cfg := testConfig()
+	cfg := tethertest.Config()
 	cfg.MaxMessageSize = 8 << 10
 	cfg.MaxOutbound = 256 << 10
 	e := startEnv(t, cfg, false)
@@ -230,7 +232,7 @@ func TestTCPSlowConsumer(t *testing.T) {
 		if n > maxPubs {
 			t.Fatalf("no slow consumer after %d publications of 32 KB", maxPubs)
 		}
-		if _, err := e.n.Publish(channel, payload); err != nil {
+		if _, err := e.n.Publish(context.Background(), channel, payload); err != nil {
 			t.Fatal(err)
 		}
 		select {
@@ -270,7 +272,7 @@ func TestTCPSlowConsumer(t *testing.T) {
 // TestTCPPlaintextToTLS: a client speaking plaintext to the TLS listener is
 // dropped, and TLS clients are still served.
 func TestTCPPlaintextToTLS(t *testing.T) {
-	e := startEnv(t, testConfig(), true)
+	e := startEnv(t, tethertest.Config(), true)
 	c, err := net.DialTimeout("tcp", e.n.TCPAddr().String(), 5*time.Second)
 	if err != nil {
 		t.Fatal(err)

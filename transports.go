@@ -2,7 +2,6 @@ package tether
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"sync"
@@ -19,7 +18,6 @@ import (
 	"github.com/tetherhq/tether/internal/grpcconn"
 	"github.com/tetherhq/tether/internal/tcpconn"
 	tetherv1 "github.com/tetherhq/tether/proto/tether/v1"
-	"github.com/tetherhq/tether/protocol"
 )
 
 // tcpKeepAlive is the TCP keepalive idle time of TCP transport connections.
@@ -84,11 +82,11 @@ func (n *Node) startTransports() error {
 	if t.tcpLn != nil {
 		srv, err := tcpconn.New(tcpconn.Config{
 			Sessions:      n.sessions,
+			Conns:         n.conns,
 			Heartbeats:    n.beats,
 			TLS:           n.tlsNB(),
 			MaxLineLength: n.cfg.MaxMessageSize,
 			MaxOutbound:   n.cfg.MaxOutbound,
-			MaxConns:      n.cfg.MaxConns,
 			CloseTimeout:  n.cfg.CloseTimeout,
 			KeepAlive:     tcpKeepAlive,
 			Logger:        n.log,
@@ -107,7 +105,7 @@ func (n *Node) startTransports() error {
 			grpc.MaxRecvMsgSize(n.cfg.MaxMessageSize + 1024), // room for the message's own fields
 			grpc.KeepaliveParams(keepalive.ServerParameters{Time: n.cfg.PingInterval, Timeout: n.cfg.PongTimeout}),
 			grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
-			grpc.ChainUnaryInterceptor(n.grpcAuth),
+			grpc.ChainUnaryInterceptor(n.api.UnaryInterceptor),
 		}
 		if n.tls != nil {
 			opts = append(opts, grpc.Creds(credentials.NewTLS(n.tls.std)))
@@ -115,13 +113,13 @@ func (n *Node) startTransports() error {
 		t.grpc = grpc.NewServer(opts...)
 		t.grpcStreams = grpcconn.New(grpcconn.Config{
 			Sessions:     n.sessions,
+			Conns:        n.conns,
 			MaxOutbound:  n.cfg.MaxOutbound,
-			MaxConns:     n.cfg.MaxConns,
 			CloseTimeout: n.cfg.CloseTimeout,
 			Logger:       n.log,
 		})
 		tetherv1.RegisterTetherServer(t.grpc, t.grpcStreams)
-		tetherv1.RegisterServerAPIServer(t.grpc, &grpcAPI{n: n})
+		n.api.RegisterGRPC(t.grpc)
 		t.health = health.NewServer()
 		healthpb.RegisterHealthServer(t.grpc, t.health)
 		reflection.Register(t.grpc)
@@ -168,48 +166,33 @@ func (n *Node) closeTransportListeners() {
 	}
 }
 
-// shutdownTransports starts closing every TCP connection and gRPC stream with
-// d and returns a function that waits for them, until ctx ends.
-func (n *Node) shutdownTransports(ctx context.Context, d protocol.Disconnect) (wait func() error) {
-	t := &n.tr
-	var wg sync.WaitGroup
-	var tcpErr, grpcErr error
-	if t.tcp != nil {
-		wg.Add(1)
-		go func() { defer wg.Done(); tcpErr = t.tcp.Shutdown(ctx, d) }()
+// stopGRPC stops the gRPC server once its streams are drained: gracefully,
+// letting server API calls in flight finish, until ctx ends.
+func (n *Node) stopGRPC(ctx context.Context) {
+	g := n.tr.grpc
+	if g == nil {
+		return
 	}
-	if t.grpc != nil {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			grpcErr = t.grpcStreams.Shutdown(ctx, d)
-			done := make(chan struct{})
-			go func() { t.grpc.GracefulStop(); close(done) }()
-			select {
-			case <-done:
-			case <-ctx.Done():
-				t.grpc.Stop()
-				<-done
-			}
-		}()
-	}
-	return func() error {
-		wg.Wait()
-		return errors.Join(tcpErr, grpcErr)
+	done := make(chan struct{})
+	go func() { g.GracefulStop(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		g.Stop()
+		<-done
 	}
 }
 
 // stopTransports drops whatever the transports still hold; for New's failures
-// and the end of Shutdown.
-func (n *Node) stopTransports() {
+// and the end of Shutdown. It waits for the TCP event loop 5s at most, and
+// past ctx's end only briefly.
+func (n *Node) stopTransports(ctx context.Context) {
 	t := &n.tr
 	if t.tcpLn != nil {
 		_ = t.tcpLn.Close()
 	}
 	if t.tcp != nil {
-		ctx, cancel := context.WithCancel(context.Background())
-		cancel()
-		_ = t.tcp.Shutdown(ctx, protocol.DisconnectShutdown)
+		t.tcp.Stop(ctx)
 	}
 	if t.grpc != nil {
 		t.grpc.Stop()

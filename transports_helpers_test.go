@@ -31,6 +31,7 @@ import (
 	"github.com/tetherhq/tether"
 	tetherv1 "github.com/tetherhq/tether/proto/tether/v1"
 	"github.com/tetherhq/tether/protocol"
+	"github.com/tetherhq/tether/tethertest"
 )
 
 // wire is one transport's way to move protocol messages: JSON objects.
@@ -332,7 +333,7 @@ func startEnv(t testing.TB, cfg tether.Config, secure bool) *env {
 	if secure {
 		cfg.TLSCertFile, cfg.TLSKeyFile, e.pool = selfSignedCert(t)
 	}
-	e.n = startNode(t, cfg)
+	e.n = tethertest.NewNode(t, cfg)
 	return e
 }
 

@@ -13,6 +13,7 @@ import (
 
 	tetherv1 "github.com/tetherhq/tether/proto/tether/v1"
 	"github.com/tetherhq/tether/protocol"
+	"github.com/tetherhq/tether/tethertest"
 )
 
 // publisher publishes data to channel one way and returns the position given.
@@ -65,7 +66,7 @@ func grpcAPIPublisher(t *testing.T, e *env, channel, data string) protocol.Posit
 func TestCrossTransport(t *testing.T) {
 	for _, secure := range []bool{false, true} {
 		t.Run(map[bool]string{false: "plain", true: "tls"}[secure], func(t *testing.T) {
-			e := startEnv(t, testConfig(), secure)
+			e := startEnv(t, tethertest.Config(), secure)
 			tests := []struct {
 				name string
 				pub  publisher
@@ -117,7 +118,7 @@ func TestCrossTransport(t *testing.T) {
 // TestRecoveryAcrossTransports subscribes on one transport, leaves, lets
 // publications pass, and recovers them on reconnect.
 func TestRecoveryAcrossTransports(t *testing.T) {
-	e := startEnv(t, testConfig(), false)
+	e := startEnv(t, tethertest.Config(), false)
 	tests := []struct {
 		name string
 		dial func(*env) *pconn
@@ -132,13 +133,13 @@ func TestRecoveryAcrossTransports(t *testing.T) {
 			channel := "recover:" + strings.ReplaceAll(tt.name, " ", "-")
 			c := tt.dial(e)
 			first := c.subscribe(channel, nil)
-			if _, err := e.n.Publish(channel, json.RawMessage(`1`)); err != nil {
+			if _, err := e.n.Publish(context.Background(), channel, json.RawMessage(`1`)); err != nil {
 				t.Fatal(err)
 			}
 			seen := c.untilPub()
 			c.w.close()
 			for i := 2; i <= 4; i++ {
-				if _, err := e.n.Publish(channel, json.RawMessage(fmt.Sprint(i))); err != nil {
+				if _, err := e.n.Publish(context.Background(), channel, json.RawMessage(fmt.Sprint(i))); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -159,7 +160,7 @@ func TestRecoveryAcrossTransports(t *testing.T) {
 // TestShutdownAllTransports checks that every transport's client is told to
 // reconnect when the node shuts down.
 func TestShutdownAllTransports(t *testing.T) {
-	e := startEnv(t, testConfig(), false)
+	e := startEnv(t, tethertest.Config(), false)
 	clients := e.dialAll()
 	for _, c := range clients {
 		c.subscribe("x", nil)
@@ -186,7 +187,7 @@ func TestShutdownAllTransports(t *testing.T) {
 
 // TestServerAPIDisconnect disconnects clients by id over the HTTP and gRPC APIs.
 func TestServerAPIDisconnect(t *testing.T) {
-	cfg := testConfig()
+	cfg := tethertest.Config()
 	cfg.APIKey = "k"
 	e := startEnv(t, cfg, false)
 	auth := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer k")
@@ -231,7 +232,7 @@ func TestServerAPIDisconnect(t *testing.T) {
 // TestServerAPIBroadcastInfoHistory exercises the rest of the server API over
 // HTTP and gRPC.
 func TestServerAPIBroadcastInfoHistory(t *testing.T) {
-	e := startEnv(t, testConfig(), false)
+	e := startEnv(t, tethertest.Config(), false)
 	a, b := e.dialTCP(), e.dialGRPC()
 	a.subscribe("a", nil)
 	b.subscribe("b", nil)

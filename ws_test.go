@@ -12,14 +12,15 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/tetherhq/tether/protocol"
+	"github.com/tetherhq/tether/tethertest"
 )
 
 // TestEcho: messages come back with their type; shutdown closes with 1001.
 func TestEcho(t *testing.T) {
-	n := startNode(t, testConfig())
+	n := tethertest.NewNode(t, tethertest.Config())
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, _, err := websocket.Dial(ctx, wsURL(n, "/ws/echo"), nil)
+	c, _, err := websocket.Dial(ctx, tethertest.WSURL(n, "/ws/echo"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +56,7 @@ func TestEcho(t *testing.T) {
 }
 
 func TestPubSubTwoClients(t *testing.T) {
-	n := startNode(t, testConfig())
+	n := tethertest.NewNode(t, tethertest.Config())
 	a, b := dial(t, n), dial(t, n)
 	const ch = "chat:lobby"
 	ra, rb := a.subscribe(ch), b.subscribe(ch)
@@ -91,9 +92,9 @@ func TestPubSubTwoClients(t *testing.T) {
 }
 
 func TestAPIPublish(t *testing.T) {
-	cfg := testConfig()
+	cfg := tethertest.Config()
 	cfg.APIKey = "s3cret"
-	n := startNode(t, cfg)
+	n := tethertest.NewNode(t, cfg)
 	sub := dial(t, n)
 	sub.subscribe("news")
 	tests := []struct {
@@ -111,7 +112,7 @@ func TestAPIPublish(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			resp, body := postJSON(t, httpURL(n, "/api/publish"), tt.key, tt.body)
+			resp, body := postJSON(t, tethertest.HTTPURL(n, "/api/publish"), tt.key, tt.body)
 			if resp.StatusCode != tt.status {
 				t.Fatalf("status %d (%s), want %d", resp.StatusCode, body, tt.status)
 			}
@@ -134,15 +135,15 @@ func TestAPIPublish(t *testing.T) {
 }
 
 func TestAPIWithoutKeyAnswersLoopbackOnly(t *testing.T) {
-	n := startNode(t, testConfig())
-	resp, body := postJSON(t, httpURL(n, "/api/publish"), "", `{"channel":"x","data":1}`)
+	n := tethertest.NewNode(t, tethertest.Config())
+	resp, body := postJSON(t, tethertest.HTTPURL(n, "/api/publish"), "", `{"channel":"x","data":1}`)
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("loopback publish without key: %d %s", resp.StatusCode, body)
 	}
 }
 
 func TestShutdownTellsClientsToReconnect(t *testing.T) {
-	n := startNode(t, testConfig())
+	n := tethertest.NewNode(t, tethertest.Config())
 	c := dial(t, n)
 	c.subscribe("x")
 	done := make(chan error, 1)
@@ -161,7 +162,7 @@ func TestShutdownTellsClientsToReconnect(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("Shutdown: %v", err)
 	}
-	if _, _, err := websocket.Dial(context.Background(), wsURL(n, "/ws"), nil); err == nil {
+	if _, _, err := websocket.Dial(context.Background(), tethertest.WSURL(n, "/ws"), nil); err == nil {
 		t.Fatal("dial after shutdown succeeded")
 	}
 }

@@ -10,12 +10,13 @@ import (
 	"time"
 
 	"github.com/tetherhq/tether/protocol"
+	"github.com/tetherhq/tether/tethertest"
 )
 
 // TestWebSocketMalformedFrame checks that a frame the parser refuses gets a
 // close frame with 1002, not a dropped connection.
 func TestWebSocketMalformedFrame(t *testing.T) {
-	n := startNode(t, testConfig())
+	n := tethertest.NewNode(t, tethertest.Config())
 	tests := []struct {
 		name  string
 		frame []byte

@@ -10,31 +10,24 @@ import (
 	"github.com/tetherhq/tether"
 	"github.com/tetherhq/tether/client"
 	"github.com/tetherhq/tether/protocol"
+	"github.com/tetherhq/tether/tethertest"
 )
 
-// startServer starts a tether node on a random loopback port for the examples.
+// startServer starts a tether node on a random loopback port for the examples
+// and returns it with its WebSocket URL.
 func startServer() (*tether.Node, string) {
-	cfg := tether.DefaultConfig()
-	cfg.HTTPAddr = "127.0.0.1:0"
-	cfg.TCPAddr, cfg.GRPCAddr = "", "" // no fixed ports: packages test in parallel
-	node, err := tether.New(cfg)
+	node, err := tethertest.Start(tether.Config{HTTPAddr: tethertest.Loopback})
 	if err != nil {
 		log.Fatal(err)
 	}
-	return node, "ws://" + node.Addr().String() + "/ws"
-}
-
-func stopServer(node *tether.Node) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	_ = node.Shutdown(ctx)
+	return node, tethertest.WSURL(node, "/ws")
 }
 
 // The README's example (README.md, "Go client"): dial, subscribe, publish,
 // and print what comes back.
 func Example() {
 	node, url := startServer()
-	defer stopServer(node)
+	defer tethertest.Close(node)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := readme(ctx, url); err != nil {
@@ -65,7 +58,7 @@ func readme(ctx context.Context, url string) error {
 // A handler receives publications on the subscription's own goroutine.
 func ExampleClient_Subscribe() {
 	node, url := startServer()
-	defer stopServer(node)
+	defer tethertest.Close(node)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 
@@ -98,7 +91,7 @@ func ExampleClient_Subscribe() {
 // Publications can come on a Go channel instead of a handler.
 func ExampleClient_SubscribeChan() {
 	node, url := startServer()
-	defer stopServer(node)
+	defer tethertest.Close(node)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 
@@ -112,7 +105,7 @@ func ExampleClient_SubscribeChan() {
 		log.Fatal(err)
 	}
 	for i := range 3 {
-		if _, err := node.Publish("news", json.RawMessage(fmt.Sprint(i))); err != nil {
+		if _, err := node.Publish(ctx, "news", json.RawMessage(fmt.Sprint(i))); err != nil {
 			log.Fatal(err)
 		}
 	}
@@ -129,7 +122,7 @@ func ExampleClient_SubscribeChan() {
 // History reads what a channel keeps, here from the start.
 func ExampleClient_History() {
 	node, url := startServer()
-	defer stopServer(node)
+	defer tethertest.Close(node)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 
@@ -161,7 +154,7 @@ func ExampleClient_History() {
 // recovered what they missed.
 func ExampleWithEventHandler() {
 	node, url := startServer()
-	defer stopServer(node)
+	defer tethertest.Close(node)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 

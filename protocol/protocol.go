@@ -59,6 +59,8 @@ type Command struct {
 type ClientInfo struct {
 	Client string `json:"client,omitempty"`
 	User   string `json:"user,omitempty"`
+	// Info is what the publisher's credentials say about it (any JSON).
+	Info json.RawMessage `json:"info,omitempty"`
 }
 
 // Publication is one message in a channel, as pushed to subscribers and as
@@ -92,6 +94,7 @@ const (
 	ErrAlreadySub     = "already_subscribed"
 	ErrNotSubscribed  = "not_subscribed"
 	ErrUnauthorized   = "unauthorized"
+	ErrTokenExpired   = "token_expired"
 	ErrPermission     = "permission_denied"
 	ErrRateLimited    = "rate_limited"
 	ErrUnavailable    = "unavailable"
@@ -112,11 +115,31 @@ type Reply struct {
 
 // SubscribeResult is the result of subscribe.
 type SubscribeResult struct {
-	Epoch        string         `json:"epoch"`
-	Offset       uint64         `json:"offset"`
-	Recoverable  bool           `json:"recoverable"`
-	Recovered    bool           `json:"recovered,omitempty"`
+	Epoch       string `json:"epoch"`
+	Offset      uint64 `json:"offset"`
+	Recoverable bool   `json:"recoverable"`
+	// Recovered says whether Publications hold everything published after
+	// the position the subscribe asked to recover from. It is on the wire
+	// (true or false) exactly when the subscribe asked to recover: see
+	// Recovering.
+	Recovered    bool           `json:"recovered"`
 	Publications []*Publication `json:"publications,omitempty"`
+	// Recovering marks a result to a subscribe that asked to recover; without
+	// it, Recovered is left out of the encoding.
+	Recovering bool `json:"-"`
+}
+
+// MarshalJSON encodes r, with recovered only when the subscribe asked to
+// recover.
+func (r *SubscribeResult) MarshalJSON() ([]byte, error) {
+	type plain SubscribeResult
+	if r.Recovering || r.Recovered {
+		return json.Marshal((*plain)(r))
+	}
+	return json.Marshal(&struct {
+		*plain
+		Recovered bool `json:"recovered,omitempty"`
+	}{plain: (*plain)(r)})
 }
 
 // PublishResult is the result of publish: the position given to the publication.
@@ -132,7 +155,9 @@ type HistoryResult struct {
 
 // ConnectResult is the result of connect.
 type ConnectResult struct {
-	Client  string `json:"client"`
+	Client string `json:"client"`
+	// User is the authenticated user; empty for an anonymous connection.
+	User    string `json:"user,omitempty"`
 	Version int    `json:"version"`
 	// Ping is the server's ping interval in seconds (0: the server does not ping).
 	Ping int `json:"ping,omitempty"`

@@ -8,21 +8,11 @@ import (
 	"time"
 
 	"github.com/tetherhq/tether"
+	"github.com/tetherhq/tether/tethertest"
 )
 
 func TestRunBench(t *testing.T) {
-	cfg := tether.DefaultConfig()
-	cfg.HTTPAddr = "127.0.0.1:0"
-	cfg.TCPAddr, cfg.GRPCAddr = "", "" // no fixed ports: packages test in parallel
-	n, err := tether.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = n.Shutdown(ctx)
-	}()
+	n := tethertest.NewNode(t, tether.Config{HTTPAddr: tethertest.Loopback})
 	addr := n.Addr().String()
 	tests := []struct {
 		name string

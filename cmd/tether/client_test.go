@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tetherhq/tether"
+	"github.com/tetherhq/tether/tethertest"
 )
 
 // outBuffer is a bytes.Buffer safe for concurrent use that can wait for text.
@@ -62,25 +63,8 @@ func (b *outBuffer) waitFor(t *testing.T, want ...string) {
 	}
 }
 
-func startTestNode(t *testing.T) *tether.Node {
-	t.Helper()
-	cfg := tether.DefaultConfig()
-	cfg.HTTPAddr = "127.0.0.1:0"
-	cfg.TCPAddr, cfg.GRPCAddr = "", "" // no fixed ports: packages test in parallel
-	n, err := tether.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = n.Shutdown(ctx)
-	})
-	return n
-}
-
 func TestClientCommand(t *testing.T) {
-	n := startTestNode(t)
+	n := tethertest.NewNode(t, tether.Config{HTTPAddr: tethertest.Loopback})
 	base := "ws://" + n.Addr().String()
 	tests := []struct {
 		name  string
@@ -164,7 +148,7 @@ func TestClientCommandUsage(t *testing.T) {
 // must say on stderr that it lost the connection, came back and could not
 // recover (new epoch), and go on printing.
 func TestClientCommandReconnects(t *testing.T) {
-	n1 := startTestNode(t)
+	n1 := tethertest.NewNode(t, tether.Config{HTTPAddr: tethertest.Loopback})
 	addr := n1.Addr().String()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -174,7 +158,7 @@ func TestClientCommandReconnects(t *testing.T) {
 		code <- clientCmd(ctx, []string{"--sub", "room", "ws://" + addr + "/ws"}, strings.NewReader(""), stdout, stderr)
 	}()
 	stderr.waitFor(t, "subscribed to room")
-	if _, err := n1.Publish("room", json.RawMessage(`"before"`)); err != nil {
+	if _, err := n1.Publish(ctx, "room", json.RawMessage(`"before"`)); err != nil {
 		t.Fatal(err)
 	}
 	stdout.waitFor(t, "room 1 \"before\"\n")
@@ -184,23 +168,9 @@ func TestClientCommandReconnects(t *testing.T) {
 	if err := n1.Shutdown(sctx); err != nil {
 		t.Fatal(err)
 	}
-	cfg := tether.DefaultConfig()
-	cfg.HTTPAddr = addr
-	cfg.TCPAddr, cfg.GRPCAddr = "", "" // no fixed ports: packages test in parallel
-	var n2 *tether.Node
-	for deadline := time.Now().Add(5 * time.Second); ; {
-		var err error
-		if n2, err = tether.New(cfg); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal(err)
-		}
-		time.Sleep(20 * time.Millisecond) // the port is not free yet: nothing to wait on but time
-	}
-	t.Cleanup(func() { _ = n2.Shutdown(sctx) })
+	n2 := tethertest.NewNodeRetry(t, tether.Config{HTTPAddr: addr}, 5*time.Second)
 	stderr.waitFor(t, "disconnected: ", "room: GAP: could not recover")
-	if _, err := n2.Publish("room", json.RawMessage(`"after"`)); err != nil {
+	if _, err := n2.Publish(ctx, "room", json.RawMessage(`"after"`)); err != nil {
 		t.Fatal(err)
 	}
 	stdout.waitFor(t, "room 1 \"after\"\n")

@@ -13,8 +13,17 @@ import (
 	"github.com/tetherhq/tether"
 )
 
+// The listeners of `tether serve` by default. The library's Config has none:
+// the binary chooses its ports.
+const (
+	defaultHTTPAddr = "127.0.0.1:8080"
+	defaultTCPAddr  = "127.0.0.1:7070"
+	defaultGRPCAddr = "127.0.0.1:9090"
+)
+
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cfg := tether.DefaultConfig()
+	cfg.HTTPAddr, cfg.TCPAddr, cfg.GRPCAddr = defaultHTTPAddr, defaultTCPAddr, defaultGRPCAddr
 	fs := flag.NewFlagSet("tether serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&cfg.HTTPAddr, "http-addr", cfg.HTTPAddr, "address for pages, API and WebSocket")
@@ -30,14 +39,14 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&cfg.CloseTimeout, "close-timeout", cfg.CloseTimeout, "how long a closing connection waits for the client's close frame")
 	fs.IntVar(&cfg.MaxMessageSize, "max-message-size", cfg.MaxMessageSize, "largest inbound message in bytes (larger: close 1009)")
 	fs.IntVar(&cfg.MaxOutbound, "max-outbound", cfg.MaxOutbound, "bytes queued per connection before it is closed as a slow consumer (4001)")
-	fs.IntVar(&cfg.MaxConns, "max-conns", cfg.MaxConns, "most open connections")
+	fs.IntVar(&cfg.MaxConns, "max-conns", cfg.MaxConns, "most open connections, all transports together")
 	fs.IntVar(&cfg.MaxSubscriptions, "max-subscriptions", cfg.MaxSubscriptions, "most channels per connection")
 	fs.IntVar(&cfg.MaxChannels, "max-channels", cfg.MaxChannels, "most channels the node holds at once")
 	fs.IntVar(&cfg.MaxChannelLength, "max-channel-length", cfg.MaxChannelLength, "longest channel name in bytes")
 	fs.Float64Var(&cfg.CommandRate, "command-rate", cfg.CommandRate, "commands per second per connection (0: no limit)")
 	fs.IntVar(&cfg.CommandBurst, "command-burst", cfg.CommandBurst, "burst of commands allowed above the rate")
-	fs.IntVar(&cfg.HistorySize, "history-size", cfg.HistorySize, "publications kept per channel for history and recovery")
-	fs.DurationVar(&cfg.HistoryTTL, "history-ttl", cfg.HistoryTTL, "how long a publication is kept")
+	fs.IntVar(&cfg.HistorySize, "history-size", cfg.HistorySize, "publications kept per channel for history and recovery (0: none)")
+	fs.DurationVar(&cfg.HistoryTTL, "history-ttl", cfg.HistoryTTL, "how long a publication is kept (0: until newer ones push it out)")
 	shutdownTimeout := fs.Duration("shutdown-timeout", 10*time.Second, "how long shutdown waits for clients to leave")
 	allowAnon := fs.Bool("allow-anonymous", false, "serve on a non-loopback address with no API key")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
@@ -66,6 +75,16 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	log := cfg.Logger
+
+	// A flag's 0 means none or no limit, as its help says; to a Config, 0 is
+	// the default and a negative value is none.
+	noneIfZero(&cfg.CommandRate)
+	noneIfZero(&cfg.HistorySize)
+	noneIfZero(&cfg.HistoryTTL)
+	if err := cfg.Validate(); err != nil { // every setting as given: a flag's 0 is not the default
+		fmt.Fprintln(stderr, "tether serve:", err)
+		return 1
+	}
 
 	for _, addr := range []string{cfg.HTTPAddr, cfg.TCPAddr, cfg.GRPCAddr} {
 		if addr != "" && cfg.APIKey == "" && !*allowAnon && !loopback(addr) {
@@ -106,6 +125,13 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// noneIfZero turns a flag's 0 (none, no limit) into a Config's -1.
+func noneIfZero[T int | float64 | time.Duration](v *T) {
+	if *v == 0 {
+		*v = -1
+	}
 }
 
 // loopback reports whether addr's host only accepts local connections.

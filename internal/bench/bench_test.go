@@ -8,26 +8,17 @@ import (
 	"time"
 
 	"github.com/tetherhq/tether"
+	"github.com/tetherhq/tether/tethertest"
 )
 
 // startTether starts a node on a random loopback port and returns its target.
-func startTether(t *testing.T, mutate func(*tether.Config)) Target {
+func startTether(t testing.TB, mutate func(*tether.Config)) Target {
 	t.Helper()
-	cfg := tether.DefaultConfig()
-	cfg.HTTPAddr = "127.0.0.1:0"
-	cfg.TCPAddr, cfg.GRPCAddr = "", "" // no fixed ports: packages test in parallel
+	cfg := tether.Config{HTTPAddr: tethertest.Loopback}
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	n, err := tether.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = n.Shutdown(ctx)
-	})
+	n := tethertest.NewNode(t, cfg)
 	tg, err := TargetFor("tether", n.Addr().String())
 	if err != nil {
 		t.Fatal(err)
@@ -203,7 +194,7 @@ func TestSourceAddrs(t *testing.T) {
 // process, so only the per-delivery time means something here; the full-size
 // figures come from tether bench.
 func BenchmarkFanoutLoopback(b *testing.B) {
-	tg := startTetherB(b)
+	tg := startTether(b, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	b.ResetTimer()
@@ -216,24 +207,4 @@ func BenchmarkFanoutLoopback(b *testing.B) {
 	}
 	b.ReportMetric(r.Seconds*1e9/float64(r.Delivered), "ns/delivery")
 	b.ReportMetric(r.Latency.P99, "p99-ms")
-}
-
-func startTetherB(b *testing.B) Target {
-	cfg := tether.DefaultConfig()
-	cfg.HTTPAddr = "127.0.0.1:0"
-	cfg.TCPAddr, cfg.GRPCAddr = "", "" // no fixed ports: packages test in parallel
-	n, err := tether.New(cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = n.Shutdown(ctx)
-	})
-	tg, err := TargetFor("tether", n.Addr().String())
-	if err != nil {
-		b.Fatal(err)
-	}
-	return tg
 }

@@ -10,13 +10,13 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/tetherhq/tether/internal/hub"
 	"github.com/tetherhq/tether/internal/session"
+	"github.com/tetherhq/tether/internal/wire"
 	tetherv1 "github.com/tetherhq/tether/proto/tether/v1"
 	"github.com/tetherhq/tether/protocol"
 )
 
-// conn is one Connect stream. Sessions write newline-framed JSON (hub.WireLine):
+// conn is one Connect stream. Sessions write newline-framed JSON (wire.Line):
 // the sender turns each line into one ServerMessage.
 type conn struct {
 	srv  *Server
@@ -24,25 +24,35 @@ type conn struct {
 	wake chan struct{} // signalled when queue grows; capacity 1
 
 	closing chan struct{} // closed by Close
+	dropped chan struct{} // closed by Drop
 
 	mu     sync.Mutex
-	queue  [][]byte // chunks of lines, in order
-	queued int      // bytes in queue and in the sender's hands
-	closed bool     // Close ran: the last chunk in queue is the final one
-	ended  bool     // the stream is gone
-	final  protocol.Disconnect
+	queue  [][]byte            // chunks of lines, in order
+	queued int                 // bytes in queue and in the sender's hands
+	state  state               // only moves forward
+	final  protocol.Disconnect // the close reason, set by Close
 }
+
+// state is where a stream is in its life.
+type state uint8
+
+const (
+	stateOpen    state = iota
+	stateClosing       // Close ran: the last chunk in queue is the final one
+	stateDropped       // Drop ran: the handler returns without waiting for the sender
+	stateEnded         // the handler returned: the stream is gone
+)
 
 var _ session.Conn = (*conn)(nil)
 
 // Wire implements session.Conn.
-func (c *conn) Wire() hub.Wire { return hub.WireLine }
+func (c *conn) Format() wire.Format { return wire.Line }
 
 // Write implements session.Conn: it queues b for the sender.
 func (c *conn) Write(b []byte) error {
 	c.mu.Lock()
 	switch {
-	case c.closed || c.ended:
+	case c.state != stateOpen:
 		c.mu.Unlock()
 		return net.ErrClosed
 	case c.queued+len(b) > c.srv.cfg.MaxOutbound:
@@ -63,15 +73,15 @@ func (c *conn) signal() {
 	}
 }
 
-// Close implements session.Conn: it queues d as the final message and ends
-// the stream once that is sent, or CloseTimeout later.
+// Close implements session.Conn and conns.Conn: it queues d as the final
+// message and ends the stream once that is sent, or CloseTimeout later.
 func (c *conn) Close(d protocol.Disconnect) {
 	c.mu.Lock()
-	if c.closed || c.ended {
+	if c.state != stateOpen {
 		c.mu.Unlock()
 		return
 	}
-	c.closed = true
+	c.state = stateClosing
 	c.final = d
 	push, _ := json.Marshal(&d) // plain fields: cannot fail
 	c.queue = append(c.queue, append(push, '\n'))
@@ -80,9 +90,20 @@ func (c *conn) Close(d protocol.Disconnect) {
 	close(c.closing)
 }
 
+// Drop implements conns.Conn: the handler returns UNAVAILABLE at once, which
+// ends the stream whatever the sender is waiting for.
+func (c *conn) Drop() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.state < stateDropped {
+		c.state = stateDropped
+		close(c.dropped)
+	}
+}
+
 func (c *conn) markClosed() {
 	c.mu.Lock()
-	c.ended = true
+	c.state = stateEnded
 	c.queue = nil
 	c.mu.Unlock()
 }
@@ -110,7 +131,7 @@ func (c *conn) sendLoop(stream tetherv1.Tether_ConnectServer, quit <-chan struct
 			return nil
 		}
 		c.mu.Lock()
-		chunks, final := c.queue, c.closed
+		chunks, final := c.queue, c.state == stateClosing
 		c.queue = nil
 		c.mu.Unlock()
 		for _, chunk := range chunks {
@@ -119,6 +140,7 @@ func (c *conn) sendLoop(stream tetherv1.Tether_ConnectServer, quit <-chan struct
 				if err := stream.Send(msg); err != nil {
 					return fmt.Errorf("grpcconn: send: %w", err)
 				}
+				c.srv.bytesOut.Add(int64(len(msg.Json)))
 			}
 			c.mu.Lock()
 			c.queued -= len(chunk)
@@ -137,6 +159,7 @@ func (c *conn) recvLoop(stream tetherv1.Tether_ConnectServer) error {
 		if err != nil {
 			return err
 		}
+		c.srv.bytesIn.Add(int64(len(msg.GetJson())))
 		c.sess.Handle(msg.GetJson())
 	}
 }

@@ -6,24 +6,24 @@
 //
 // gRPC runs a goroutine per stream; this package adds a sender and a receiver
 // per stream, so that a stream blocked on a slow client can still be ended.
-// Dead peers are found by HTTP/2 keepalive, configured on the grpc.Server. The
-// package must not interpret commands (package session does) and does not own
-// the grpc.Server or its listener.
+// Dead peers are found by HTTP/2 keepalive, configured on the grpc.Server.
+// Admission (the connection limit, refusals while draining) and draining at
+// shutdown are package conns's, shared with the other transports. The package
+// must not interpret commands (package session does) and does not own the
+// grpc.Server or its listener.
 package grpcconn
 
 import (
-	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/tetherhq/tether/internal/conns"
 	"github.com/tetherhq/tether/internal/session"
 	tetherv1 "github.com/tetherhq/tether/proto/tether/v1"
 	"github.com/tetherhq/tether/protocol"
@@ -33,11 +33,14 @@ import (
 type Config struct {
 	// Sessions opens a session for each stream.
 	Sessions *session.Manager
+	// Conns admits, registers and drains the streams, with the other
+	// transports' connections (MaxConns counts them all): past the limit a
+	// stream ends with RESOURCE_EXHAUSTED, while draining with UNAVAILABLE.
+	// Required.
+	Conns *conns.Registry
 	// MaxOutbound is the most bytes queued for one stream; past it the stream
 	// is closed as a slow consumer.
 	MaxOutbound int
-	// MaxConns caps open streams; more are refused with RESOURCE_EXHAUSTED.
-	MaxConns int
 	// CloseTimeout is how long a closing stream may take to send its final
 	// disconnect message before it is ended anyway.
 	CloseTimeout time.Duration
@@ -51,40 +54,45 @@ type Server struct {
 	tetherv1.UnimplementedTetherServer
 
 	cfg      Config
-	count    atomic.Int64
-	draining atomic.Bool
-
-	mu    sync.Mutex
-	conns map[*conn]struct{}
+	bytesIn  atomic.Int64
+	bytesOut atomic.Int64
 }
 
 var _ tetherv1.TetherServer = (*Server)(nil)
 
+// Stats are a Server's traffic counters since it started.
+type Stats struct {
+	BytesIn  int64 // bytes of the JSON messages received
+	BytesOut int64 // bytes of the JSON messages sent (gRPC and HTTP/2 framing not counted)
+}
+
+// Stats returns the server's traffic counters.
+func (s *Server) Stats() Stats {
+	return Stats{BytesIn: s.bytesIn.Load(), BytesOut: s.bytesOut.Load()}
+}
+
 // New returns a server; register it with tetherv1.RegisterTetherServer.
 func New(cfg Config) *Server {
-	return &Server{cfg: cfg, conns: make(map[*conn]struct{})}
+	return &Server{cfg: cfg}
 }
 
 // Connect implements tetherv1.TetherServer: it runs one session on stream.
 func (s *Server) Connect(stream tetherv1.Tether_ConnectServer) error {
-	if s.draining.Load() {
-		return status.Error(codes.Unavailable, "server shutting down")
-	}
-	if n := s.count.Add(1); s.cfg.MaxConns > 0 && n > int64(s.cfg.MaxConns) {
-		s.count.Add(-1)
+	if err := s.cfg.Conns.Admit(conns.GRPC); err != nil {
+		if errors.Is(err, conns.ErrDraining) {
+			return status.Error(codes.Unavailable, "server shutting down")
+		}
 		return status.Error(codes.ResourceExhausted, "too many connections")
 	}
 	c := &conn{
 		srv:     s,
 		wake:    make(chan struct{}, 1),
 		closing: make(chan struct{}),
+		dropped: make(chan struct{}),
 	}
 	c.sess = s.cfg.Sessions.Open(c)
-	s.mu.Lock()
-	s.conns[c] = struct{}{}
-	s.mu.Unlock()
 	defer s.closed(c)
-	if s.draining.Load() { // Shutdown began meanwhile and may have missed c
+	if err := s.cfg.Conns.Add(conns.GRPC, c); err != nil { // draining began meanwhile
 		c.Close(protocol.DisconnectShutdown)
 	}
 
@@ -122,53 +130,29 @@ func (s *Server) Connect(stream tetherv1.Tether_ConnectServer) error {
 					return err
 				}
 			case <-t.C:
+			case <-c.dropped:
+				return errDropped
 			case <-stream.Context().Done():
 			}
 			return c.status()
+		case <-c.dropped:
+			return errDropped
 		case <-stream.Context().Done():
 			return stream.Context().Err()
 		}
 	}
 }
 
+// errDropped ends a stream that Drop ended, without a disconnect message.
+var errDropped = status.Error(codes.Unavailable, "server shutting down")
+
+// closed forgets c once its handler returns. It removes c from the registry
+// last, so that a drained registry means closed sessions.
 func (s *Server) closed(c *conn) {
-	s.mu.Lock()
-	_, ok := s.conns[c]
-	delete(s.conns, c)
-	s.mu.Unlock()
-	if !ok {
-		return
-	}
 	c.markClosed()
-	s.count.Add(-1)
 	c.sess.Closed()
+	s.cfg.Conns.Remove(c)
 }
 
-// Len returns the number of open streams.
-func (s *Server) Len() int { return int(s.count.Load()) }
-
-// Shutdown refuses new streams, closes every stream with d (a disconnect
-// message, then a status that mirrors it) and waits until they are gone or ctx
-// ends.
-func (s *Server) Shutdown(ctx context.Context, d protocol.Disconnect) error {
-	s.draining.Store(true)
-	s.mu.Lock()
-	all := make([]*conn, 0, len(s.conns))
-	for c := range s.conns {
-		all = append(all, c)
-	}
-	s.mu.Unlock()
-	for _, c := range all { // Close does not block: no workers needed
-		c.Close(d)
-	}
-	t := time.NewTicker(10 * time.Millisecond)
-	defer t.Stop()
-	for s.Len() > 0 {
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("grpcconn: %d streams left: %w", s.Len(), ctx.Err())
-		case <-t.C:
-		}
-	}
-	return nil
-}
+// Len returns the number of open streams, counting those being set up.
+func (s *Server) Len() int { return s.cfg.Conns.Count(conns.GRPC) }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/tetherhq/tether/backend/memory"
+	"github.com/tetherhq/tether/internal/wire"
 	"github.com/tetherhq/tether/protocol"
 )
 
@@ -15,9 +17,9 @@ type countSub struct {
 	bytes int
 }
 
-func (c *countSub) Deliver(b *Batch, from int) {
+func (c *countSub) Deliver(b *wire.Batch, from int) {
 	c.pubs += len(b.Pubs) - from
-	c.bytes += len(b.Frames(WireWebSocket, from))
+	c.bytes += len(b.Frames(wire.WebSocket, from))
 }
 
 func newPub(offset uint64) *protocol.Publication {
@@ -34,7 +36,7 @@ func makeSubs(n int) ([]subscription, []*countSub) {
 	counts := make([]*countSub, n)
 	for i := range subs {
 		counts[i] = &countSub{}
-		subs[i] = subscription{s: counts[i], m: &member{}}
+		subs[i] = subscription{s: counts[i], m: &member{epoch: "abcdefghij"}}
 	}
 	return subs, counts
 }
@@ -54,13 +56,12 @@ func TestDeliverCountsAndOrder(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := New(Config{Workers: 2, ChunkSize: 256})
-			defer h.Close()
+			h := newHub(t, memory.HistoryConfig{}, Config{Workers: 2, ChunkSize: 256})
 			subs, counts := makeSubs(tt.subs)
 			for i := range subs {
 				subs[i].m.since = tt.since
 			}
-			b := &Batch{}
+			b := &wire.Batch{}
 			for i := range tt.pubs {
 				b.Pubs = append(b.Pubs, newPub(uint64(i+1)))
 			}
@@ -81,13 +82,12 @@ func TestDeliverCountsAndOrder(t *testing.T) {
 // built once per publication and shared, so allocations do not grow with the
 // subscriber count.
 func TestFanoutNoAllocationPerDelivery(t *testing.T) {
-	h := New(Config{})
-	defer h.Close()
+	h := newHub(t, memory.HistoryConfig{}, Config{})
 	subs, _ := makeSubs(10_000)
 	offset := uint64(0)
 	allocs := testing.AllocsPerRun(20, func() {
 		offset++
-		h.deliver(&Batch{Pubs: []*protocol.Publication{newPub(offset)}}, subs)
+		h.deliver(&wire.Batch{Pubs: []*protocol.Publication{newPub(offset)}}, subs)
 	})
 	// A publication, its encoding, the batch, its frames and a few closures
 	// and goroutine hand-offs: a handful, against 10,000 deliveries.
@@ -97,18 +97,17 @@ func TestFanoutNoAllocationPerDelivery(t *testing.T) {
 }
 
 func TestPublishInOrderPerSubscriber(t *testing.T) {
-	h := New(Config{Workers: 2, ChunkSize: 8})
-	defer h.Close()
+	h := newHub(t, memory.HistoryConfig{}, Config{Workers: 2, ChunkSize: 8})
 	subs := make([]*recorder, 50)
 	for i := range subs {
 		subs[i] = newRecorder()
-		if err := h.Subscribe("c", subs[i], nil, func(*protocol.SubscribeResult) {}); err != nil {
+		if err := h.Subscribe(ctx, "c", subs[i], nil, func(*protocol.SubscribeResult) {}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	const n = 300
 	for range n {
-		if _, err := h.Publish("c", json.RawMessage(`1`), nil); err != nil {
+		if _, err := h.Publish(ctx, "c", json.RawMessage(`1`), nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -126,8 +125,7 @@ func TestPublishInOrderPerSubscriber(t *testing.T) {
 func BenchmarkFanout(b *testing.B) {
 	for _, n := range []int{100, 10_000} {
 		b.Run(fmt.Sprintf("subs=%d", n), func(b *testing.B) {
-			h := New(Config{})
-			defer h.Close()
+			h := newHub(b, memory.HistoryConfig{}, Config{})
 			subs, _ := makeSubs(n)
 			pubs := make([]*protocol.Publication, b.N)
 			for i := range pubs {
@@ -136,42 +134,10 @@ func BenchmarkFanout(b *testing.B) {
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := range b.N {
-				h.deliver(&Batch{Pubs: pubs[i : i+1]}, subs)
+				h.deliver(&wire.Batch{Pubs: pubs[i : i+1]}, subs)
 			}
 			b.StopTimer()
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/delivery")
-		})
-	}
-}
-
-// BenchmarkBatchFrames builds a batch's shared frames: the once-per-publication
-// outbound work.
-func BenchmarkBatchFrames(b *testing.B) {
-	for _, n := range []int{1, 8} {
-		b.Run(fmt.Sprintf("pubs=%d", n), func(b *testing.B) {
-			pubs := make([]*protocol.Publication, n)
-			for i := range pubs {
-				pubs[i] = newPub(uint64(i + 1))
-			}
-			b.ReportAllocs()
-			for b.Loop() {
-				batch := &Batch{Pubs: pubs}
-				_ = batch.Frames(WireWebSocket, 0)
-			}
-		})
-	}
-}
-
-func BenchmarkAppendWebSocketFrame(b *testing.B) {
-	for _, size := range []int{64, 1024, 70_000} {
-		b.Run(fmt.Sprintf("bytes=%d", size), func(b *testing.B) {
-			payload := make([]byte, size)
-			dst := make([]byte, 0, size+16)
-			b.ReportAllocs()
-			b.SetBytes(int64(size))
-			for b.Loop() {
-				dst = AppendWebSocketFrame(dst[:0], 0x1, payload)
-			}
 		})
 	}
 }

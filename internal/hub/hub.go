@@ -1,23 +1,40 @@
-// Package hub maps channels to their local subscribers and fans publications out
-// to them. It gives every publication its channel's next offset, keeps the
-// channel's recent history for recovery, and encodes each batch of publications
-// once per wire format, handing the same bytes to every subscriber.
+// Package hub is the local side of a node's channels: it maps each channel to
+// the node's subscribers, takes the publications the broker brings and fans
+// them out in batches framed once per wire format, and runs publish and
+// subscribe against the node's backends (package backend) so that each
+// subscriber gets its subscribe reply first, then every later publication once
+// and in order.
 //
-// The hub never blocks on a subscriber: Subscriber.Deliver must not block. It does
-// no I/O of its own and knows nothing of connections or of the protocol's
+// The hub keeps no history and assigns no offsets: the History backend does.
+// It never blocks on a subscriber (Subscriber.Deliver must not block), does no
+// I/O of its own and knows nothing of connections or of the protocol's
 // commands; sessions (package session) drive it.
+//
+// Lock order, outermost first (nothing takes an earlier lock while holding a
+// later one):
+//
+//	subscribe lock of a channel (interest changes: Subscribe, Unsubscribe)
+//	publish lock of a channel (History.Append then Broker.Publish)
+//	channel.mu
+//	member.mu (held while a batch or a subscribe reply is written)
+//
+// Backend calls are made under the subscribe or publish lock of their channel
+// only, never under channel.mu or member.mu; the memory broker calls the hub's
+// handler, which takes channel.mu, from inside Broker.Publish.
 package hub
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"hash/maphash"
-	"math/rand/v2"
 	"runtime"
 	"sync"
 	"sync/atomic"
-	"time"
 
+	"github.com/tetherhq/tether/backend"
+	"github.com/tetherhq/tether/internal/wire"
 	"github.com/tetherhq/tether/protocol"
 )
 
@@ -27,17 +44,19 @@ type Subscriber interface {
 	// one channel at most one batch at a time and in offset order; it must not
 	// block, must not call the hub, and must not keep b past the call other than
 	// through its frames.
-	Deliver(b *Batch, from int)
+	Deliver(b *wire.Batch, from int)
 }
 
-// Config sets the hub's history and fan-out parameters.
+// Config sets the hub's backends and fan-out parameters.
 type Config struct {
-	// HistorySize is how many publications a channel keeps for history and
-	// recovery. Zero keeps none.
-	HistorySize int
-	// HistoryTTL is how long a publication is kept. Zero keeps them until they
-	// fall out of HistorySize.
-	HistoryTTL time.Duration
+	// Broker carries publications to the nodes subscribed to their channel.
+	// Required; New registers the hub's handler with it.
+	Broker backend.Broker
+	// History gives publications their positions and keeps them. Required.
+	History backend.History
+	// Recoverable is told to subscribers: whether History keeps publications,
+	// so that recovery can succeed.
+	Recoverable bool
 	// Workers is the number of goroutines that share one batch's deliveries.
 	// Defaults to GOMAXPROCS.
 	Workers int
@@ -47,29 +66,32 @@ type Config struct {
 	// MaxBatchBytes caps the framed bytes of one batch (one write per
 	// subscriber), past the first publication. Zero means no cap.
 	MaxBatchBytes int
-	// MaxChannels caps the channels the hub holds at once (a channel lives while
-	// it has subscribers or history). Zero means no limit.
+	// MaxChannels caps the channels with local subscribers the hub holds at
+	// once; a subscribe past it gets backend.ErrTooManyChannels. Zero means no
+	// limit.
 	MaxChannels int
-	// Now returns the time; defaults to time.Now.
-	Now func() time.Time
 }
 
-// Errors returned by the hub.
-var (
-	ErrAlreadySubbed = errors.New("hub: already subscribed")
-	// ErrTooManyChannels refuses a publication or subscription that would
-	// create a channel past Config.MaxChannels.
-	ErrTooManyChannels = errors.New("hub: too many channels")
-)
+// ErrAlreadySubbed is returned by Subscribe for a subscriber already in the
+// channel.
+var ErrAlreadySubbed = errors.New("hub: already subscribed")
 
-const shardCount = 64
+const (
+	shardCount = 64
+	lockCount  = 256 // subscribe and publish locks, by channel hash
+)
 
 // Hub holds the channels of one node. All methods are safe for concurrent use.
 type Hub struct {
 	cfg    Config
 	seed   maphash.Seed
 	shards [shardCount]shard
-	pool   *pool
+	// subLocks serialise interest changes of a channel; pubLocks serialise
+	// Append+Publish of a channel, which keeps the broker's order the
+	// offsets' order.
+	subLocks [lockCount]sync.Mutex
+	pubLocks [lockCount]sync.Mutex
+	pool     *pool
 	// deliveries counts publications handed to subscribers.
 	deliveries atomic.Int64
 	// channels counts the channels in the shards, for MaxChannels.
@@ -81,22 +103,27 @@ type shard struct {
 	channels map[string]*channel
 }
 
-// New returns a hub. Call Close to stop its workers.
-func New(cfg Config) *Hub {
+// New returns a hub and registers its handler with cfg.Broker. Call Close to
+// stop its workers.
+func New(cfg Config) (*Hub, error) {
+	if cfg.Broker == nil || cfg.History == nil {
+		return nil, errors.New("hub: a broker and a history are required")
+	}
 	if cfg.Workers <= 0 {
 		cfg.Workers = runtime.GOMAXPROCS(0)
 	}
 	if cfg.ChunkSize <= 0 {
 		cfg.ChunkSize = 512
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	h := &Hub{cfg: cfg, seed: maphash.MakeSeed(), pool: newPool(cfg.Workers)}
+	h := &Hub{cfg: cfg, seed: maphash.MakeSeed()}
 	for i := range h.shards {
 		h.shards[i].channels = make(map[string]*channel)
 	}
-	return h
+	if err := cfg.Broker.Register(h.handle); err != nil {
+		return nil, fmt.Errorf("hub: register with the broker: %w", err)
+	}
+	h.pool = newPool(cfg.Workers)
+	return h, nil
 }
 
 // Close stops the hub's pool workers once their queued tasks are done. A
@@ -104,34 +131,42 @@ func New(cfg Config) *Hub {
 // publishing before Close.
 func (h *Hub) Close() { h.pool.close() }
 
-func (h *Hub) shard(name string) *shard {
-	return &h.shards[maphash.String(h.seed, name)%shardCount]
+func (h *Hub) hash(name string) uint64 { return maphash.String(h.seed, name) }
+
+func (h *Hub) shard(name string) *shard { return &h.shards[h.hash(name)%shardCount] }
+
+// lockChannel returns the named channel, locked, or nil when the node has no
+// such channel.
+func (h *Hub) lockChannel(name string) *channel {
+	s := h.shard(name)
+	for {
+		s.mu.Lock()
+		c := s.channels[name]
+		s.mu.Unlock()
+		if c == nil {
+			return nil
+		}
+		c.mu.Lock()
+		if !c.removed {
+			return c
+		}
+		c.mu.Unlock() // removed between the two locks: look again
+	}
 }
 
-// lockChannel returns the named channel, locked, creating it when create is set.
-// It returns nil when the channel does not exist and create is false.
-func (h *Hub) lockChannel(name string, create bool) *channel {
-	c, _ := h.lockOrCreate(name, create)
-	return c
-}
-
-// lockOrCreate is lockChannel that reports ErrTooManyChannels.
-func (h *Hub) lockOrCreate(name string, create bool) (*channel, error) {
+// lockOrCreate returns the named channel, locked, creating it when needed.
+func (h *Hub) lockOrCreate(name string) (*channel, error) {
 	s := h.shard(name)
 	for {
 		s.mu.Lock()
 		c := s.channels[name]
 		if c == nil {
-			if !create {
-				s.mu.Unlock()
-				return nil, nil
-			}
 			if n := h.channels.Add(1); h.cfg.MaxChannels > 0 && n > int64(h.cfg.MaxChannels) {
 				h.channels.Add(-1) // reserved first: shards race for the last ones
 				s.mu.Unlock()
-				return nil, ErrTooManyChannels
+				return nil, backend.ErrTooManyChannels
 			}
-			c = newChannel(name, h.cfg.HistorySize)
+			c = &channel{name: name, subs: make(map[Subscriber]*member)}
 			s.channels[name] = c
 		}
 		s.mu.Unlock()
@@ -139,14 +174,15 @@ func (h *Hub) lockOrCreate(name string, create bool) (*channel, error) {
 		if !c.removed {
 			return c, nil
 		}
-		c.mu.Unlock() // removed between the two locks: look again
+		c.mu.Unlock()
 	}
 }
 
 // maybeRemove drops c, locked by the caller, when nothing refers to it any more:
-// no subscribers, no history and nothing in flight. It unlocks c.
+// no subscribers, no interest declared to the broker and nothing in flight. It
+// unlocks c.
 func (h *Hub) maybeRemove(c *channel) {
-	if len(c.subs) > 0 || c.history.len() > 0 || c.dispatching {
+	if len(c.subs) > 0 || c.interest || c.dispatching {
 		c.mu.Unlock()
 		return
 	}
@@ -161,75 +197,174 @@ func (h *Hub) maybeRemove(c *channel) {
 	s.mu.Unlock()
 }
 
-// Publish appends data to the channel, gives it the next offset and schedules
-// its delivery to every subscriber. It returns the publication's position.
-func (h *Hub) Publish(name string, data json.RawMessage, from *protocol.ClientInfo) (protocol.Position, error) {
-	c, err := h.lockOrCreate(name, true)
+// Publish stores data in the channel's history, which gives it its position,
+// and hands it to the broker for every node subscribed to the channel. It
+// returns the publication's position. An error after the history took the
+// publication is wrapped with its position known to nobody else; the caller
+// reports it as a failure.
+func (h *Hub) Publish(ctx context.Context, name string, data json.RawMessage, from *protocol.ClientInfo) (protocol.Position, error) {
+	p := &protocol.Publication{Channel: name, Data: data, From: from}
+	l := &h.pubLocks[h.hash(name)%lockCount]
+	l.Lock()
+	defer l.Unlock()
+	pos, err := h.cfg.History.Append(ctx, p)
 	if err != nil {
 		return protocol.Position{}, err
 	}
-	c.offset++
-	p := &protocol.Publication{Channel: name, Epoch: c.epoch, Offset: c.offset, Data: data, From: from}
-	if _, err := p.Encode(); err != nil {
-		c.offset--
-		h.maybeRemove(c)
-		return protocol.Position{}, err
+	if err := h.cfg.Broker.Publish(ctx, p); err != nil {
+		return protocol.Position{}, fmt.Errorf("hub: publication %d stored but not broadcast: %w", pos.Offset, err)
 	}
-	now := h.cfg.Now()
-	c.history.prune(now, h.cfg.HistoryTTL)
-	c.history.push(p, now)
-	pos := protocol.Position{Epoch: c.epoch, Offset: c.offset}
-	c.pending = append(c.pending, p)
-	start := !c.dispatching && len(c.subs) > 0
-	if start {
-		c.dispatching = true
-	} else if !c.dispatching {
-		c.pending = c.pending[:0] // nobody to deliver to
-	}
-	if start {
-		c.mu.Unlock()
-		go h.dispatch(c)
-		return pos, nil
-	}
-	h.maybeRemove(c)
 	return pos, nil
 }
 
-// SubscribeReply is called by Subscribe with the result while the channel is
-// locked, so that whatever the callback writes to the subscriber is written
-// before any later publication reaches it. It must not block or call the hub.
+// handle takes a publication from the broker: it queues it for the channel's
+// local subscribers and starts a dispatch if none runs. A publication of a
+// channel without local subscribers, or at or below the last one handled in
+// the same epoch (late or twice), is dropped.
+func (h *Hub) handle(p *protocol.Publication) {
+	c := h.lockChannel(p.Channel)
+	if c == nil {
+		return
+	}
+	if p.Epoch == c.last.Epoch && p.Offset <= c.last.Offset {
+		c.mu.Unlock()
+		return
+	}
+	c.last = protocol.Position{Epoch: p.Epoch, Offset: p.Offset}
+	if len(c.subs) == 0 {
+		h.maybeRemove(c)
+		return
+	}
+	c.pending = append(c.pending, p)
+	if c.dispatching {
+		c.mu.Unlock()
+		return
+	}
+	c.dispatching = true
+	c.mu.Unlock()
+	go h.dispatch(c)
+}
+
+// SubscribeReply is called by Subscribe with the result, before any
+// publication above the result's offset is delivered to the subscriber. It
+// must not block or call the hub.
 type SubscribeReply func(*protocol.SubscribeResult)
 
-// Subscribe adds s to the channel. With recover set it puts into the result the
-// publications after that position, or says recovered:false when it cannot. s
-// receives every publication with an offset above the result's offset, and none
-// at or below it.
-func (h *Hub) Subscribe(name string, s Subscriber, recover *protocol.Position, reply SubscribeReply) error {
-	c, err := h.lockOrCreate(name, true)
-	if err != nil {
+// Subscribe adds s to the channel. With recover set it puts into the result
+// the publications after that position, or says recovered:false when it
+// cannot. reply is called with the result; s then receives every publication
+// above the result's offset, once and in order, and none at or below it.
+//
+// Publications that arrive while the history is read are held for s and
+// delivered right after reply, those above the result's offset only.
+func (h *Hub) Subscribe(ctx context.Context, name string, s Subscriber, recover *protocol.Position, reply SubscribeReply) error {
+	m := &member{buffering: true}
+	if err := h.join(ctx, name, s, m); err != nil {
 		return err
 	}
-	defer h.maybeRemove(c)
-	if _, ok := c.subs[s]; ok {
-		return ErrAlreadySubbed
+	res, err := h.position(ctx, name, recover)
+	if err != nil {
+		h.Unsubscribe(ctx, name, s)
+		return err
 	}
-	c.history.prune(h.cfg.Now(), h.cfg.HistoryTTL)
-	res := &protocol.SubscribeResult{Epoch: c.epoch, Offset: c.offset, Recoverable: h.cfg.HistorySize > 0}
-	if recover != nil {
-		res.Publications, res.Recovered = c.recover(*recover)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.gone { // unsubscribed meanwhile: its connection closed
+		return nil
 	}
-	c.subs[s] = &member{since: c.offset}
-	c.snapshot = nil
 	reply(res)
+	m.epoch, m.since = res.Epoch, res.Offset
+	held := m.held
+	m.held, m.buffering = nil, false
+	if i := m.from(held); i < len(held) {
+		b := &wire.Batch{Pubs: held[i:]}
+		s.Deliver(b, 0)
+		h.deliveries.Add(int64(len(b.Pubs)))
+		last := b.Pubs[len(b.Pubs)-1]
+		m.epoch, m.since = last.Epoch, last.Offset
+	}
 	return nil
 }
 
-// Unsubscribe removes s from the channel. Once it returns, no batch reaches s
-// for this subscription: one being delivered to s is waited for, and one taken
-// for delivery before is dropped. (Without that, a batch in flight could reach
-// a subscriber after it subscribed again, behind the new subscribe reply.)
-func (h *Hub) Unsubscribe(name string, s Subscriber) bool {
-	c := h.lockChannel(name, false)
+// join adds s to the channel as m, and declares the node's interest to the
+// broker when s is the channel's first local subscriber.
+func (h *Hub) join(ctx context.Context, name string, s Subscriber, m *member) error {
+	l := &h.subLocks[h.hash(name)%lockCount]
+	l.Lock()
+	defer l.Unlock()
+	c, err := h.lockOrCreate(name)
+	if err != nil {
+		return err
+	}
+	if _, ok := c.subs[s]; ok {
+		c.mu.Unlock()
+		return ErrAlreadySubbed
+	}
+	c.subs[s] = m
+	c.snapshot = nil
+	declare := !c.interest
+	c.mu.Unlock()
+	if !declare {
+		return nil
+	}
+	if err := h.cfg.Broker.Subscribe(ctx, name); err != nil {
+		c.mu.Lock()
+		delete(c.subs, s)
+		c.snapshot = nil
+		h.maybeRemove(c)
+		return err
+	}
+	c.mu.Lock()
+	c.interest = true
+	c.mu.Unlock()
+	return nil
+}
+
+// position reads the channel's position and, with recover, what came after it.
+func (h *Hub) position(ctx context.Context, name string, recover *protocol.Position) (*protocol.SubscribeResult, error) {
+	q := backend.Query{}
+	if recover != nil {
+		q = backend.Query{Since: recover, Limit: backend.NoLimit}
+	}
+	r, err := h.cfg.History.Read(ctx, name, q)
+	if err != nil {
+		return nil, err
+	}
+	res := &protocol.SubscribeResult{Epoch: r.Top.Epoch, Offset: r.Top.Offset, Recoverable: h.cfg.Recoverable}
+	if recover != nil {
+		res.Recovering = true
+		if res.Recovered = complete(*recover, r); res.Recovered {
+			res.Publications = r.Publications
+		}
+	}
+	return res, nil
+}
+
+// complete reports whether r holds everything after since, up to its top.
+func complete(since protocol.Position, r backend.Result) bool {
+	pubs := r.Publications
+	switch {
+	case since.Epoch != r.Top.Epoch || since.Offset > r.Top.Offset:
+		return false
+	case since.Offset == r.Top.Offset:
+		return true
+	case len(pubs) == 0:
+		return false
+	}
+	return pubs[0].Offset == since.Offset+1 && pubs[len(pubs)-1].Offset == r.Top.Offset
+}
+
+// Unsubscribe removes s from the channel, and withdraws the node's interest
+// from the broker after the last local subscriber. Once it returns, no batch
+// reaches s for this subscription: one being delivered to s is waited for, and
+// one taken for delivery before is dropped. (Without that, a batch in flight
+// could reach a subscriber after it subscribed again, behind the new subscribe
+// reply.)
+func (h *Hub) Unsubscribe(ctx context.Context, name string, s Subscriber) bool {
+	l := &h.subLocks[h.hash(name)%lockCount]
+	l.Lock()
+	defer l.Unlock()
+	c := h.lockChannel(name)
 	if c == nil {
 		return false
 	}
@@ -239,9 +374,19 @@ func (h *Hub) Unsubscribe(name string, s Subscriber) bool {
 		c.snapshot = nil
 		m.mu.Lock() // lock order: channel, then member
 		m.gone = true
+		m.held = nil
 		m.mu.Unlock()
 	}
+	withdraw := len(c.subs) == 0 && c.interest
+	if withdraw {
+		c.interest = false // publications still on their way find nobody
+	}
 	h.maybeRemove(c)
+	if withdraw {
+		// A failure leaves the broker delivering publications nobody takes,
+		// until the next Subscribe or its own end: harmless.
+		_ = h.cfg.Broker.Unsubscribe(ctx, name)
+	}
 	return ok
 }
 
@@ -249,27 +394,25 @@ func (h *Hub) Unsubscribe(name string, s Subscriber) bool {
 // all that are kept) and the channel's current position. A since without an
 // epoch means the current one; a since from another epoch is answered from the
 // oldest kept publication.
-func (h *Hub) History(name string, since *protocol.Position, limit int) *protocol.HistoryResult {
-	c := h.lockChannel(name, false)
-	if c == nil {
-		return &protocol.HistoryResult{Publications: []*protocol.Publication{}}
+func (h *Hub) History(ctx context.Context, name string, since *protocol.Position, limit int) (*protocol.HistoryResult, error) {
+	q := backend.Query{Since: since, Limit: limit}
+	if limit <= 0 {
+		q.Limit = backend.NoLimit
 	}
-	defer h.maybeRemove(c)
-	c.history.prune(h.cfg.Now(), h.cfg.HistoryTTL)
-	var after uint64
-	if since != nil && (since.Epoch == "" || since.Epoch == c.epoch) {
-		after = since.Offset
+	r, err := h.cfg.History.Read(ctx, name, q)
+	if err != nil {
+		return nil, err
 	}
-	pubs := c.history.after(after)
-	if limit > 0 && len(pubs) > limit {
-		pubs = pubs[:limit]
+	pubs := r.Publications
+	if pubs == nil {
+		pubs = []*protocol.Publication{}
 	}
-	return &protocol.HistoryResult{Epoch: c.epoch, Offset: c.offset, Publications: pubs}
+	return &protocol.HistoryResult{Epoch: r.Top.Epoch, Offset: r.Top.Offset, Publications: pubs}, nil
 }
 
 // Stats are counts of the hub's state.
 type Stats struct {
-	Channels      int
+	Channels      int // channels with local subscribers
 	Subscriptions int
 }
 
@@ -300,35 +443,15 @@ func (h *Hub) Stats() Stats {
 // (one per publication per subscriber) since it started.
 func (h *Hub) Deliveries() int64 { return h.deliveries.Load() }
 
-// Sweep drops expired history and the channels left with nothing. Call it
-// periodically (every HistoryTTL/4, say) when HistoryTTL is set.
-func (h *Hub) Sweep() {
-	now := h.cfg.Now()
-	for i := range h.shards {
-		s := &h.shards[i]
-		s.mu.Lock()
-		names := make([]string, 0, len(s.channels))
-		for n := range s.channels {
-			names = append(names, n)
-		}
-		s.mu.Unlock()
-		for _, n := range names {
-			if c := h.lockChannel(n, false); c != nil {
-				c.history.prune(now, h.cfg.HistoryTTL)
-				h.maybeRemove(c)
-			}
-		}
-	}
-}
-
-// channel is one channel's state, guarded by mu.
+// channel is one channel's local state, guarded by mu.
 type channel struct {
 	name    string
 	mu      sync.Mutex
 	removed bool
-	epoch   string
-	offset  uint64
-	history ring
+	// interest is set while the broker knows this node wants the channel.
+	interest bool
+	// last is the position of the latest publication taken from the broker.
+	last protocol.Position
 	// subs maps each subscriber to its membership.
 	subs     map[Subscriber]*member
 	snapshot []subscription // subs as a slice; nil after a change
@@ -337,51 +460,35 @@ type channel struct {
 	dispatching bool
 }
 
-// member is one subscription of a subscriber to a channel.
+// member is one subscription of a subscriber to a channel. Its fields are
+// guarded by mu, which is held while a batch is delivered to the subscriber.
 type member struct {
-	since uint64 // the channel's offset at subscribe: batches deliver what is above
+	mu   sync.Mutex
+	gone bool // unsubscribed: deliver nothing more
+	// buffering is set from the subscribe until its reply is written;
+	// deliveries meanwhile go to held.
+	buffering bool
+	held      []*protocol.Publication
+	// epoch and since are the position the subscriber has: deliveries start
+	// above it.
+	epoch string
+	since uint64
+}
 
-	mu   sync.Mutex // held while a batch is delivered to the subscriber
-	gone bool       // unsubscribed: deliver nothing more
+// from returns the index of the first of pubs the member has not had: one
+// above its position, or of another epoch.
+func (m *member) from(pubs []*protocol.Publication) int {
+	for i, p := range pubs {
+		if p.Offset > m.since || p.Epoch != m.epoch {
+			return i
+		}
+	}
+	return len(pubs)
 }
 
 type subscription struct {
 	s Subscriber
 	m *member
-}
-
-func newChannel(name string, historySize int) *channel {
-	return &channel{
-		name:    name,
-		epoch:   newEpoch(),
-		subs:    make(map[Subscriber]*member),
-		history: ring{buf: make([]entry, 0, min(historySize, 16)), size: historySize},
-	}
-}
-
-const epochChars = "abcdefghijklmnopqrstuvwxyz234567"
-
-// newEpoch returns a fresh random epoch: 10 base32 characters.
-func newEpoch() string {
-	var b [10]byte
-	for i := range b {
-		b[i] = epochChars[rand.IntN(len(epochChars))]
-	}
-	return string(b[:])
-}
-
-// recover returns what a subscriber at pos missed, and whether that is all of it.
-func (c *channel) recover(pos protocol.Position) ([]*protocol.Publication, bool) {
-	if pos.Epoch != c.epoch || pos.Offset > c.offset {
-		return nil, false
-	}
-	if pos.Offset == c.offset {
-		return nil, true
-	}
-	if oldest, ok := c.history.oldest(); !ok || oldest > pos.Offset+1 {
-		return nil, false
-	}
-	return c.history.after(pos.Offset), true
 }
 
 func (c *channel) subscriptions() []subscription {

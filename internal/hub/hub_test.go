@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tetherhq/tether/backend/memory"
+	"github.com/tetherhq/tether/internal/wire"
 	"github.com/tetherhq/tether/protocol"
 )
 
@@ -21,12 +23,12 @@ type recorder struct {
 
 func newRecorder() *recorder { return &recorder{poke: make(chan struct{}, 1)} }
 
-func (r *recorder) Deliver(b *Batch, from int) {
+func (r *recorder) Deliver(b *wire.Batch, from int) {
 	r.mu.Lock()
 	for _, p := range b.Pubs[from:] {
 		r.offsets = append(r.offsets, p.Offset)
 	}
-	r.frames = append(r.frames, b.Frames(WireLine, from)...)
+	r.frames = append(r.frames, b.Frames(wire.Line, from)...)
 	r.mu.Unlock()
 	select {
 	case r.poke <- struct{}{}:
@@ -45,7 +47,7 @@ func data(i int) json.RawMessage { return json.RawMessage(fmt.Sprint(i)) }
 func subscribe(t *testing.T, h *Hub, ch string, s Subscriber, rec *protocol.Position) *protocol.SubscribeResult {
 	t.Helper()
 	var res *protocol.SubscribeResult
-	if err := h.Subscribe(ch, s, rec, func(r *protocol.SubscribeResult) { res = r }); err != nil {
+	if err := h.Subscribe(ctx, ch, s, rec, func(r *protocol.SubscribeResult) { res = r }); err != nil {
 		t.Fatal(err)
 	}
 	return res
@@ -69,13 +71,12 @@ func waitFor(t *testing.T, r *recorder, n int) []uint64 {
 
 func TestRecover(t *testing.T) {
 	var now time.Time
-	h := New(Config{HistorySize: 5, HistoryTTL: time.Minute, Now: func() time.Time { return now }})
-	defer h.Close()
+	h := newHub(t, memory.HistoryConfig{Size: 5, TTL: time.Minute, Now: func() time.Time { return now }}, Config{Recoverable: true})
 	holder := newRecorder() // keeps the channel alive
 	res := subscribe(t, h, "c", holder, nil)
 	epoch := res.Epoch
 	for i := 1; i <= 8; i++ { // offsets 1..8; history keeps 4..8
-		if _, err := h.Publish("c", data(i), nil); err != nil {
+		if _, err := h.Publish(ctx, "c", data(i), nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -123,8 +124,7 @@ func TestDeliveryOrderUnderConcurrency(t *testing.T) {
 	for _, tc := range []struct{ chunk, batchBytes int }{{1, 0}, {7, 0}, {512, 0}, {7, 200}} {
 		chunk := tc.chunk
 		t.Run(fmt.Sprint("chunk ", chunk, " batch bytes ", tc.batchBytes), func(t *testing.T) {
-			h := New(Config{HistorySize: 10, Workers: 3, ChunkSize: chunk, MaxBatchBytes: tc.batchBytes})
-			defer h.Close()
+			h := newHub(t, memory.HistoryConfig{Size: 10}, Config{Workers: 3, ChunkSize: chunk, MaxBatchBytes: tc.batchBytes})
 			const pubs = 400
 			type sub struct {
 				r    *recorder
@@ -138,12 +138,12 @@ func TestDeliveryOrderUnderConcurrency(t *testing.T) {
 				go func() {
 					defer wg.Done()
 					for i := range pubs / 4 {
-						if _, err := h.Publish("c", data(w*1000+i), nil); err != nil {
+						if _, err := h.Publish(ctx, "c", data(w*1000+i), nil); err != nil {
 							t.Error(err)
 						}
 						if i%10 == 0 {
 							r := newRecorder()
-							_ = h.Subscribe("c", r, nil, func(res *protocol.SubscribeResult) {
+							_ = h.Subscribe(ctx, "c", r, nil, func(res *protocol.SubscribeResult) {
 								mu.Lock()
 								subs = append(subs, sub{r, res.Offset})
 								mu.Unlock()
@@ -166,15 +166,18 @@ func TestDeliveryOrderUnderConcurrency(t *testing.T) {
 }
 
 func TestFramesShareBytes(t *testing.T) {
-	h := New(Config{})
-	defer h.Close()
+	h := newHub(t, memory.HistoryConfig{}, Config{})
 	a, b := newRecorder(), newRecorder()
 	subscribe(t, h, "c", a, nil)
 	subscribe(t, h, "c", b, nil)
-	h.Publish("c", data(1), nil)
+	h.Publish(ctx, "c", data(1), nil)
 	waitFor(t, a, 1)
 	waitFor(t, b, 1)
-	want := `{"op":"pub","channel":"c","epoch":"` + h.History("c", nil, 0).Epoch + `","offset":1,"data":1}` + "\n"
+	hist, err := h.History(ctx, "c", nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"op":"pub","channel":"c","epoch":"` + hist.Epoch + `","offset":1,"data":1}` + "\n"
 	if string(a.frames) != want || string(b.frames) != want {
 		t.Fatalf("frames %q and %q, want %q", a.frames, b.frames, want)
 	}
@@ -192,7 +195,7 @@ func TestWebSocketFrameHeader(t *testing.T) {
 		{65536, []byte{0x81, 127, 0, 0, 0, 0, 0, 1, 0, 0}},
 	}
 	for _, tt := range tests {
-		f := AppendWebSocketFrame(nil, 0x1, make([]byte, tt.n))
+		f := wire.AppendWebSocketFrame(nil, 0x1, make([]byte, tt.n))
 		if string(f[:len(tt.header)]) != string(tt.header) || len(f) != len(tt.header)+tt.n {
 			t.Errorf("frame of %d bytes: header % x, length %d", tt.n, f[:len(tt.header)], len(f))
 		}
@@ -200,15 +203,14 @@ func TestWebSocketFrameHeader(t *testing.T) {
 }
 
 func TestChannelsAreRemovedWhenEmpty(t *testing.T) {
-	h := New(Config{HistorySize: 0})
-	defer h.Close()
+	h := newHub(t, memory.HistoryConfig{Size: 0}, Config{})
 	r := newRecorder()
 	subscribe(t, h, "a", r, nil)
-	h.Publish("b", data(1), nil) // nobody listens, no history: nothing kept
+	h.Publish(ctx, "b", data(1), nil) // nobody listens, no history: nothing kept
 	if st := h.Stats(); st.Channels != 1 || st.Subscriptions != 1 {
 		t.Fatalf("stats %+v, want 1 channel and 1 subscription", st)
 	}
-	if !h.Unsubscribe("a", r) || h.Unsubscribe("a", r) {
+	if !h.Unsubscribe(ctx, "a", r) || h.Unsubscribe(ctx, "a", r) {
 		t.Fatal("Unsubscribe should succeed once")
 	}
 	if st := h.Stats(); st.Channels != 0 {

@@ -5,6 +5,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/tetherhq/tether/backend/memory"
+	"github.com/tetherhq/tether/internal/wire"
 	"github.com/tetherhq/tether/protocol"
 )
 
@@ -16,7 +18,7 @@ type logSub struct {
 	log []int64
 }
 
-func (s *logSub) Deliver(b *Batch, from int) {
+func (s *logSub) Deliver(b *wire.Batch, from int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, p := range b.Pubs[from:] {
@@ -42,8 +44,7 @@ func (s *logSub) reply(res *protocol.SubscribeResult) {
 // subscription must not reach the subscriber after the new subscribe reply:
 // after each reply, offsets continue from the reply's offset, once each.
 func TestResubscribeNoStaleDelivery(t *testing.T) {
-	h := New(Config{HistorySize: 10000})
-	defer h.Close()
+	h := newHub(t, memory.HistoryConfig{Size: 10000}, Config{})
 	stop := make(chan struct{})
 	done := make(chan struct{})
 	go func() {
@@ -54,7 +55,7 @@ func TestResubscribeNoStaleDelivery(t *testing.T) {
 				return
 			default:
 			}
-			_, _ = h.Publish("ch", json.RawMessage("1"), nil)
+			_, _ = h.Publish(ctx, "ch", json.RawMessage("1"), nil)
 		}
 	}()
 	s := &logSub{}
@@ -66,14 +67,14 @@ func TestResubscribeNoStaleDelivery(t *testing.T) {
 			rec = &protocol.Position{Epoch: epoch, Offset: uint64(s.log[n-1])}
 		}
 		s.mu.Unlock()
-		err := h.Subscribe("ch", s, rec, func(res *protocol.SubscribeResult) {
+		err := h.Subscribe(ctx, "ch", s, rec, func(res *protocol.SubscribeResult) {
 			epoch = res.Epoch
 			s.reply(res)
 		})
 		if err != nil {
 			t.Fatal(err)
 		}
-		h.Unsubscribe("ch", s)
+		h.Unsubscribe(ctx, "ch", s)
 	}
 	close(stop)
 	<-done

@@ -16,6 +16,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/tetherhq/tether/protocol"
 )
 
 // Namespace prefixes every tether metric name.
@@ -24,8 +26,9 @@ const Namespace = "tether"
 // Snapshot is a node's counters and gauges at one moment. Counters count from
 // the node's start.
 type Snapshot struct {
-	// Connections counts open client connections by transport ("websocket", ...).
-	Connections map[string]int
+	// Transports holds each transport's connections and traffic, by name
+	// ("websocket", "tcp", "grpc").
+	Transports map[string]Transport
 	// Channels and Subscriptions are the hub's current counts.
 	Channels      int
 	Subscriptions int
@@ -33,10 +36,6 @@ type Snapshot struct {
 	Publications int64
 	// Deliveries counts publications handed to subscribers.
 	Deliveries int64
-	// BytesIn counts the payload bytes of the messages clients sent; BytesOut
-	// the bytes written to client sockets, framing included.
-	BytesIn  int64
-	BytesOut int64
 	// SlowConsumers counts connections closed because their outbound buffer was full.
 	SlowConsumers int64
 	// HeartbeatTimeouts counts connections closed for silence.
@@ -51,9 +50,23 @@ type Snapshot struct {
 	CommandErrors int64
 }
 
-// knownOps are the command ops whose latency is tracked with their own label; any
-// other op is counted as "other".
-var knownOps = []string{"connect", "subscribe", "unsubscribe", "publish", "history", "presence", "ping", "pong"}
+// Transport is one transport's figures in a Snapshot.
+type Transport struct {
+	// Connections counts the transport's open client connections.
+	Connections int
+	// BytesIn counts the bytes of the messages clients sent; BytesOut the
+	// bytes sent to them. What counts as a message's bytes is the
+	// transport's (see docs/metrics.md).
+	BytesIn  int64
+	BytesOut int64
+}
+
+// knownOps are the command ops whose latency is tracked with their own label:
+// the ops the protocol has. Any other op is counted as "other".
+var knownOps = []string{
+	protocol.OpConnect, protocol.OpSubscribe, protocol.OpUnsubscribe, protocol.OpPublish,
+	protocol.OpHistory, protocol.OpPing, protocol.OpPong,
+}
 
 // Metrics is one node's metrics: a collector reading Snapshots and a command
 // latency histogram. Its methods are safe for concurrent use.
@@ -139,8 +152,8 @@ func newSnapshotCollector(snapshot func() Snapshot) *snapshotCollector {
 		subscriptions:     desc("subscriptions", "Subscriptions of local clients to channels."),
 		publications:      desc("publications_total", "Publications accepted, from clients and the server API."),
 		deliveries:        desc("deliveries_total", "Publications handed to local subscribers (one per publication per subscriber)."),
-		bytesIn:           desc("received_bytes_total", "Payload bytes of the messages received from clients."),
-		bytesOut:          desc("sent_bytes_total", "Bytes written to client connections."),
+		bytesIn:           desc("received_bytes_total", "Bytes of the messages received from clients, by transport.", "transport"),
+		bytesOut:          desc("sent_bytes_total", "Bytes sent to clients, by transport.", "transport"),
 		slowConsumers:     desc("slow_consumer_disconnects_total", "Connections closed because their outbound buffer was full."),
 		heartbeatTimeouts: desc("heartbeat_timeouts_total", "Connections closed because the peer fell silent."),
 		recoveries:        desc("recoveries_total", "Subscribes that asked for recovery, by result (ok: everything missed was delivered).", "result"),
@@ -168,15 +181,15 @@ func (c *snapshotCollector) Collect(ch chan<- prometheus.Metric) {
 	counter := func(d *prometheus.Desc, v int64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
 	}
-	for transport, n := range s.Connections {
-		gauge(c.connections, n, transport)
+	for name, t := range s.Transports {
+		gauge(c.connections, t.Connections, name)
+		counter(c.bytesIn, t.BytesIn, name)
+		counter(c.bytesOut, t.BytesOut, name)
 	}
 	gauge(c.channels, s.Channels)
 	gauge(c.subscriptions, s.Subscriptions)
 	counter(c.publications, s.Publications)
 	counter(c.deliveries, s.Deliveries)
-	counter(c.bytesIn, s.BytesIn)
-	counter(c.bytesOut, s.BytesOut)
 	counter(c.slowConsumers, s.SlowConsumers)
 	counter(c.heartbeatTimeouts, s.HeartbeatTimeouts)
 	counter(c.recoveries, s.RecoveredOK, "ok")

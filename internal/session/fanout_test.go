@@ -1,6 +1,7 @@
 package session
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -10,7 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tetherhq/tether/backend/memory"
 	"github.com/tetherhq/tether/internal/hub"
+	"github.com/tetherhq/tether/internal/wire"
 	"github.com/tetherhq/tether/protocol"
 )
 
@@ -21,7 +24,7 @@ type discardConn struct {
 	closed atomic.Bool
 }
 
-func (c *discardConn) Wire() hub.Wire { return hub.WireWebSocket }
+func (c *discardConn) Format() wire.Format { return wire.WebSocket }
 
 func (c *discardConn) Write(b []byte) error {
 	c.bytes.Add(int64(len(b)))
@@ -66,8 +69,7 @@ func waitWrites(tb testing.TB, conns []*discardConn, want int64) {
 }
 
 func TestCommandObserved(t *testing.T) {
-	h := hub.New(hub.Config{})
-	defer h.Close()
+	h := newHub(t, memory.HistoryConfig{}, hub.Config{})
 	m := newTestManager(h)
 	var ops []string
 	m.cfg.ObserveCommand = func(op string, d time.Duration) {
@@ -93,19 +95,18 @@ func TestCommandObserved(t *testing.T) {
 }
 
 func TestFanoutThroughSessions(t *testing.T) {
-	h := hub.New(hub.Config{ChunkSize: 64})
-	defer h.Close()
+	h := newHub(t, memory.HistoryConfig{}, hub.Config{ChunkSize: 64})
 	m := newTestManager(h)
 	conns := subscribed(t, m, 1000, "news")
 	const pubs = 5
 	for range pubs {
-		if _, err := m.Publish("news", json.RawMessage(`{"v":1}`), nil); err != nil {
+		if _, err := m.Publish(context.Background(), "news", json.RawMessage(`{"v":1}`), nil); err != nil {
 			t.Fatal(err)
 		}
 	}
 	// Publications published while a batch is being delivered go out together:
 	// count them in bytes rather than writes (the subscribe reply is there too).
-	frame := len(hub.WireWebSocket.AppendFrame(nil, mustEncode(t, "news", h)))
+	frame := len(wire.WebSocket.AppendFrame(nil, mustEncode(t, "news", h)))
 	deadline := time.Now().Add(10 * time.Second)
 	for i, c := range conns {
 		for c.closed.Load() || c.bytes.Load() < int64(pubs*frame) {
@@ -124,7 +125,10 @@ func TestFanoutThroughSessions(t *testing.T) {
 // the same size as every one of them (same data, one-digit offsets).
 func mustEncode(t *testing.T, channel string, h *hub.Hub) []byte {
 	t.Helper()
-	res := h.History(channel, nil, 1)
+	res, err := h.History(context.Background(), channel, nil, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
 	p := &protocol.Publication{Channel: channel, Epoch: res.Epoch, Offset: 1, Data: json.RawMessage(`{"v":1}`)}
 	b, err := p.Encode()
 	if err != nil {
@@ -139,15 +143,14 @@ func mustEncode(t *testing.T, channel string, h *hub.Hub) []byte {
 func BenchmarkFanoutSessions(b *testing.B) {
 	for _, n := range []int{10_000} {
 		b.Run(fmt.Sprintf("subs=%d", n), func(b *testing.B) {
-			h := hub.New(hub.Config{})
-			defer h.Close()
+			h := newHub(b, memory.HistoryConfig{}, hub.Config{})
 			m := newTestManager(h)
 			conns := subscribed(b, m, n, "bench")
 			data := json.RawMessage(`{"seq":12345,"ts":1700000000000000000,"pad":"xxxxxxxxxxxxxxxxxxxxxxx"}`)
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := range b.N {
-				if _, err := m.Publish("bench", data, nil); err != nil {
+				if _, err := m.Publish(context.Background(), "bench", data, nil); err != nil {
 					b.Fatal(err)
 				}
 				waitWrites(b, conns, int64(i+2))

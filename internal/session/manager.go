@@ -1,6 +1,7 @@
 package session
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"hash/maphash"
@@ -11,6 +12,8 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/tetherhq/tether/auth"
+	"github.com/tetherhq/tether/backend"
 	"github.com/tetherhq/tether/internal/hub"
 	"github.com/tetherhq/tether/protocol"
 )
@@ -27,6 +30,15 @@ type Config struct {
 	CommandBurst int
 	// PingInterval is told to clients in the connect result.
 	PingInterval time.Duration
+	// Authenticator, when set, checks the token of connect, and every
+	// command but connect, ping and pong needs a successful connect first.
+	Authenticator auth.Authenticator
+	// Authorizer, when set, allows or refuses each subscribe, publish and
+	// history.
+	Authorizer auth.Authorizer
+	// Context bounds the backend calls sessions make; its end fails them.
+	// Defaults to context.Background().
+	Context context.Context
 	// ObserveCommand, when set, is called after each command with its op (""
 	// for one that could not be decoded) and how long it took to handle.
 	ObserveCommand func(op string, d time.Duration)
@@ -50,6 +62,7 @@ const shardCount = 32
 // concurrent use.
 type Manager struct {
 	cfg    Config
+	ctx    context.Context
 	hub    *hub.Hub
 	log    *slog.Logger
 	stats  Stats
@@ -65,7 +78,10 @@ type Manager struct {
 // NewManager returns a manager whose sessions use h. prefix starts every client
 // id it hands out, to keep ids unique across nodes.
 func NewManager(cfg Config, h *hub.Hub, log *slog.Logger, prefix string) *Manager {
-	m := &Manager{cfg: cfg, hub: h, log: log, prefix: prefix, seed: maphash.MakeSeed()}
+	m := &Manager{cfg: cfg, ctx: cfg.Context, hub: h, log: log, prefix: prefix, seed: maphash.MakeSeed()}
+	if m.ctx == nil {
+		m.ctx = context.Background()
+	}
 	for i := range m.shards {
 		m.shards[i].sessions = make(map[string]*Session)
 	}
@@ -117,9 +133,10 @@ func (m *Manager) Len() int {
 }
 
 // Publish publishes data to a channel on behalf of from (nil: the server). A
-// refusal the client can act on comes as a *protocol.Error.
-func (m *Manager) Publish(channel string, data json.RawMessage, from *protocol.ClientInfo) (protocol.Position, error) {
-	pos, err := m.hub.Publish(channel, data, from)
+// refusal the client can act on comes as a *protocol.Error; a failure of the
+// backends as the backend's error.
+func (m *Manager) Publish(ctx context.Context, channel string, data json.RawMessage, from *protocol.ClientInfo) (protocol.Position, error) {
+	pos, err := m.hub.Publish(ctx, channel, data, from)
 	if err != nil {
 		return pos, limitError(err)
 	}
@@ -127,9 +144,9 @@ func (m *Manager) Publish(channel string, data json.RawMessage, from *protocol.C
 	return pos, nil
 }
 
-// limitError turns the hub's ErrTooManyChannels into its reply error.
+// limitError turns backend.ErrTooManyChannels into its reply error.
 func limitError(err error) error {
-	if errors.Is(err, hub.ErrTooManyChannels) {
+	if errors.Is(err, backend.ErrTooManyChannels) {
 		return protocol.NewError(protocol.ErrTooManyChans, "the server holds its maximum number of channels")
 	}
 	return err

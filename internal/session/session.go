@@ -7,15 +7,18 @@
 package session
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strconv"
 	"sync"
 	"time"
 
 	"golang.org/x/time/rate"
 
-	"github.com/tetherhq/tether/internal/hub"
+	"github.com/tetherhq/tether/auth"
+	"github.com/tetherhq/tether/internal/wire"
 	"github.com/tetherhq/tether/protocol"
 )
 
@@ -25,9 +28,9 @@ var ErrSlowConsumer = errors.New("session: outbound buffer full")
 
 // Conn is the transport side of a session.
 type Conn interface {
-	// Wire is the framing the connection's bytes use.
-	Wire() hub.Wire
-	// Write queues bytes already framed for Wire, in order, without blocking. It
+	// Format is the framing the connection's bytes use.
+	Format() wire.Format
+	// Write queues bytes already framed for Format, in order, without blocking. It
 	// returns ErrSlowConsumer when the outbound buffer is over its limit.
 	Write(b []byte) error
 	// Close sends d as a disconnect push, closes the connection with d.Code and
@@ -46,7 +49,8 @@ type Session struct {
 	mu     sync.Mutex
 	subs   map[string]struct{}
 	closed bool
-	user   string
+	// identity is set by a successful connect with an Authenticator.
+	identity *auth.Identity
 }
 
 // ID returns the session's client id.
@@ -80,6 +84,10 @@ func (s *Session) handle(data []byte) string {
 		s.replyError(cmd.ID, protocol.NewError(protocol.ErrRateLimited, "more than %g commands per second", float64(s.lim.Limit())))
 		return cmd.Op
 	}
+	if perr := s.admit(cmd.Op); perr != nil {
+		s.replyError(cmd.ID, perr)
+		return cmd.Op
+	}
 	var result any
 	var perr *protocol.Error
 	switch cmd.Op {
@@ -111,12 +119,76 @@ func (s *Session) handle(data []byte) string {
 	return cmd.Op
 }
 
+// admit refuses the commands a connection may not send before it has
+// authenticated, when the node authenticates.
+func (s *Session) admit(op string) *protocol.Error {
+	switch op {
+	case protocol.OpConnect, protocol.OpPing, protocol.OpPong:
+		return nil
+	}
+	if s.mgr.cfg.Authenticator == nil || s.ident() != nil {
+		return nil
+	}
+	return protocol.NewError(protocol.ErrUnauthorized, "connect with a token first")
+}
+
+func (s *Session) ident() *auth.Identity {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.identity
+}
+
 func (s *Session) connect(cmd *protocol.Command) (any, *protocol.Error) {
-	return &protocol.ConnectResult{
+	res := &protocol.ConnectResult{
 		Client:  s.id,
 		Version: protocol.Version,
 		Ping:    int(s.mgr.cfg.PingInterval.Seconds()),
-	}, nil
+	}
+	a := s.mgr.cfg.Authenticator
+	if a == nil {
+		return res, nil
+	}
+	id, err := a.Authenticate(s.mgr.ctx, auth.Credentials{Token: cmd.Token, Client: s.id})
+	if err == nil && id == nil {
+		err = fmt.Errorf("%w: the authenticator returned no identity", auth.ErrUnauthorized)
+	}
+	if err != nil {
+		s.mgr.log.Info("authentication failed", "client", s.id, "err", err)
+		if errors.Is(err, auth.ErrTokenExpired) {
+			return nil, protocol.NewError(protocol.ErrTokenExpired, "the token has expired")
+		}
+		return nil, protocol.NewError(protocol.ErrUnauthorized, "the token is not valid")
+	}
+	s.mu.Lock()
+	s.identity = id
+	s.mu.Unlock()
+	res.User = id.User
+	return res, nil
+}
+
+// authorize asks the node's Authorizer whether the connection may do a on
+// channel.
+func (s *Session) authorize(a auth.Action, channel string) *protocol.Error {
+	z := s.mgr.cfg.Authorizer
+	if z == nil {
+		return nil
+	}
+	if err := z.Authorize(s.mgr.ctx, s.ident(), a, channel); err != nil {
+		if !errors.Is(err, auth.ErrPermissionDenied) {
+			s.mgr.log.Warn("authorizer failed", "client", s.id, "action", string(a), "err", err)
+		}
+		return protocol.NewError(protocol.ErrPermission, "not allowed to %s %q", a, channel)
+	}
+	return nil
+}
+
+// from says who the session is, for its publications.
+func (s *Session) from() *protocol.ClientInfo {
+	ci := &protocol.ClientInfo{Client: s.id}
+	if id := s.ident(); id != nil {
+		ci.User, ci.Info = id.User, id.Info
+	}
+	return ci
 }
 
 func (s *Session) validChannel(name string) *protocol.Error {
@@ -125,6 +197,9 @@ func (s *Session) validChannel(name string) *protocol.Error {
 
 func (s *Session) subscribe(cmd *protocol.Command) *protocol.Error {
 	if perr := s.validChannel(cmd.Channel); perr != nil {
+		return perr
+	}
+	if perr := s.authorize(auth.Subscribe, cmd.Channel); perr != nil {
 		return perr
 	}
 	// Reserve the subscription, then subscribe without holding s.mu: the hub
@@ -147,7 +222,7 @@ func (s *Session) subscribe(cmd *protocol.Command) *protocol.Error {
 	s.subs[cmd.Channel] = struct{}{}
 	s.mu.Unlock()
 
-	err := s.mgr.hub.Subscribe(cmd.Channel, s, cmd.Recover, func(res *protocol.SubscribeResult) {
+	err := s.mgr.hub.Subscribe(s.mgr.ctx, cmd.Channel, s, cmd.Recover, func(res *protocol.SubscribeResult) {
 		if cmd.Recover != nil {
 			if res.Recovered {
 				s.mgr.stats.RecoveredOK.Add(1)
@@ -164,10 +239,10 @@ func (s *Session) subscribe(cmd *protocol.Command) *protocol.Error {
 	}
 	s.mu.Unlock()
 	if err != nil {
-		return hubError(err)
+		return s.hubError(cmd.Op, err)
 	}
 	if closed { // Closed ran meanwhile and may have missed this channel
-		s.mgr.hub.Unsubscribe(cmd.Channel, s)
+		s.mgr.hub.Unsubscribe(context.WithoutCancel(s.mgr.ctx), cmd.Channel, s)
 	}
 	return nil
 }
@@ -183,7 +258,7 @@ func (s *Session) unsubscribe(cmd *protocol.Command) (any, *protocol.Error) {
 	if !ok {
 		return nil, protocol.NewError(protocol.ErrNotSubscribed, "not subscribed to %q", cmd.Channel)
 	}
-	s.mgr.hub.Unsubscribe(cmd.Channel, s)
+	s.mgr.hub.Unsubscribe(s.mgr.ctx, cmd.Channel, s)
 	return struct{}{}, nil
 }
 
@@ -194,9 +269,12 @@ func (s *Session) publish(cmd *protocol.Command) (any, *protocol.Error) {
 	if len(cmd.Data) == 0 {
 		return nil, protocol.NewError(protocol.ErrBadRequest, "data is required")
 	}
-	pos, err := s.mgr.Publish(cmd.Channel, cmd.Data, &protocol.ClientInfo{Client: s.id, User: s.user})
+	if perr := s.authorize(auth.Publish, cmd.Channel); perr != nil {
+		return nil, perr
+	}
+	pos, err := s.mgr.Publish(s.mgr.ctx, cmd.Channel, cmd.Data, s.from())
 	if err != nil {
-		return nil, hubError(err)
+		return nil, s.hubError(cmd.Op, err)
 	}
 	return &pos, nil
 }
@@ -208,7 +286,14 @@ func (s *Session) history(cmd *protocol.Command) (any, *protocol.Error) {
 	if cmd.Limit < 0 {
 		return nil, protocol.NewError(protocol.ErrBadRequest, "limit must not be negative")
 	}
-	return s.mgr.hub.History(cmd.Channel, cmd.Since, cmd.Limit), nil
+	if perr := s.authorize(auth.History, cmd.Channel); perr != nil {
+		return nil, perr
+	}
+	res, err := s.mgr.hub.History(s.mgr.ctx, cmd.Channel, cmd.Since, cmd.Limit)
+	if err != nil {
+		return nil, s.hubError(cmd.Op, err)
+	}
+	return res, nil
 }
 
 func (s *Session) replyError(id uint64, perr *protocol.Error) {
@@ -222,7 +307,7 @@ func (s *Session) reply(r *protocol.Reply) {
 		s.mgr.log.Error("encode reply", "client", s.id, "err", err)
 		b, _ = json.Marshal(&protocol.Reply{ID: r.ID, Error: protocol.NewError(protocol.ErrInternal, "cannot encode reply")})
 	}
-	s.write(s.conn.Wire().AppendFrame(make([]byte, 0, len(b)+10), b))
+	s.write(s.conn.Format().AppendFrame(make([]byte, 0, len(b)+10), b))
 }
 
 func (s *Session) write(b []byte) {
@@ -234,8 +319,8 @@ func (s *Session) write(b []byte) {
 }
 
 // Deliver writes a batch of publications; it implements hub.Subscriber.
-func (s *Session) Deliver(b *hub.Batch, from int) {
-	s.write(b.Frames(s.conn.Wire(), from))
+func (s *Session) Deliver(b *wire.Batch, from int) {
+	s.write(b.Frames(s.conn.Format(), from))
 }
 
 // Disconnect closes the session's connection, telling the client why.
@@ -255,19 +340,23 @@ func (s *Session) Closed() {
 	subs := s.subs
 	s.subs = nil
 	s.mu.Unlock()
+	ctx := context.WithoutCancel(s.mgr.ctx) // a node shutting down still lets go
 	for ch := range subs {
-		s.mgr.hub.Unsubscribe(ch, s)
+		s.mgr.hub.Unsubscribe(ctx, ch, s)
 	}
 	s.mgr.remove(s)
 }
 
 func formatID(prefix string, n uint64) string { return prefix + strconv.FormatUint(n, 36) }
 
-// hubError turns an error of the hub (or of Manager.Publish) into a reply error.
-func hubError(err error) *protocol.Error {
+// hubError turns an error of the hub, its backends or Manager.Publish into a
+// reply error: a limit the client can act on, or the service being
+// unavailable. The backend's own message goes to the server's log only.
+func (s *Session) hubError(op string, err error) *protocol.Error {
 	var perr *protocol.Error
 	if errors.As(limitError(err), &perr) {
 		return perr
 	}
-	return protocol.NewError(protocol.ErrInternal, "%v", err)
+	s.mgr.log.Warn("backend failed", "op", op, "client", s.id, "err", err)
+	return protocol.NewError(protocol.ErrUnavailable, "the channel backend failed; try again")
 }

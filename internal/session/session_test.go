@@ -8,7 +8,9 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/tetherhq/tether/backend/memory"
 	"github.com/tetherhq/tether/internal/hub"
+	"github.com/tetherhq/tether/internal/wire"
 	"github.com/tetherhq/tether/protocol"
 )
 
@@ -21,7 +23,7 @@ type fakeConn struct {
 	closed []protocol.Disconnect
 }
 
-func (c *fakeConn) Wire() hub.Wire { return hub.WireLine }
+func (c *fakeConn) Format() wire.Format { return wire.Line }
 
 func (c *fakeConn) Write(b []byte) error {
 	c.mu.Lock()
@@ -41,8 +43,7 @@ func (c *fakeConn) Close(d protocol.Disconnect) {
 }
 
 func newManager(t *testing.T) (*Manager, *hub.Hub) {
-	h := hub.New(hub.Config{HistorySize: 10})
-	t.Cleanup(h.Close)
+	h := newHub(t, memory.HistoryConfig{Size: 10}, hub.Config{})
 	return NewManager(Config{MaxSubscriptions: 4, MaxChannelLength: 64}, h, slog.New(slog.DiscardHandler), "t"), h
 }
 
@@ -81,7 +82,7 @@ func TestSlowConsumerDisconnects(t *testing.T) {
 	conn := &fakeConn{limit: 200}
 	s := m.Open(conn)
 	s.Handle([]byte(`{"id":1,"op":"subscribe","channel":"c"}`))
-	b := &hub.Batch{Pubs: []*protocol.Publication{{Channel: "c", Offset: 1, Data: json.RawMessage(`"` + strings.Repeat("x", 300) + `"`)}}}
+	b := &wire.Batch{Pubs: []*protocol.Publication{{Channel: "c", Offset: 1, Data: json.RawMessage(`"` + strings.Repeat("x", 300) + `"`)}}}
 	s.Deliver(b, 0)
 	if len(conn.closed) != 1 || conn.closed[0].Code != protocol.CloseSlowConsumer {
 		t.Fatalf("closed with %+v, want one 4001", conn.closed)

@@ -13,8 +13,8 @@ import (
 	"github.com/lesismal/llib/std/crypto/tls"
 	"github.com/lesismal/nbio"
 
-	"github.com/tetherhq/tether/internal/hub"
 	"github.com/tetherhq/tether/internal/session"
+	"github.com/tetherhq/tether/internal/wire"
 	"github.com/tetherhq/tether/protocol"
 )
 
@@ -36,13 +36,51 @@ type conn struct {
 
 	partial []byte // an incomplete line, waiting for its newline
 
-	wmu      sync.Mutex   // orders writes: the limit check with its write, the final line after all others
-	queued   atomic.Int64 // bytes handed to nb and not yet written to the kernel
-	lastSeen atomic.Int64 // unix nanoseconds of the last bytes from the peer
-	closing  atomic.Bool  // the final line is being written: ignore further input
-	final    atomic.Bool  // the final line was handed to nb
-	shut     atomic.Bool  // our side of the socket is shut down
-	gone     atomic.Bool  // Server.closed ran
+	// wmu orders writes: each limit check with its write, and every line
+	// (replies, pushes, pings) before the final one. Lock order: wmu, then
+	// nbio's own locks inside out.Write.
+	wmu      sync.Mutex
+	queued   atomic.Int64  // bytes handed to nb and not yet written to the kernel
+	lastSeen atomic.Int64  // unix nanoseconds of the last bytes from the peer
+	state    atomic.Uint32 // a state; only moves forward
+	code     atomic.Int32  // the close reason: the code of the final line, 0 when none was written
+}
+
+// state is where a connection is in its life. It only moves forward, one
+// step at a time up to stateShut, and to stateGone from any state.
+type state uint32
+
+const (
+	stateOpen    state = iota
+	stateClosing       // the final line is being written: no more writes, input is dropped
+	stateFinal         // the final line was handed to nb: shut the write side once it has left
+	stateShut          // our side of the socket is shut down for writing
+	stateGone          // Server.closed ran
+)
+
+func (c *conn) is(s state) bool { return state(c.state.Load()) == s }
+
+// closing reports whether the connection has begun to close, or is gone.
+func (c *conn) closing() bool { return state(c.state.Load()) >= stateClosing }
+
+// advance moves the connection from one state to the next; it reports false
+// when the connection was not in from.
+func (c *conn) advance(from, to state) bool {
+	return c.state.CompareAndSwap(uint32(from), uint32(to))
+}
+
+// end moves the connection to stateGone; it reports false when it was gone
+// already.
+func (c *conn) end() bool {
+	for {
+		s := c.state.Load()
+		if state(s) == stateGone {
+			return false
+		}
+		if c.state.CompareAndSwap(s, uint32(stateGone)) {
+			return true
+		}
+	}
 }
 
 var _ session.Conn = (*conn)(nil)
@@ -64,19 +102,22 @@ func (cc countingConn) Write(b []byte) (int, error) {
 }
 
 // Wire implements session.Conn.
-func (c *conn) Wire() hub.Wire { return hub.WireLine }
+func (c *conn) Format() wire.Format { return wire.Line }
 
 // Write implements session.Conn: it queues lines for the peer.
-func (c *conn) Write(b []byte) error {
-	// One writer at a time between the checks and the write, or concurrent
-	// deliveries (pool workers, other channels, replies) could all pass the
-	// limit, or land after the final line.
+func (c *conn) Write(b []byte) error { return c.send(b, true) }
+
+// send writes b unless the connection is closing. When limited, a write that
+// would pass MaxOutbound is refused with ErrSlowConsumer. It holds wmu:
+// concurrent writers (pool workers, other channels, replies, the heartbeat)
+// could otherwise all pass the limit, or land after the final line.
+func (c *conn) send(b []byte, limited bool) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	if c.closing.Load() {
+	if c.closing() {
 		return net.ErrClosed
 	}
-	if c.queued.Load()+int64(len(b)) > int64(c.srv.cfg.MaxOutbound) {
+	if limited && c.queued.Load()+int64(len(b)) > int64(c.srv.cfg.MaxOutbound) {
 		return session.ErrSlowConsumer
 	}
 	_, err := c.out.Write(b)
@@ -85,39 +126,52 @@ func (c *conn) Write(b []byte) error {
 
 // written accounts n bytes the engine wrote to the kernel.
 func (c *conn) written(n int) {
-	if c.queued.Add(-int64(n)) <= 0 && c.final.Load() {
+	c.srv.bytesOut.Add(int64(n))
+	if c.queued.Add(-int64(n)) <= 0 && c.is(stateFinal) {
 		c.shutWrite()
 	}
 }
 
-// Close implements session.Conn: it writes d as the final line, then shuts
-// the socket down for writing once that line has left, so that the client
-// reads it and then end of file; the connection is dropped CloseTimeout
-// later, or when the client closes its side.
+// Close implements session.Conn and conns.Conn: it writes d as the final
+// line, then shuts the socket down for writing once that line has left, so
+// that the client reads it and then end of file; the connection is dropped
+// CloseTimeout later, or when the client closes its side.
 func (c *conn) Close(d protocol.Disconnect) {
-	c.wmu.Lock()
-	if !c.closing.CompareAndSwap(false, true) {
-		c.wmu.Unlock()
+	ok, err := c.writeFinal(d)
+	if !ok {
 		return
 	}
-	_, err := c.out.Write(appendDisconnect(nil, d))
-	c.wmu.Unlock()
 	if err != nil {
 		_ = c.nb.Close()
 		return
 	}
-	c.final.Store(true)
-	if c.queued.Load() <= 0 {
+	if c.advance(stateClosing, stateFinal) && c.queued.Load() <= 0 {
 		c.shutWrite()
 	}
 	c.srv.engine.AfterFunc(c.srv.cfg.CloseTimeout, func() { _ = c.nb.Close() })
 }
 
+// writeFinal writes d as the final line, after every line written before it
+// and before none. It reports false when the connection was closing already.
+func (c *conn) writeFinal(d protocol.Disconnect) (ok bool, err error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if !c.advance(stateOpen, stateClosing) {
+		return false, nil
+	}
+	c.code.Store(int32(d.Code))
+	_, err = c.out.Write(appendDisconnect(nil, d))
+	return true, err
+}
+
+// Drop implements conns.Conn: it closes the socket at once.
+func (c *conn) Drop() { _ = c.nb.Close() }
+
 // shutWrite half-closes the socket: the kernel sends what it holds, then FIN.
 // Closing outright could reset the connection, losing the final line, when the
 // client's unread input is still in our receive buffer.
 func (c *conn) shutWrite() {
-	if !c.shut.CompareAndSwap(false, true) {
+	if !c.advance(stateFinal, stateShut) {
 		return
 	}
 	if err := shutdownWrite(c.nb); err != nil {
@@ -135,9 +189,10 @@ func appendDisconnect(dst []byte, d protocol.Disconnect) []byte {
 // across reads and a read may hold many lines.
 func (c *conn) feed(data []byte) {
 	c.touch()
+	c.srv.bytesIn.Add(int64(len(data)))
 	limit := c.srv.cfg.MaxLineLength
 	for len(data) > 0 {
-		if c.closing.Load() {
+		if c.closing() {
 			return // closing: drain and drop what the client still sends
 		}
 		i := bytes.IndexByte(data, '\n')
@@ -186,12 +241,9 @@ func (c *conn) touch() { c.lastSeen.Store(time.Now().UnixNano()) }
 func (c *conn) LastSeen() time.Time { return time.Unix(0, c.lastSeen.Load()) }
 
 // Ping implements heartbeat.Peer: it writes a ping line, which the outbound
-// limit does not stop.
-func (c *conn) Ping() {
-	if !c.closing.Load() {
-		_, _ = c.out.Write(pingLine)
-	}
-}
+// limit does not stop. Like every line it goes through wmu, so that it never
+// follows the final line.
+func (c *conn) Ping() { _ = c.send(pingLine, false) }
 
 // Expire implements heartbeat.Peer.
 func (c *conn) Expire() {

@@ -9,8 +9,10 @@
 // Connections run on a plain nbio engine: no goroutine is kept per connection.
 // The package splits lines, limits their length, queues outbound bytes with a
 // byte limit per connection, and takes part in heartbeats (it sends
-// {"op":"ping"} lines; any line from the client counts as a sign of life). It
-// must not interpret commands: that is package session's job.
+// {"op":"ping"} lines; any line from the client counts as a sign of life).
+// Admission (the connection limit, refusals while draining) and draining at
+// shutdown are package conns's, shared with the other transports. It must not
+// interpret commands: that is package session's job.
 package tcpconn
 
 import (
@@ -27,6 +29,7 @@ import (
 	"github.com/lesismal/nbio"
 	"github.com/lesismal/nbio/mempool"
 
+	"github.com/tetherhq/tether/internal/conns"
 	"github.com/tetherhq/tether/internal/heartbeat"
 	"github.com/tetherhq/tether/internal/session"
 	"github.com/tetherhq/tether/protocol"
@@ -36,6 +39,9 @@ import (
 type Config struct {
 	// Sessions opens a session for each connection.
 	Sessions *session.Manager
+	// Conns admits, registers and drains the connections, with the other
+	// transports' (MaxConns counts them all). Required.
+	Conns *conns.Registry
 	// Heartbeats pings the connections and expires silent ones; nil disables.
 	Heartbeats *heartbeat.Monitor
 	// TLS, when set, makes every connection a TLS server connection.
@@ -47,8 +53,6 @@ type Config struct {
 	// MaxOutbound is the most bytes queued for one connection; past it the
 	// connection is closed as a slow consumer.
 	MaxOutbound int
-	// MaxConns caps open TCP connections; more are refused with a disconnect line.
-	MaxConns int
 	// CloseTimeout is how long a closing connection is kept open, after its final
 	// line, for the client to read it and close its side.
 	CloseTimeout time.Duration
@@ -62,8 +66,8 @@ type Config struct {
 type Server struct {
 	cfg      Config
 	engine   *nbio.Engine
-	count    atomic.Int64
-	draining atomic.Bool
+	bytesIn  atomic.Int64
+	bytesOut atomic.Int64
 	// The engine starts with the first connection: nbio v1.6.12 can hang in
 	// Stop when its pollers have not yet begun to run, so a server that
 	// never gets a connection never starts one (see stopEngine).
@@ -71,19 +75,33 @@ type Server struct {
 	startErr  error
 	started   atomic.Bool
 	stopOnce  sync.Once
-	quit      chan struct{} // closed by Shutdown: ends Serve's back-off
+	quit      chan struct{} // closed by Stop: ends Serve's back-off
 	quitOnce  sync.Once
 
-	// conns maps each socket to its conn. The event loop finds conns here
+	// bySocket maps each socket to its conn. The event loop finds conns here
 	// rather than through the socket's session: the map's synchronisation is
 	// what makes a conn's fields, set by the accepting goroutine, visible to
 	// the event loop (nbio's own handoff is invisible to the race detector).
-	conns sync.Map // *nbio.Conn -> *conn
+	bySocket sync.Map // *nbio.Conn -> *conn
+}
+
+// Stats are a Server's traffic counters since it started.
+type Stats struct {
+	BytesIn  int64 // bytes of the lines received, newlines included
+	BytesOut int64 // bytes written to the sockets (TLS records included)
+}
+
+// Stats returns the server's traffic counters.
+func (s *Server) Stats() Stats {
+	return Stats{BytesIn: s.bytesIn.Load(), BytesOut: s.bytesOut.Load()}
 }
 
 // New returns a server; its event loop starts with the first connection. Hand
 // it connections with Serve.
 func New(cfg Config) (*Server, error) {
+	if cfg.Conns == nil {
+		return nil, errors.New("tcpconn: Config.Conns is nil")
+	}
 	s := &Server{cfg: cfg, quit: make(chan struct{})}
 	s.engine = nbio.NewEngine(nbio.Config{Name: "tether-tcp"})
 	s.engine.OnData(s.onData)
@@ -149,18 +167,18 @@ func (s *Server) start() error {
 }
 
 func (s *Server) add(nc net.Conn) {
+	if err := s.cfg.Conns.Admit(conns.TCP); err != nil {
+		reason := "too many connections"
+		if errors.Is(err, conns.ErrDraining) {
+			reason = "server shutting down"
+		}
+		refuse(nc, reason)
+		return
+	}
 	if err := s.start(); err != nil {
+		s.cfg.Conns.Cancel(conns.TCP)
 		s.cfg.Logger.Error("tcp", "err", err)
 		refuse(nc, "server error")
-		return
-	}
-	if s.draining.Load() {
-		refuse(nc, "server shutting down")
-		return
-	}
-	if n := s.count.Add(1); s.cfg.MaxConns > 0 && n > int64(s.cfg.MaxConns) {
-		s.count.Add(-1)
-		refuse(nc, "too many connections")
 		return
 	}
 	if tc, ok := nc.(*net.TCPConn); ok {
@@ -173,7 +191,7 @@ func (s *Server) add(nc net.Conn) {
 	}
 	nbc, err := nbio.NBConn(nc)
 	if err != nil {
-		s.count.Add(-1)
+		s.cfg.Conns.Cancel(conns.TCP)
 		_ = nc.Close()
 		s.cfg.Logger.Error("tcp: to event loop", "err", err)
 		return
@@ -187,11 +205,11 @@ func (s *Server) add(nc net.Conn) {
 	}
 	c.touch()
 	c.sess = s.cfg.Sessions.Open(c)
-	s.conns.Store(nbc, c)
+	s.bySocket.Store(nbc, c)
 	if s.cfg.Heartbeats != nil {
 		s.cfg.Heartbeats.Add(c)
 	}
-	if s.draining.Load() { // Shutdown began meanwhile and may have missed c
+	if err := s.cfg.Conns.Add(conns.TCP, c); err != nil { // draining began meanwhile
 		c.Close(protocol.DisconnectShutdown)
 	}
 	if _, err := s.engine.AddConn(nbc); err != nil {
@@ -226,16 +244,19 @@ func (s *Server) onData(nc *nbio.Conn, data []byte) {
 	}
 }
 
+// closed forgets c once its socket is closed. It removes c from the registry
+// last, so that a drained registry means closed sessions.
 func (s *Server) closed(c *conn) {
-	if !c.gone.CompareAndSwap(false, true) {
+	if !c.end() {
 		return
 	}
-	s.count.Add(-1)
-	s.conns.Delete(c.nb)
+	s.bySocket.Delete(c.nb)
 	if s.cfg.Heartbeats != nil {
 		s.cfg.Heartbeats.Remove(c)
 	}
 	c.sess.Closed()
+	s.cfg.Conns.Remove(c)
+	s.cfg.Logger.Debug("connection closed", "transport", "tcp", "client", c.sess.ID(), "code", c.code.Load())
 }
 
 // stopEngine stops e, giving up after d: nbio v1.6.12's Stop hangs for good
@@ -253,11 +274,11 @@ func stopEngine(e *nbio.Engine, d time.Duration, log *slog.Logger) {
 	}
 }
 
-// Len returns the number of open TCP connections.
-func (s *Server) Len() int { return int(s.count.Load()) }
+// Len returns the number of open TCP connections, counting those being set up.
+func (s *Server) Len() int { return s.cfg.Conns.Count(conns.TCP) }
 
 func (s *Server) connOf(nc *nbio.Conn) *conn {
-	if c, ok := s.conns.Load(nc); ok {
+	if c, ok := s.bySocket.Load(nc); ok {
 		return c.(*conn)
 	}
 	return nil
@@ -265,33 +286,19 @@ func (s *Server) connOf(nc *nbio.Conn) *conn {
 
 func (s *Server) all() []*conn {
 	var out []*conn
-	s.conns.Range(func(_, c any) bool {
+	s.bySocket.Range(func(_, c any) bool {
 		out = append(out, c.(*conn))
 		return true
 	})
 	return out
 }
 
-// Shutdown refuses new connections, closes every connection with d (a
-// disconnect line) and waits until they are gone or ctx ends, when it drops the
-// rest. Then it stops the event loop. The caller closes the listeners. Calls
-// after the first only drop what is left.
-func (s *Server) Shutdown(ctx context.Context, d protocol.Disconnect) error {
-	s.draining.Store(true)
+// Stop ends Serve's back-off, stops the event loop and drops the connections
+// left. Drain them first with the registry's Shutdown. It waits for the event
+// loop 5s at most, and past ctx's deadline only briefly. The caller closes the
+// listeners. Calls after the first only drop what is left.
+func (s *Server) Stop(ctx context.Context) {
 	s.quitOnce.Do(func() { close(s.quit) })
-	for _, c := range s.all() { // Close does not block: no workers needed
-		c.Close(d)
-	}
-	t := time.NewTicker(10 * time.Millisecond)
-	defer t.Stop()
-	var err error
-	for s.Len() > 0 && err == nil {
-		select {
-		case <-ctx.Done():
-			err = ctx.Err()
-		case <-t.C:
-		}
-	}
 	s.stopOnce.Do(func() { // closes what is left
 		s.startOnce.Do(func() {}) // no start from here on
 		if s.started.Load() {
@@ -305,5 +312,4 @@ func (s *Server) Shutdown(ctx context.Context, d protocol.Disconnect) error {
 	for _, c := range s.all() {
 		s.closed(c)
 	}
-	return err
 }

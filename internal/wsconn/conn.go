@@ -12,8 +12,8 @@ import (
 	"github.com/lesismal/nbio"
 	nbws "github.com/lesismal/nbio/nbhttp/websocket"
 
-	"github.com/tetherhq/tether/internal/hub"
 	"github.com/tetherhq/tether/internal/session"
+	"github.com/tetherhq/tether/internal/wire"
 	"github.com/tetherhq/tether/protocol"
 )
 
@@ -39,7 +39,7 @@ type conn struct {
 
 var _ session.Conn = (*conn)(nil)
 
-func (c *conn) Wire() hub.Wire { return hub.WireWebSocket }
+func (c *conn) Format() wire.Format { return wire.WebSocket }
 
 // Write queues frames for the peer.
 func (c *conn) Write(b []byte) error {
@@ -61,14 +61,14 @@ func (c *conn) Write(b []byte) error {
 // connection is closed as a slow consumer instead: a client that pings without
 // reading would otherwise grow its buffer without bound.
 func (c *conn) writeControl(opcode byte, payload []byte) {
-	if err := c.Write(hub.AppendWebSocketFrame(make([]byte, 0, len(payload)+2), opcode, payload)); err == session.ErrSlowConsumer {
+	if err := c.Write(wire.AppendWebSocketFrame(make([]byte, 0, len(payload)+2), opcode, payload)); err == session.ErrSlowConsumer {
 		c.srv.cfg.Sessions.Stats().SlowConsumers.Add(1)
 		c.Close(protocol.DisconnectSlowConsumer)
 	}
 }
 
 func (c *conn) echo(mt nbws.MessageType, data []byte) {
-	if err := c.Write(hub.AppendWebSocketFrame(make([]byte, 0, len(data)+10), byte(mt), data)); err == session.ErrSlowConsumer {
+	if err := c.Write(wire.AppendWebSocketFrame(make([]byte, 0, len(data)+10), byte(mt), data)); err == session.ErrSlowConsumer {
 		c.srv.cfg.Sessions.Stats().SlowConsumers.Add(1)
 		c.Close(protocol.DisconnectSlowConsumer)
 	}
@@ -82,7 +82,7 @@ func (c *conn) Close(d protocol.Disconnect) {
 		return
 	}
 	push, _ := json.Marshal(&d)
-	b := hub.AppendWebSocketFrame(nil, 0x1, push)
+	b := wire.AppendWebSocketFrame(nil, 0x1, push)
 	b = appendCloseFrame(b, d.Code, d.Reason)
 	c.wmu.Lock()
 	if !c.closing.CompareAndSwap(false, true) {
@@ -134,7 +134,7 @@ func appendCloseFrame(dst []byte, code int, reason string) []byte {
 	}
 	payload := binary.BigEndian.AppendUint16(make([]byte, 0, 2+len(reason)), uint16(code))
 	payload = append(payload, reason...)
-	return hub.AppendWebSocketFrame(dst, 0x8, payload)
+	return wire.AppendWebSocketFrame(dst, 0x8, payload)
 }
 
 // OnData is the engine's data handler; install it with Engine.OnData. It feeds

@@ -1,14 +1,15 @@
 // Package wsconn serves tether over WebSocket on nbio's event loop: the protocol
 // endpoint, whose connections each carry a session, and the echo endpoint. It
-// checks origins and connection limits at the upgrade, frames and queues
-// outbound bytes with a byte limit per connection, and takes part in heartbeats.
+// checks origins at the upgrade, frames and queues outbound bytes with a byte
+// limit per connection, and takes part in heartbeats. Admission (the connection
+// limit, refusals while draining) and draining at shutdown are package conns's,
+// shared with the other transports.
 //
 // No goroutine is kept per connection. The package must not interpret commands:
 // that is package session's job.
 package wsconn
 
 import (
-	"context"
 	"errors"
 	"log/slog"
 	"net"
@@ -16,7 +17,6 @@ import (
 	"net/url"
 	"runtime"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -25,6 +25,7 @@ import (
 	"github.com/lesismal/nbio/nbhttp"
 	nbws "github.com/lesismal/nbio/nbhttp/websocket"
 
+	"github.com/tetherhq/tether/internal/conns"
 	"github.com/tetherhq/tether/internal/heartbeat"
 	"github.com/tetherhq/tether/internal/session"
 	"github.com/tetherhq/tether/protocol"
@@ -36,6 +37,10 @@ type Config struct {
 	Engine *nbhttp.Engine
 	// Sessions opens a session for each protocol connection.
 	Sessions *session.Manager
+	// Conns admits, registers and drains the connections, with the other
+	// transports' (MaxConns counts them all); a refused upgrade gets 503.
+	// Required.
+	Conns *conns.Registry
 	// Heartbeats pings the connections and expires silent ones; nil disables.
 	Heartbeats *heartbeat.Monitor
 	// MaxMessageSize is the largest message a client may send, in bytes; larger
@@ -44,8 +49,6 @@ type Config struct {
 	// MaxOutbound is the most bytes queued for one connection; past it the
 	// connection is closed as a slow consumer.
 	MaxOutbound int
-	// MaxConns caps open WebSocket connections; further upgrades get 503.
-	MaxConns int
 	// AllowedOrigins lists the origins (scheme://host[:port]) allowed besides the
 	// request's own host; "*" allows any.
 	AllowedOrigins []string
@@ -61,9 +64,6 @@ type Server struct {
 	cfg      Config
 	protocol *nbws.Upgrader
 	echo     *nbws.Upgrader
-	conns    connSet
-	count    atomic.Int64
-	draining atomic.Bool
 	bytesIn  atomic.Int64
 	bytesOut atomic.Int64
 }
@@ -79,15 +79,11 @@ func (s *Server) Stats() Stats {
 	return Stats{BytesIn: s.bytesIn.Load(), BytesOut: s.bytesOut.Load()}
 }
 
-// Draining reports whether Shutdown has started.
-func (s *Server) Draining() bool { return s.draining.Load() }
-
 // New returns a server. Install OnWrittenSize and OnData on cfg.Engine before
 // the engine starts: the outbound limit needs to see what leaves, and malformed
 // frames need OnData to be closed with 1002.
 func New(cfg Config) *Server {
 	s := &Server{cfg: cfg}
-	s.conns.init()
 	s.protocol = s.newUpgrader()
 	s.echo = s.newUpgrader()
 	return s
@@ -178,20 +174,19 @@ func (s *Server) handler(u *nbws.Upgrader) http.Handler {
 			http.Error(w, "origin "+r.Header.Get("Origin")+" is not allowed; see --allowed-origins", http.StatusForbidden)
 			return
 		}
-		if s.draining.Load() {
-			http.Error(w, "server is shutting down", http.StatusServiceUnavailable)
-			return
-		}
-		if n := s.count.Add(1); s.cfg.MaxConns > 0 && n > int64(s.cfg.MaxConns) {
-			s.count.Add(-1)
-			http.Error(w, "too many connections", http.StatusServiceUnavailable)
+		if err := s.cfg.Conns.Admit(conns.WebSocket); err != nil {
+			msg := "too many connections"
+			if errors.Is(err, conns.ErrDraining) {
+				msg = "server is shutting down"
+			}
+			http.Error(w, msg, http.StatusServiceUnavailable)
 			return
 		}
 		c := &conn{srv: s}
 		c.touch()
 		ws, err := u.Upgrade(w, r, nil)
 		if err != nil {
-			s.count.Add(-1)
+			s.cfg.Conns.Cancel(conns.WebSocket)
 			s.cfg.Logger.Debug("websocket upgrade failed", "remote", r.RemoteAddr, "err", err)
 			return
 		}
@@ -203,7 +198,7 @@ func (s *Server) handler(u *nbws.Upgrader) http.Handler {
 		if u == s.protocol {
 			c.sess = s.cfg.Sessions.Open(c)
 		}
-		s.conns.add(c)
+		draining := s.cfg.Conns.Add(conns.WebSocket, c) != nil
 		// Publish c to the poller and executor goroutines. nbio hands it over
 		// without a synchronisation the race detector sees; ready is that edge.
 		c.ready.Store(true)
@@ -211,7 +206,7 @@ func (s *Server) handler(u *nbws.Upgrader) http.Handler {
 		if s.cfg.Heartbeats != nil {
 			s.cfg.Heartbeats.Add(c)
 		}
-		if s.draining.Load() { // Shutdown began during the upgrade and may have missed c
+		if draining { // Shutdown began during the upgrade and may have missed c
 			c.Close(protocol.DisconnectShutdown)
 		}
 	})
@@ -243,12 +238,12 @@ func connOf(ws *nbws.Conn) *conn {
 	}
 }
 
+// closed forgets c once its socket is closed. It removes c from the registry
+// last, so that a drained registry means closed sessions.
 func (s *Server) closed(c *conn) {
 	if !c.gone.CompareAndSwap(false, true) {
 		return
 	}
-	s.count.Add(-1)
-	s.conns.remove(c)
 	if s.cfg.Heartbeats != nil {
 		s.cfg.Heartbeats.Remove(c)
 	}
@@ -256,10 +251,15 @@ func (s *Server) closed(c *conn) {
 		c.sess.Closed()
 		s.cfg.Logger.Debug("connection closed", "client", c.sess.ID(), "code", c.code.Load())
 	}
+	s.cfg.Conns.Remove(c)
 }
 
-// Len returns the number of open WebSocket connections.
-func (s *Server) Len() int { return int(s.count.Load()) }
+// Drop implements conns.Conn: it closes the socket at once.
+func (c *conn) Drop() { _ = c.nb.Close() }
+
+// Len returns the number of open WebSocket connections, counting those being
+// upgraded.
+func (s *Server) Len() int { return s.cfg.Conns.Count(conns.WebSocket) }
 
 // OnWrittenSize accounts bytes the engine wrote; install it with
 // Engine.OnWrittenSize.
@@ -280,90 +280,6 @@ func OnWrittenSize(c *nbio.Conn, _ []byte, n int) {
 			}
 		}
 	}
-}
-
-// Shutdown refuses new upgrades, closes every connection with d (a disconnect
-// push, then a close frame with d.Code) and waits until they are gone or ctx
-// ends, when it drops the rest.
-func (s *Server) Shutdown(ctx context.Context, d protocol.Disconnect) error {
-	s.draining.Store(true)
-	all := s.conns.all()
-	work := make(chan *conn)
-	var wg sync.WaitGroup
-	for range 8 { // bounded: a fixed number of workers whatever the count
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for c := range work {
-				c.Close(d)
-			}
-		}()
-	}
-	for _, c := range all {
-		select {
-		case work <- c:
-		case <-ctx.Done():
-		}
-	}
-	close(work)
-	wg.Wait()
-	t := time.NewTicker(10 * time.Millisecond)
-	defer t.Stop()
-	for s.Len() > 0 {
-		select {
-		case <-ctx.Done():
-			for _, c := range s.conns.all() {
-				_ = c.nb.Close()
-			}
-			return ctx.Err()
-		case <-t.C:
-		}
-	}
-	return nil
-}
-
-// connSet is the set of open connections, sharded to keep upgrades from
-// contending.
-type connSet struct {
-	shards [16]struct {
-		mu sync.Mutex
-		m  map[*conn]struct{}
-	}
-	next atomic.Uint32
-}
-
-func (cs *connSet) init() {
-	for i := range cs.shards {
-		cs.shards[i].m = make(map[*conn]struct{})
-	}
-}
-
-func (cs *connSet) add(c *conn) {
-	c.shard = uint8(cs.next.Add(1) % uint32(len(cs.shards)))
-	sh := &cs.shards[c.shard]
-	sh.mu.Lock()
-	sh.m[c] = struct{}{}
-	sh.mu.Unlock()
-}
-
-func (cs *connSet) remove(c *conn) {
-	sh := &cs.shards[c.shard]
-	sh.mu.Lock()
-	delete(sh.m, c)
-	sh.mu.Unlock()
-}
-
-func (cs *connSet) all() []*conn {
-	var out []*conn
-	for i := range cs.shards {
-		sh := &cs.shards[i]
-		sh.mu.Lock()
-		for c := range sh.m {
-			out = append(out, c)
-		}
-		sh.mu.Unlock()
-	}
-	return out
 }
 
 var _ net.Conn = (*nbio.Conn)(nil)

@@ -1,11 +1,8 @@
-package tether
+package serverapi
 
 import (
 	"context"
-	"crypto/subtle"
 	"encoding/json"
-	"errors"
-	"net"
 	"strings"
 
 	"google.golang.org/grpc"
@@ -18,61 +15,55 @@ import (
 	"github.com/tetherhq/tether/protocol"
 )
 
-// grpcAuth is the unary interceptor that guards tether.v1.ServerAPI as
-// authorized guards the HTTP API: "authorization: Bearer <key>" metadata, or,
-// with no key configured, a loopback peer. Other services pass.
-func (n *Node) grpcAuth(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+// RegisterGRPC registers tether.v1.ServerAPI on s. Guard it with
+// UnaryInterceptor.
+func (a *API) RegisterGRPC(s grpc.ServiceRegistrar) {
+	tetherv1.RegisterServerAPIServer(s, &grpcAPI{a: a})
+}
+
+// UnaryInterceptor runs authorize on every tether.v1.ServerAPI call, with the
+// "authorization" metadata and the peer's address, and answers a refusal
+// UNAUTHENTICATED. Calls of other services pass untouched.
+func (a *API) UnaryInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	if !strings.HasPrefix(info.FullMethod, "/"+tetherv1.ServerAPI_ServiceDesc.ServiceName+"/") {
 		return handler(ctx, req)
 	}
-	if n.cfg.APIKey == "" {
-		if p, ok := peer.FromContext(ctx); ok {
-			if ta, ok := p.Addr.(*net.TCPAddr); ok && ta.IP.IsLoopback() {
-				return handler(ctx, req)
-			}
-		}
-		return nil, status.Error(codes.Unauthenticated, "no API key is configured: the API answers loopback clients only")
-	}
 	md, _ := metadata.FromIncomingContext(ctx)
-	for _, v := range md.Get("authorization") {
-		key, ok := strings.CutPrefix(v, "Bearer ")
-		if ok && subtle.ConstantTimeCompare([]byte(key), []byte(n.cfg.APIKey)) == 1 {
-			return handler(ctx, req)
-		}
+	remote := ""
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		remote = p.Addr.String()
 	}
-	return nil, status.Error(codes.Unauthenticated, "missing or wrong API key (authorization: Bearer <key> metadata)")
+	if err := a.authorize(md.Get("authorization"), remote); err != nil {
+		return nil, grpcError(err)
+	}
+	return handler(ctx, req)
 }
 
-// grpcAPI implements tether.v1.ServerAPI over the Node's methods.
+// grpcError turns err into a status with its kind's code and its protocol
+// error ("code: message") as the message.
+func grpcError(err error) error {
+	kind, perr := Classify(err)
+	return status.Error(kind.GRPCCode(), perr.Error())
+}
+
+// grpcAPI implements tether.v1.ServerAPI over the API's Backend.
 type grpcAPI struct {
 	tetherv1.UnimplementedServerAPIServer
-	n *Node
+	a *API
 }
 
 var _ tetherv1.ServerAPIServer = (*grpcAPI)(nil)
 
-// grpcError turns an error of a Node method into a status.
-func grpcError(err error) error {
-	var perr *protocol.Error
-	switch {
-	case errors.Is(err, ErrNoClient):
-		return status.Error(codes.NotFound, err.Error())
-	case errors.Is(err, ErrClosed):
-		return status.Error(codes.Unavailable, err.Error())
-	case errors.As(err, &perr) && perr.Code == protocol.ErrTooManyChans:
-		return status.Error(codes.ResourceExhausted, perr.Error())
-	case errors.As(err, &perr):
-		return status.Error(codes.InvalidArgument, perr.Error())
-	}
-	return status.Error(codes.Internal, err.Error())
-}
+// errNotJSON refuses gRPC data that is not JSON text.
+var errNotJSON = protocol.NewError(protocol.ErrBadRequest, `data must be a JSON value, as text (e.g. "{\"text\":\"hi\"}")`)
 
+// jsonData checks the data of a gRPC publish or broadcast: JSON as text.
 func jsonData(s string) (json.RawMessage, error) {
 	if s == "" {
-		return nil, status.Error(codes.InvalidArgument, "bad_request: data is required")
+		return nil, errNoData
 	}
 	if !json.Valid([]byte(s)) {
-		return nil, status.Error(codes.InvalidArgument, `bad_request: data must be a JSON value, as text (e.g. "{\"text\":\"hi\"}")`)
+		return nil, errNotJSON
 	}
 	return json.RawMessage(s), nil
 }
@@ -81,24 +72,24 @@ func pbPosition(epoch string, offset uint64) *tetherv1.Position {
 	return &tetherv1.Position{Epoch: epoch, Offset: offset}
 }
 
-func (a *grpcAPI) Publish(_ context.Context, req *tetherv1.PublishRequest) (*tetherv1.PublishResponse, error) {
+func (g *grpcAPI) Publish(ctx context.Context, req *tetherv1.PublishRequest) (*tetherv1.PublishResponse, error) {
 	data, err := jsonData(req.GetData())
 	if err != nil {
-		return nil, err
+		return nil, grpcError(err)
 	}
-	pos, err := a.n.Publish(req.GetChannel(), data)
+	pos, err := g.a.b.Publish(ctx, req.GetChannel(), data)
 	if err != nil {
 		return nil, grpcError(err)
 	}
 	return &tetherv1.PublishResponse{Position: pbPosition(pos.Epoch, pos.Offset)}, nil
 }
 
-func (a *grpcAPI) Broadcast(_ context.Context, req *tetherv1.BroadcastRequest) (*tetherv1.BroadcastResponse, error) {
+func (g *grpcAPI) Broadcast(ctx context.Context, req *tetherv1.BroadcastRequest) (*tetherv1.BroadcastResponse, error) {
 	data, err := jsonData(req.GetData())
 	if err != nil {
-		return nil, err
+		return nil, grpcError(err)
 	}
-	res, err := a.n.Broadcast(req.GetChannels(), data)
+	res, err := g.a.b.Broadcast(ctx, req.GetChannels(), data)
 	if err != nil {
 		return nil, grpcError(err)
 	}
@@ -115,12 +106,12 @@ func (a *grpcAPI) Broadcast(_ context.Context, req *tetherv1.BroadcastRequest) (
 	return out, nil
 }
 
-func (a *grpcAPI) History(_ context.Context, req *tetherv1.HistoryRequest) (*tetherv1.HistoryResponse, error) {
+func (g *grpcAPI) History(ctx context.Context, req *tetherv1.HistoryRequest) (*tetherv1.HistoryResponse, error) {
 	var since *protocol.Position
 	if s := req.GetSince(); s != nil {
 		since = &protocol.Position{Epoch: s.GetEpoch(), Offset: s.GetOffset()}
 	}
-	res, err := a.n.History(req.GetChannel(), since, int(req.GetLimit()))
+	res, err := g.a.b.History(ctx, req.GetChannel(), since, int(req.GetLimit()))
 	if err != nil {
 		return nil, grpcError(err)
 	}
@@ -138,22 +129,24 @@ func (a *grpcAPI) History(_ context.Context, req *tetherv1.HistoryRequest) (*tet
 	return out, nil
 }
 
-func (a *grpcAPI) Presence(context.Context, *tetherv1.PresenceRequest) (*tetherv1.PresenceResponse, error) {
+// Presence answers UNIMPLEMENTED: there is no presence yet, and nothing
+// advertises it (no protocol op, no HTTP endpoint).
+func (g *grpcAPI) Presence(context.Context, *tetherv1.PresenceRequest) (*tetherv1.PresenceResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "presence is not implemented yet")
 }
 
-func (a *grpcAPI) Disconnect(_ context.Context, req *tetherv1.DisconnectRequest) (*tetherv1.DisconnectResponse, error) {
+func (g *grpcAPI) Disconnect(ctx context.Context, req *tetherv1.DisconnectRequest) (*tetherv1.DisconnectResponse, error) {
 	if req.GetClient() == "" {
-		return nil, status.Error(codes.InvalidArgument, "bad_request: client is required")
+		return nil, grpcError(errNoClient)
 	}
-	if err := a.n.Disconnect(req.GetClient(), req.GetReconnect()); err != nil {
+	if err := g.a.b.Disconnect(ctx, req.GetClient(), req.GetReconnect()); err != nil {
 		return nil, grpcError(err)
 	}
 	return &tetherv1.DisconnectResponse{}, nil
 }
 
-func (a *grpcAPI) Info(context.Context, *tetherv1.InfoRequest) (*tetherv1.InfoResponse, error) {
-	in := a.n.Info()
+func (g *grpcAPI) Info(context.Context, *tetherv1.InfoRequest) (*tetherv1.InfoResponse, error) {
+	in := g.a.b.Info()
 	return &tetherv1.InfoResponse{
 		Connections:          in.Connections,
 		WebsocketConnections: in.WebSocketConnections,

@@ -1,4 +1,4 @@
-package hub
+package memory
 
 import (
 	"time"
@@ -61,10 +61,14 @@ func (r *ring) oldest() (uint64, bool) {
 	return r.at(0).pub.Offset, true
 }
 
-// after returns the publications with offsets above offset, oldest first.
-func (r *ring) after(offset uint64) []*protocol.Publication {
+// after returns up to limit publications with offsets above offset, oldest
+// first (limit below zero: all of them).
+func (r *ring) after(offset uint64, limit int) []*protocol.Publication {
 	out := make([]*protocol.Publication, 0)
 	for i := range len(r.buf) {
+		if limit >= 0 && len(out) == limit {
+			break
+		}
 		if p := r.at(i).pub; p.Offset > offset {
 			out = append(out, p)
 		}

@@ -1,0 +1,34 @@
+// Package backend defines the roles a tether node delegates to storage and
+// messaging systems: a Broker carries publications between nodes, a History
+// keeps each channel's recent publications and gives them their positions, and
+// a Presence store keeps who is in a channel. Package backend/memory implements
+// all three for one process (the default); the contract each implementation must
+// keep is written on its interface and checked by the suites in
+// backend/backendtest, which every implementation's tests run.
+//
+// This package holds interfaces and the types they share. It must not hold an
+// implementation, and must not depend on tether's server packages.
+package backend
+
+import (
+	"context"
+	"errors"
+)
+
+// Errors an implementation returns, wrapped or as they are, for callers to test
+// with errors.Is. Any other error is a failure of the backend itself (a lost
+// connection, a timeout), which tether reports to the client as unavailable.
+var (
+	// ErrTooManyChannels refuses an operation that would make the backend hold
+	// more channels than it is configured for.
+	ErrTooManyChannels = errors.New("backend: too many channels")
+	// ErrClosed is returned by a backend after Close.
+	ErrClosed = errors.New("backend: closed")
+)
+
+// Closer is implemented by backends that hold resources (goroutines,
+// connections). A node calls Close at shutdown on the backends it created
+// itself; backends passed in its Config are the caller's to close.
+type Closer interface {
+	Close(ctx context.Context) error
+}

@@ -1,0 +1,62 @@
+package tether
+
+import (
+	"context"
+	"errors"
+
+	"github.com/tetherhq/tether/backend"
+	"github.com/tetherhq/tether/backend/memory"
+	"github.com/tetherhq/tether/internal/hub"
+)
+
+// Backends plug a node into the systems that carry and keep its channels. A
+// nil field gets the memory implementation (package backend/memory), built
+// from the Config's history settings and closed by the node at Shutdown;
+// backends given here are the caller's to close.
+type Backends struct {
+	// Broker carries publications to every node subscribed to their channel.
+	Broker backend.Broker
+	// History gives publications their positions and keeps them for history
+	// and recovery. Config.HistorySize and HistoryTTL apply to the memory
+	// history only.
+	History backend.History
+	// Presence keeps the members of channels.
+	Presence backend.Presence
+}
+
+// openBackends fills in the memory backends the config leaves out and
+// returns the hub's configuration over them.
+func (n *Node) openBackends() hub.Config {
+	b := n.cfg.Backends
+	if b.History == nil {
+		h := memory.NewHistory(memory.HistoryConfig{
+			Size:        n.cfg.HistorySize,
+			TTL:         n.cfg.HistoryTTL,
+			MaxChannels: n.cfg.MaxChannels,
+		})
+		b.History = h
+		n.owned = append(n.owned, h)
+	}
+	if b.Broker == nil {
+		b.Broker = memory.NewBroker()
+	}
+	n.backends = b
+	return hub.Config{
+		Broker:      b.Broker,
+		History:     b.History,
+		Recoverable: n.cfg.Backends.History != nil || n.cfg.HistorySize > 0,
+		MaxChannels: n.cfg.MaxChannels,
+		// A healthy subscriber never meets the outbound limit in one write.
+		MaxBatchBytes: n.cfg.MaxOutbound / 4,
+	}
+}
+
+// closeBackends closes the backends the node made itself.
+func (n *Node) closeBackends(ctx context.Context) error {
+	var errs []error
+	for _, c := range n.owned {
+		errs = append(errs, c.Close(ctx))
+	}
+	n.owned = nil
+	return errors.Join(errs...)
+}

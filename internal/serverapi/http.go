@@ -1,0 +1,151 @@
+package serverapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+
+	"github.com/tetherhq/tether/protocol"
+)
+
+// Guard serves h to the callers authorize admits and answers the others 401,
+// as the API itself does.
+func (a *API) Guard(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if a.authorizeHTTP(w, r) {
+			h.ServeHTTP(w, r)
+		}
+	})
+}
+
+// authorizeHTTP runs authorize on r and answers a refusal; it reports whether
+// r may go on.
+func (a *API) authorizeHTTP(w http.ResponseWriter, r *http.Request) bool {
+	err := a.authorize(r.Header.Values("Authorization"), r.RemoteAddr)
+	if err == nil {
+		return true
+	}
+	if err == errWrongKey {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="tether"`)
+	}
+	writeError(w, err)
+	return false
+}
+
+// handle serves one endpoint: it authorizes the caller, decodes the JSON body
+// into a fresh T, calls do with the request's context and answers do's result
+// as JSON, or its error as Classify says.
+func handle[T any](a *API, do func(context.Context, *T) (any, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if !a.authorizeHTTP(w, r) {
+			return
+		}
+		var req T
+		if err := a.decode(w, r, &req); err != nil {
+			writeError(w, err)
+			return
+		}
+		res, err := do(r.Context(), &req)
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, res)
+	}
+}
+
+// decode reads r's JSON body, of at most MaxBodySize bytes, into v.
+func (a *API) decode(w http.ResponseWriter, r *http.Request, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, a.maxBody))
+	if err := dec.Decode(v); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return &kindError{KindTooLarge, protocol.NewError(protocol.ErrBadRequest, "body is larger than %d bytes", a.maxBody)}
+		}
+		return protocol.NewError(protocol.ErrBadRequest, "malformed JSON body: %v", err)
+	}
+	return nil
+}
+
+// errorBody is the body of every error response: {"error":{"code","message"}}.
+type errorBody struct {
+	Error *protocol.Error `json:"error"`
+}
+
+// writeError answers err with the status of its kind and its protocol error.
+func writeError(w http.ResponseWriter, err error) {
+	kind, perr := Classify(err)
+	writeJSON(w, kind.HTTPStatus(), errorBody{perr})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+type publishRequest struct {
+	Channel string          `json:"channel"`
+	Data    json.RawMessage `json:"data"`
+}
+
+// publish serves POST /api/publish {"channel","data"} -> {"epoch","offset"}.
+func (a *API) publish(ctx context.Context, req *publishRequest) (any, error) {
+	if len(req.Data) == 0 {
+		return nil, errNoData
+	}
+	return a.b.Publish(ctx, req.Channel, req.Data)
+}
+
+type broadcastRequest struct {
+	Channels []string        `json:"channels"`
+	Data     json.RawMessage `json:"data"`
+}
+
+// broadcast serves POST /api/broadcast {"channels","data"} -> {"results"}.
+func (a *API) broadcast(ctx context.Context, req *broadcastRequest) (any, error) {
+	if len(req.Data) == 0 {
+		return nil, errNoData
+	}
+	res, err := a.b.Broadcast(ctx, req.Channels, req.Data)
+	if err != nil {
+		return nil, err
+	}
+	return struct {
+		Results []BroadcastResult `json:"results"`
+	}{res}, nil
+}
+
+type historyRequest struct {
+	Channel string             `json:"channel"`
+	Since   *protocol.Position `json:"since"`
+	Limit   int                `json:"limit"`
+}
+
+// history serves POST /api/history {"channel","since","limit"} ->
+// {"epoch","offset","publications"}.
+func (a *API) history(ctx context.Context, req *historyRequest) (any, error) {
+	return a.b.History(ctx, req.Channel, req.Since, req.Limit)
+}
+
+type disconnectRequest struct {
+	Client    string `json:"client"`
+	Reconnect bool   `json:"reconnect"`
+}
+
+// disconnect serves POST /api/disconnect {"client","reconnect"} -> {}.
+func (a *API) disconnect(ctx context.Context, req *disconnectRequest) (any, error) {
+	if req.Client == "" {
+		return nil, errNoClient
+	}
+	return struct{}{}, a.b.Disconnect(ctx, req.Client, req.Reconnect)
+}
+
+// info serves GET or POST /api/info -> the Backend's Info. A POST's body is
+// not read.
+func (a *API) info(w http.ResponseWriter, r *http.Request) {
+	if a.authorizeHTTP(w, r) {
+		writeJSON(w, http.StatusOK, a.b.Info())
+	}
+}
