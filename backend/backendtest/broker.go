@@ -75,7 +75,9 @@ func (r *recorder) handle(p *protocol.Publication) {
 		r.overlap = p.Channel
 	}
 	r.mu.Unlock()
-	runtime.Gosched() // widen the window in which an overlapping call shows
+	for range 8 { // widen the window in which an overlapping call shows
+		runtime.Gosched()
+	}
 	r.mu.Lock()
 	r.active[p.Channel]--
 	r.got[p.Channel] = append(r.got[p.Channel], p)
@@ -321,11 +323,13 @@ func (s BrokerSuite) testConcurrentPublishers(t *testing.T) {
 func publishAll(t *testing.T, ctx context.Context, nodes []*brokerCase, publishers, each int, channel string) {
 	t.Helper()
 	errs := make(chan error, publishers)
+	start := make(chan struct{}) // the publishers start together
 	var wg sync.WaitGroup
 	for p := range publishers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			<-start
 			b := nodes[p%len(nodes)].b
 			for i := uint64(1); i <= uint64(each); i++ {
 				if err := publishOne(ctx, b, channel, fmt.Sprint("p", p), i); err != nil {
@@ -335,6 +339,7 @@ func publishAll(t *testing.T, ctx context.Context, nodes []*brokerCase, publishe
 			}
 		}()
 	}
+	close(start)
 	wg.Wait()
 	close(errs)
 	for err := range errs {
