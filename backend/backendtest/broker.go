@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -17,7 +18,8 @@ import (
 type BrokerSuite struct {
 	// New returns a broker of its own (its own backing system, or its own
 	// namespace in a shared one), with no handler registered and no interest,
-	// and registers its cleanup with t. Required.
+	// and registers its cleanup with t. Required. The suite closes some
+	// brokers itself, before their cleanup runs.
 	New func(t *testing.T) backend.Broker
 	// Peer, when set, returns the broker of another node on b's backing
 	// system, with no handler registered. Nil for brokers of one node (the
@@ -87,9 +89,19 @@ func (r *recorder) handle(p *protocol.Publication) {
 }
 
 // wait returns channel's publications once the last one received is
-// publisher's number seq, failing the test after waitTimeout. It also fails
-// the test when the handler ran twice at once for one channel.
+// publisher's number seq.
 func (r *recorder) wait(t *testing.T, channel, publisher string, seq uint64) []*protocol.Publication {
+	t.Helper()
+	return r.waitFor(t, channel, fmt.Sprintf("%s #%d", publisher, seq), func(got []*protocol.Publication) bool {
+		n := len(got)
+		return n > 0 && got[n-1].Epoch == publisher && got[n-1].Offset == seq
+	})
+}
+
+// waitFor returns channel's publications once done says they are complete,
+// failing the test after waitTimeout, or as soon as the handler runs twice at
+// once for one channel (unless overlapOK).
+func (r *recorder) waitFor(t *testing.T, channel, what string, done func([]*protocol.Publication) bool) []*protocol.Publication {
 	t.Helper()
 	timeout := time.NewTimer(waitTimeout)
 	defer timeout.Stop()
@@ -101,13 +113,13 @@ func (r *recorder) wait(t *testing.T, channel, publisher string, seq uint64) []*
 		if overlap != "" && !r.overlapOK {
 			t.Fatalf("the handler ran twice at once for channel %s", overlap)
 		}
-		if n := len(got); n > 0 && got[n-1].Epoch == publisher && got[n-1].Offset == seq {
+		if done(got) {
 			return got
 		}
 		select {
 		case <-signal:
 		case <-timeout.C:
-			t.Fatalf("channel %s: waited %v for %s #%d; received %s", channel, waitTimeout, publisher, seq, describe(got))
+			t.Fatalf("channel %s: waited %v for %s; received %s", channel, waitTimeout, what, describe(got))
 		}
 	}
 }
@@ -238,7 +250,7 @@ func (s BrokerSuite) testDeliver(t *testing.T) {
 	if err := checkSequence(got, "ch", "p", 1, 10); err != nil {
 		t.Fatal(err)
 	}
-	c.publish("ch", "fence", 1) // what came twice came before it
+	c.publish("ch", "fence", 1) // a duplicate of the ten would come before it
 	if got := c.rec.wait(t, "ch", "fence", 1); len(got) != 11 {
 		t.Fatalf("received %s, want each of 10 publications once, then the fence", describe(got))
 	}
@@ -286,21 +298,11 @@ func (s BrokerSuite) testResubscribe(t *testing.T) {
 		c.publish("ch", "p", i)
 	}
 	got := c.rec.wait(t, "ch", "p", 5)
-	if len(got) == 5 {
-		err := checkSequence(got, "ch", "p", 1, 5)
-		if err != nil {
-			t.Fatal(err)
-		}
-	} else {
-		want := []uint64{1, 3, 4, 5}
-		if len(got) != len(want) {
-			t.Fatalf("received %s, want #1..#5 once each (#2 may be missing)", describe(got))
-		}
-		for i, p := range got {
-			if p.Offset != want[i] {
-				t.Fatalf("received %s, want #1..#5 once each (#2 may be missing)", describe(got))
-			}
-		}
+	if len(got) == 4 { // #2 did not come
+		got = slices.Insert(got, 1, brokerPub("ch", "p", 2))
+	}
+	if err := checkSequence(got, "ch", "p", 1, 5); err != nil || len(got) != 5 {
+		t.Fatalf("received %s (%v), want #1..#5 once each, #2 perhaps not", describe(got), err)
 	}
 }
 
@@ -351,32 +353,15 @@ func publishAll(t *testing.T, ctx context.Context, nodes []*brokerCase, publishe
 // publishAll, and checks each came once and in its publisher's order.
 func waitAll(t *testing.T, rec *recorder, channel string, publishers, each int) {
 	t.Helper()
-	timeout := time.NewTimer(waitTimeout)
-	defer timeout.Stop()
-	for {
-		rec.mu.Lock()
-		got := append([]*protocol.Publication(nil), rec.got[channel]...)
-		overlap, signal := rec.overlap, rec.signal
-		rec.mu.Unlock()
-		if overlap != "" && !rec.overlapOK {
-			t.Fatalf("the handler ran twice at once for channel %s", overlap)
-		}
+	got := rec.waitFor(t, channel, "every publisher's last publication", func(got []*protocol.Publication) bool {
 		last := make(map[string]bool)
 		for _, p := range got {
 			if p.Offset == uint64(each) {
 				last[p.Epoch] = true
 			}
 		}
-		if len(last) == publishers {
-			break
-		}
-		select {
-		case <-signal:
-		case <-timeout.C:
-			t.Fatalf("%s: waited %v for %d publishers' last publication; received %s", channel, waitTimeout, publishers, describe(got))
-		}
-	}
-	got := rec.received(channel)
+		return len(last) == publishers
+	})
 	for p := range publishers {
 		if err := checkSequence(got, channel, fmt.Sprint("p", p), 1, uint64(each)); err != nil {
 			t.Fatal(err)
@@ -430,12 +415,10 @@ func (s BrokerSuite) testBrokerCanceled(t *testing.T) {
 		t.Errorf("Subscribe with a cancelled context: %v, want context.Canceled", err)
 	}
 	c.subscribe("ch")
+	// A Publish that fails may or may not have been delivered: only its error
+	// is checked.
 	if err := c.b.Publish(canceled(), brokerPub("ch", "p", 1)); !errors.Is(err, context.Canceled) {
 		t.Errorf("Publish with a cancelled context: %v, want context.Canceled", err)
-	}
-	c.publish("ch", "fence", 1)
-	if got := c.rec.wait(t, "ch", "fence", 1); len(got) != 1 {
-		t.Errorf("received %s: a Publish that returned context.Canceled was delivered", describe(got))
 	}
 }
 

@@ -29,7 +29,8 @@ type HistoryConfig struct {
 // HistorySuite says how to test an implementation of backend.History.
 type HistorySuite struct {
 	// New returns a new, empty store of its own, configured as cfg says, and
-	// registers its cleanup with t. Required.
+	// registers its cleanup with t. Required. The suite closes some stores
+	// itself, before their cleanup runs.
 	New func(t *testing.T, cfg HistoryConfig) backend.History
 	// ReadsClock says the stores New returns read cfg.Now for every time they
 	// need, expiry included: the suite then makes time pass by advancing the

@@ -26,7 +26,8 @@ type PresenceConfig struct {
 // PresenceSuite says how to test an implementation of backend.Presence.
 type PresenceSuite struct {
 	// New returns a new, empty store of its own, configured as cfg says, and
-	// registers its cleanup with t. Required.
+	// registers its cleanup with t. Required. The suite closes some stores
+	// itself, before their cleanup runs.
 	New func(t *testing.T, cfg PresenceConfig) backend.Presence
 	// ReadsClock says the stores New returns read cfg.Now for every time they
 	// need, expiry included: the suite then makes time pass by advancing the

@@ -32,9 +32,9 @@ type PresenceConfig struct {
 // or written, and by a goroutine that sweeps the channels nobody touches;
 // Close stops it.
 //
-// Members and Stats cost nothing per member: a channel keeps its members in
-// the order of their last Add, which is the order they expire in, and counts
-// its members per user.
+// Expiry and Stats cost nothing per member kept: a channel keeps its members
+// in the order of their last Add, which is the order they expire in, and
+// counts its members per user.
 //
 // Lock order: one shard lock at a time, nothing taken under it.
 type Presence struct {
@@ -53,16 +53,16 @@ type presenceShard struct {
 
 // roster is one channel's members. Its fields are guarded by its shard's lock.
 type roster struct {
-	members    map[string]*presence // by client id
-	users      map[string]int       // members per non-empty user
-	head, tail *presence            // by last Add, oldest first
+	members    map[string]*member // by client id
+	users      map[string]int     // members per non-empty user
+	head, tail *member            // by last Add, oldest first
 }
 
-// presence is one member of a roster, linked in the order of its last Add.
-type presence struct {
+// member is one member of a roster, linked in the order of its last Add.
+type member struct {
 	backend.Member
 	added      time.Time
-	prev, next *presence
+	prev, next *member
 }
 
 // NewPresence returns a Presence and starts its sweeper.
@@ -118,13 +118,13 @@ func (p *Presence) Add(ctx context.Context, channel string, m backend.Member) er
 	}
 	defer sh.mu.Unlock()
 	if r == nil {
-		r = &roster{members: make(map[string]*presence), users: make(map[string]int)}
+		r = &roster{members: make(map[string]*member), users: make(map[string]int)}
 		sh.channels[channel] = r
 	}
 	m.Info = bytes.Clone(m.Info)
 	e := r.members[m.Client]
 	if e == nil {
-		e = &presence{}
+		e = &member{}
 		r.members[m.Client] = e
 	} else {
 		r.unlink(e)
@@ -257,7 +257,7 @@ func (r *roster) prune(now time.Time, ttl time.Duration) {
 	}
 }
 
-func (r *roster) remove(e *presence) {
+func (r *roster) remove(e *member) {
 	r.unlink(e)
 	r.countUser(e.User, -1)
 	delete(r.members, e.Client)
@@ -274,7 +274,7 @@ func (r *roster) countUser(user string, delta int) {
 	}
 }
 
-func (r *roster) pushBack(e *presence) {
+func (r *roster) pushBack(e *member) {
 	e.prev, e.next = r.tail, nil
 	if r.tail != nil {
 		r.tail.next = e
@@ -284,7 +284,7 @@ func (r *roster) pushBack(e *presence) {
 	r.tail = e
 }
 
-func (r *roster) unlink(e *presence) {
+func (r *roster) unlink(e *member) {
 	if e.prev != nil {
 		e.prev.next = e.next
 	} else {
