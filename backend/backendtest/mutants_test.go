@@ -3,6 +3,7 @@ package backendtest_test
 import (
 	"context"
 	"errors"
+	"maps"
 	"os"
 	"os/exec"
 	"slices"
@@ -37,14 +38,7 @@ func TestSuitesFindBugs(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a child process per mutant")
 	}
-	names := slices.Sorted(func(yield func(string) bool) {
-		for name := range mutants {
-			if !yield(name) {
-				return
-			}
-		}
-	})
-	for _, name := range names {
+	for _, name := range slices.Sorted(maps.Keys(mutants)) {
 		m := mutants[name]
 		t.Run(strings.ReplaceAll(name, "/", "_"), func(t *testing.T) {
 			var out []byte
