@@ -326,7 +326,7 @@ func (s HistorySuite) testWindow(t *testing.T) {
 		{"since far beyond top", pos(e, 1000), backend.NoLimit, none},
 		{"since of another epoch", pos(other, 10), backend.NoLimit, [2]uint64{8, 12}},
 		{"since of another epoch beyond top", pos(other, 1000), backend.NoLimit, [2]uint64{8, 12}},
-		{"since of the empty epoch", pos("", 10), backend.NoLimit, [2]uint64{8, 12}},
+		{"since of the empty epoch: the current one", pos("", 10), backend.NoLimit, [2]uint64{11, 12}},
 		{"limit", pos(e, total-size), 2, [2]uint64{8, 9}},
 		{"limit without since", nil, 1, [2]uint64{8, 8}},
 		{"limit above what is left", pos(e, 9), 100, [2]uint64{10, 12}},
