@@ -26,9 +26,15 @@ type HistoryConfig struct {
 	TTL time.Duration
 	// MetaTTL is how long a channel's position (epoch and offset) is kept once
 	// it holds no publication and nothing was appended to it. Past it the
-	// channel is forgotten, and its next publication starts a new epoch.
-	// Defaults to TTL, or to 5 minutes when TTL is zero.
+	// channel is forgotten, unless Keep holds it, and its next publication
+	// starts a new epoch. Defaults to TTL, or to 5 minutes when TTL is zero.
 	MetaTTL time.Duration
+	// Keep, when set, is asked before a channel is forgotten: a channel for
+	// which it returns true is kept (a node keeps the channels it has
+	// subscribers to, so that a quiet channel does not change epoch under
+	// them). It is called with a lock of the store held: it must not call
+	// the store.
+	Keep func(channel string) bool
 	// MaxChannels caps the channels the store knows at once; Append and Read
 	// of one more return backend.ErrTooManyChannels. Zero means no limit.
 	MaxChannels int
@@ -93,8 +99,9 @@ func NewHistory(cfg HistoryConfig) *History {
 	return h
 }
 
-// lock locks channel's shard and returns its stream, creating it when create
-// is set; on error the shard is unlocked.
+// lock locks channel's shard and returns its stream, creating it if the store
+// does not know the channel, and the function that unlocks the shard; on
+// error the shard is unlocked.
 func (h *History) lock(channel string) (*stream, func(), error) {
 	sh := &h.shards[shardOf(h.seed, channel)]
 	sh.mu.Lock()
@@ -166,7 +173,8 @@ func (h *History) Read(ctx context.Context, channel string, q backend.Query) (ba
 func (h *History) Len() int { return int(h.channels.Load()) }
 
 // Sweep drops expired publications, and the channels left with nothing past
-// MetaTTL. The sweeper calls it; tests with their own clock call it directly.
+// MetaTTL that Keep does not hold. The sweeper calls it; tests with their own
+// clock call it directly.
 func (h *History) Sweep() {
 	now := h.cfg.Now()
 	for i := range h.shards {
@@ -174,7 +182,7 @@ func (h *History) Sweep() {
 		sh.mu.Lock()
 		for name, s := range sh.channels {
 			s.ring.prune(now, h.cfg.TTL)
-			if s.ring.len() == 0 && now.Sub(s.touched) > h.cfg.MetaTTL {
+			if s.ring.len() == 0 && now.Sub(s.touched) > h.cfg.MetaTTL && (h.cfg.Keep == nil || !h.cfg.Keep(name)) {
 				delete(sh.channels, name)
 				h.channels.Add(-1)
 			}

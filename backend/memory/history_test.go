@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -106,6 +107,32 @@ func TestHistoryMetaTTL(t *testing.T) {
 	}
 	if next := appendPub(t, h, "ch"); next != (protocol.Position{Epoch: got.Epoch, Offset: 1}) {
 		t.Fatalf("Append to a forgotten channel = %+v, want {%s 1}", next, got.Epoch)
+	}
+}
+
+// TestHistoryKeep checks a channel Keep holds is not forgotten, however long
+// it stays quiet, and is forgotten once Keep lets go.
+func TestHistoryKeep(t *testing.T) {
+	const metaTTL = time.Minute
+	var kept sync.Map
+	h, clock := newClockHistory(t, memory.HistoryConfig{Size: 10, TTL: time.Minute, MetaTTL: metaTTL, SweepInterval: time.Hour,
+		Keep: func(ch string) bool { _, ok := kept.Load(ch); return ok }})
+	kept.Store("held", true)
+	first := appendPub(t, h, "held")
+	appendPub(t, h, "free")
+	clock.Advance(24 * time.Hour)
+	h.Sweep()
+	if h.Len() != 1 {
+		t.Fatalf("Len = %d, want only the held channel", h.Len())
+	}
+	if next := appendPub(t, h, "held"); next != (protocol.Position{Epoch: first.Epoch, Offset: 2}) {
+		t.Fatalf("Append to the held channel after a quiet day = %+v, want {%s 2}", next, first.Epoch)
+	}
+	kept.Delete("held")
+	clock.Advance(2 * time.Hour)
+	h.Sweep()
+	if h.Len() != 0 {
+		t.Fatalf("Len = %d once Keep lets go, want 0", h.Len())
 	}
 }
 
