@@ -60,9 +60,7 @@ type History struct {
 		mu       sync.Mutex
 		channels map[string]*stream
 	}
-	stop chan struct{}
-	done chan struct{}
-	once sync.Once
+	sweeper *sweeper
 }
 
 // stream is one channel's history. Its fields are guarded by its shard's lock.
@@ -91,11 +89,11 @@ func NewHistory(cfg HistoryConfig) *History {
 		}
 		cfg.SweepInterval = max(every/4, time.Second)
 	}
-	h := &History{cfg: cfg, seed: maphash.MakeSeed(), stop: make(chan struct{}), done: make(chan struct{})}
+	h := &History{cfg: cfg, seed: maphash.MakeSeed()}
 	for i := range h.shards {
 		h.shards[i].channels = make(map[string]*stream)
 	}
-	go h.sweeper()
+	h.sweeper = startSweeper(h.cfg.SweepInterval, h.Sweep)
 	return h
 }
 
@@ -105,11 +103,9 @@ func NewHistory(cfg HistoryConfig) *History {
 func (h *History) lock(channel string) (*stream, func(), error) {
 	sh := &h.shards[shardOf(h.seed, channel)]
 	sh.mu.Lock()
-	select {
-	case <-h.stop:
+	if h.sweeper.closed() {
 		sh.mu.Unlock()
 		return nil, nil, backend.ErrClosed
-	default:
 	}
 	s := sh.channels[channel]
 	if s == nil {
@@ -191,35 +187,11 @@ func (h *History) Sweep() {
 	}
 }
 
-func (h *History) sweeper() {
-	defer close(h.done)
-	t := time.NewTicker(h.cfg.SweepInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-h.stop:
-			return
-		case <-t.C:
-			h.Sweep()
-		}
-	}
-}
-
 // Close stops the sweeper; the store answers ErrClosed from then on.
 func (h *History) Close(ctx context.Context) error {
-	h.once.Do(func() {
-		for i := range h.shards { // no lock holder sees stop half-closed
-			h.shards[i].mu.Lock()
-		}
-		close(h.stop)
-		for i := range h.shards {
-			h.shards[i].mu.Unlock()
-		}
-	})
-	select {
-	case <-h.done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
+	locks := make([]sync.Locker, len(h.shards))
+	for i := range h.shards {
+		locks[i] = &h.shards[i].mu
 	}
+	return h.sweeper.close(ctx, locks)
 }

@@ -38,12 +38,10 @@ type PresenceConfig struct {
 //
 // Lock order: one shard lock at a time, nothing taken under it.
 type Presence struct {
-	cfg    PresenceConfig
-	seed   maphash.Seed
-	shards [shardCount]presenceShard
-	stop   chan struct{}
-	done   chan struct{}
-	once   sync.Once
+	cfg     PresenceConfig
+	seed    maphash.Seed
+	shards  [shardCount]presenceShard
+	sweeper *sweeper
 }
 
 type presenceShard struct {
@@ -76,11 +74,11 @@ func NewPresence(cfg PresenceConfig) *Presence {
 	if cfg.SweepInterval <= 0 {
 		cfg.SweepInterval = max(cfg.TTL/4, time.Second)
 	}
-	p := &Presence{cfg: cfg, seed: maphash.MakeSeed(), stop: make(chan struct{}), done: make(chan struct{})}
+	p := &Presence{cfg: cfg, seed: maphash.MakeSeed()}
 	for i := range p.shards {
 		p.shards[i].channels = make(map[string]*roster)
 	}
-	go p.sweeper()
+	p.sweeper = startSweeper(p.cfg.SweepInterval, p.Sweep)
 	return p
 }
 
@@ -93,11 +91,9 @@ func (p *Presence) lock(ctx context.Context, channel string) (*presenceShard, *r
 	}
 	sh := &p.shards[shardOf(p.seed, channel)]
 	sh.mu.Lock()
-	select {
-	case <-p.stop:
+	if p.sweeper.closed() {
 		sh.mu.Unlock()
 		return nil, nil, backend.ErrClosed
-	default:
 	}
 	r := sh.channels[channel]
 	if r != nil {
@@ -216,38 +212,14 @@ func (p *Presence) Sweep() {
 	}
 }
 
-func (p *Presence) sweeper() {
-	defer close(p.done)
-	t := time.NewTicker(p.cfg.SweepInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-p.stop:
-			return
-		case <-t.C:
-			p.Sweep()
-		}
-	}
-}
-
 // Close stops the sweeper; the store answers ErrClosed from then on. It can be
 // called more than once.
 func (p *Presence) Close(ctx context.Context) error {
-	p.once.Do(func() {
-		for i := range p.shards { // no lock holder sees stop half-closed
-			p.shards[i].mu.Lock()
-		}
-		close(p.stop)
-		for i := range p.shards {
-			p.shards[i].mu.Unlock()
-		}
-	})
-	select {
-	case <-p.done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
+	locks := make([]sync.Locker, len(p.shards))
+	for i := range p.shards {
+		locks[i] = &p.shards[i].mu
 	}
+	return p.sweeper.close(ctx, locks)
 }
 
 // prune removes the members not added again within ttl: they are at the front.
