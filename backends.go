@@ -33,12 +33,22 @@ func (n *Node) openBackends() hub.Config {
 			Size:        n.cfg.HistorySize,
 			TTL:         n.cfg.HistoryTTL,
 			MaxChannels: n.cfg.MaxChannels,
+			// A channel with subscribers here keeps its epoch, however quiet.
+			Keep: func(channel string) bool {
+				h := n.hubRef.Load()
+				return h != nil && h.Has(channel)
+			},
 		})
 		b.History = h
 		n.owned = append(n.owned, h)
 	}
 	if b.Broker == nil {
 		b.Broker = memory.NewBroker()
+	}
+	if b.Presence == nil {
+		p := memory.NewPresence(memory.PresenceConfig{})
+		b.Presence = p
+		n.owned = append(n.owned, p)
 	}
 	n.backends = b
 	return hub.Config{

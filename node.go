@@ -46,6 +46,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lesismal/nbio/nbhttp"
@@ -67,6 +68,7 @@ type Node struct {
 	cfg      Config
 	log      *slog.Logger
 	hub      *hub.Hub
+	hubRef   atomic.Pointer[hub.Hub] // hub, for the memory history's sweeper
 	sessions *session.Manager
 	beats    *heartbeat.Monitor
 	conns    *conns.Registry // every transport's connections: admission, counts, draining
@@ -117,6 +119,7 @@ func New(cfg Config) (*Node, error) {
 	n.opCtx, n.opCancel = context.WithCancel(context.Background())
 	n.hub, err = hub.New(n.openBackends())
 	if err == nil {
+		n.hubRef.Store(n.hub)
 		err = n.initMetrics()
 		if err != nil {
 			n.hub.Close()

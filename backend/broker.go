@@ -18,16 +18,23 @@ import (
 //     fails (at most once: a broker that loses a publication must not invent a
 //     replacement; clients find the hole by its offset and recover it from
 //     History).
-//   - Order: per channel, the handler receives publications in the order
-//     Publish was called for them. Callers publish one channel's publications in
-//     offset order (a node serialises History.Append and Publish per channel),
-//     so the handler sees them in offset order. A broker spanning several
-//     nodes must keep that order across publishing nodes as well.
+//   - Order from one node: a node calls Publish for one channel one call at a
+//     time, in offset order (it serialises History.Append and Publish per
+//     channel). Every handler then receives that node's publications of the
+//     channel in that order, one handler call at a time.
+//   - Order across nodes: when several nodes publish to one channel, a broker
+//     spanning nodes must still hand each node's handler the channel's
+//     publications in offset order (for instance by delivering from the
+//     history stream, where Append and broadcast are one step, or by holding
+//     a publication back until the one before it has arrived). The hub drops
+//     a publication at or below the last one it took in the same epoch.
 //   - After Unsubscribe returns, publications of the channel may still reach the
 //     handler for a while (an implementation may linger to save churn); the node
 //     ignores them.
-//   - The handler is called from the broker's goroutines, for one channel at
-//     most one call at a time; it does not block and does not call the broker.
+//   - The handler is called from the broker's goroutines; it does not block and
+//     does not call the broker.
+//   - Contexts: Publish and Subscribe called with a done context return its
+//     error (errors.Is) and have no effect; Unsubscribe may ignore its context.
 //   - Publish, Subscribe and Unsubscribe are safe for concurrent use. A Publish
 //     that returns an error may or may not have been delivered.
 type Broker interface {

@@ -18,6 +18,8 @@ import (
 //   - Members and Stats reflect every Add and Remove that returned before they
 //     were called, less what expired.
 //   - Errors: ErrClosed after Close; anything else is a failure of the store.
+//   - Contexts: every method called with a done context returns its error
+//     (errors.Is); Add and Remove then have no effect.
 //   - All methods are safe for concurrent use.
 type Presence interface {
 	// Add adds m to channel, or refreshes it.

@@ -26,9 +26,15 @@ type HistoryConfig struct {
 	TTL time.Duration
 	// MetaTTL is how long a channel's position (epoch and offset) is kept once
 	// it holds no publication and nothing was appended to it. Past it the
-	// channel is forgotten, and its next publication starts a new epoch.
-	// Defaults to TTL, or to 5 minutes when TTL is zero.
+	// channel is forgotten, unless Keep holds it, and its next publication
+	// starts a new epoch. Defaults to TTL, or to 5 minutes when TTL is zero.
 	MetaTTL time.Duration
+	// Keep, when set, is asked before a channel is forgotten: a channel for
+	// which it returns true is kept (a node keeps the channels it has
+	// subscribers to, so that a quiet channel does not change epoch under
+	// them). It is called with a lock of the store held: it must not call
+	// the store.
+	Keep func(channel string) bool
 	// MaxChannels caps the channels the store knows at once; Append and Read
 	// of one more return backend.ErrTooManyChannels. Zero means no limit.
 	MaxChannels int
@@ -54,9 +60,7 @@ type History struct {
 		mu       sync.Mutex
 		channels map[string]*stream
 	}
-	stop chan struct{}
-	done chan struct{}
-	once sync.Once
+	sweeper *sweeper
 }
 
 // stream is one channel's history. Its fields are guarded by its shard's lock.
@@ -85,24 +89,23 @@ func NewHistory(cfg HistoryConfig) *History {
 		}
 		cfg.SweepInterval = max(every/4, time.Second)
 	}
-	h := &History{cfg: cfg, seed: maphash.MakeSeed(), stop: make(chan struct{}), done: make(chan struct{})}
+	h := &History{cfg: cfg, seed: maphash.MakeSeed()}
 	for i := range h.shards {
 		h.shards[i].channels = make(map[string]*stream)
 	}
-	go h.sweeper()
+	h.sweeper = startSweeper(h.cfg.SweepInterval, h.Sweep)
 	return h
 }
 
-// lock locks channel's shard and returns its stream, creating it when create
-// is set; on error the shard is unlocked.
+// lock locks channel's shard and returns its stream, creating it if the store
+// does not know the channel, and the function that unlocks the shard; on
+// error the shard is unlocked.
 func (h *History) lock(channel string) (*stream, func(), error) {
 	sh := &h.shards[shardOf(h.seed, channel)]
 	sh.mu.Lock()
-	select {
-	case <-h.stop:
+	if h.sweeper.closed() {
 		sh.mu.Unlock()
 		return nil, nil, backend.ErrClosed
-	default:
 	}
 	s := sh.channels[channel]
 	if s == nil {
@@ -166,7 +169,8 @@ func (h *History) Read(ctx context.Context, channel string, q backend.Query) (ba
 func (h *History) Len() int { return int(h.channels.Load()) }
 
 // Sweep drops expired publications, and the channels left with nothing past
-// MetaTTL. The sweeper calls it; tests with their own clock call it directly.
+// MetaTTL that Keep does not hold. The sweeper calls it; tests with their own
+// clock call it directly.
 func (h *History) Sweep() {
 	now := h.cfg.Now()
 	for i := range h.shards {
@@ -174,7 +178,7 @@ func (h *History) Sweep() {
 		sh.mu.Lock()
 		for name, s := range sh.channels {
 			s.ring.prune(now, h.cfg.TTL)
-			if s.ring.len() == 0 && now.Sub(s.touched) > h.cfg.MetaTTL {
+			if s.ring.len() == 0 && now.Sub(s.touched) > h.cfg.MetaTTL && (h.cfg.Keep == nil || !h.cfg.Keep(name)) {
 				delete(sh.channels, name)
 				h.channels.Add(-1)
 			}
@@ -183,35 +187,11 @@ func (h *History) Sweep() {
 	}
 }
 
-func (h *History) sweeper() {
-	defer close(h.done)
-	t := time.NewTicker(h.cfg.SweepInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-h.stop:
-			return
-		case <-t.C:
-			h.Sweep()
-		}
-	}
-}
-
 // Close stops the sweeper; the store answers ErrClosed from then on.
 func (h *History) Close(ctx context.Context) error {
-	h.once.Do(func() {
-		for i := range h.shards { // no lock holder sees stop half-closed
-			h.shards[i].mu.Lock()
-		}
-		close(h.stop)
-		for i := range h.shards {
-			h.shards[i].mu.Unlock()
-		}
-	})
-	select {
-	case <-h.done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
+	locks := make([]sync.Locker, len(h.shards))
+	for i := range h.shards {
+		locks[i] = &h.shards[i].mu
 	}
+	return h.sweeper.close(ctx, locks)
 }

@@ -8,8 +8,11 @@
 package memory
 
 import (
+	"context"
 	"hash/maphash"
 	"math/rand/v2"
+	"sync"
+	"time"
 )
 
 const shardCount = 64
@@ -28,4 +31,62 @@ func newEpoch() string {
 		b[i] = epochChars[rand.IntN(len(epochChars))]
 	}
 	return string(b[:])
+}
+
+// sweeper runs a store's sweep every interval on a goroutine of its own,
+// until close.
+type sweeper struct {
+	stop chan struct{} // closed by close
+	done chan struct{} // closed when the goroutine has returned
+	once sync.Once
+}
+
+// startSweeper starts calling sweep every interval.
+func startSweeper(interval time.Duration, sweep func()) *sweeper {
+	s := &sweeper{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-s.stop:
+				return
+			case <-t.C:
+				sweep()
+			}
+		}
+	}()
+	return s
+}
+
+// closed reports whether close has been called.
+func (s *sweeper) closed() bool {
+	select {
+	case <-s.stop:
+		return true
+	default:
+		return false
+	}
+}
+
+// close stops the sweeper, holding every one of locks while it marks the
+// store closed (so that no holder of one sees it half closed), and waits for
+// the goroutine until ctx ends. It can be called more than once.
+func (s *sweeper) close(ctx context.Context, locks []sync.Locker) error {
+	s.once.Do(func() {
+		for _, l := range locks {
+			l.Lock()
+		}
+		close(s.stop)
+		for _, l := range locks {
+			l.Unlock()
+		}
+	})
+	select {
+	case <-s.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }

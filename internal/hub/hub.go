@@ -439,6 +439,16 @@ func (h *Hub) Stats() Stats {
 	return st
 }
 
+// Has reports whether the node holds the channel: it has local subscribers,
+// or is letting its last one go. It takes only a shard's map lock, which is
+// never held with any other lock.
+func (h *Hub) Has(name string) bool {
+	s := h.shard(name)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.channels[name] != nil
+}
+
 // Deliveries returns how many publications the hub has handed to subscribers
 // (one per publication per subscriber) since it started.
 func (h *Hub) Deliveries() int64 { return h.deliveries.Load() }

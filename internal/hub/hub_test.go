@@ -183,25 +183,6 @@ func TestFramesShareBytes(t *testing.T) {
 	}
 }
 
-func TestWebSocketFrameHeader(t *testing.T) {
-	tests := []struct {
-		n      int
-		header []byte
-	}{
-		{0, []byte{0x81, 0}},
-		{125, []byte{0x81, 125}},
-		{126, []byte{0x81, 126, 0, 126}},
-		{65535, []byte{0x81, 126, 0xff, 0xff}},
-		{65536, []byte{0x81, 127, 0, 0, 0, 0, 0, 1, 0, 0}},
-	}
-	for _, tt := range tests {
-		f := wire.AppendWebSocketFrame(nil, 0x1, make([]byte, tt.n))
-		if string(f[:len(tt.header)]) != string(tt.header) || len(f) != len(tt.header)+tt.n {
-			t.Errorf("frame of %d bytes: header % x, length %d", tt.n, f[:len(tt.header)], len(f))
-		}
-	}
-}
-
 func TestChannelsAreRemovedWhenEmpty(t *testing.T) {
 	h := newHub(t, memory.HistoryConfig{Size: 0}, Config{})
 	r := newRecorder()
