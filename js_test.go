@@ -121,11 +121,12 @@ func TestJSClient(t *testing.T) {
 	}
 }
 
-// newNodeRetry starts a node, retrying while its port is not free yet.
+// newNodeRetry starts a node, retrying while its port is not free yet. It is
+// tethertest.NewNodeRetry for a goroutine that is not the test's.
 func newNodeRetry(cfg tether.Config, d time.Duration) (*tether.Node, error) {
 	deadline := time.Now().Add(d)
 	for {
-		n, err := tether.New(cfg)
+		n, err := tethertest.Start(cfg)
 		if err == nil || time.Now().After(deadline) {
 			return n, err
 		}
