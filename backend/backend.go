@@ -32,3 +32,11 @@ var (
 type Closer interface {
 	Close(ctx context.Context) error
 }
+
+// Checker is implemented by backends that can tell whether they work now (a
+// connection to a cluster that is up or lost). A node reports itself not
+// ready while a backend's Check returns an error. Check must return quickly,
+// without a round trip.
+type Checker interface {
+	Check(ctx context.Context) error
+}
