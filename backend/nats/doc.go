@@ -6,9 +6,9 @@
 // survive node restarts and, with replicas, server losses.
 //
 // Open connects and makes sure the stream exists; the Backend it returns
-// hands out the Broker and the History, which share its connection. Embedded
-// starts an in-process NATS server with JetStream on disk, for a single node
-// with durable history.
+// hands out the Broker and the History, which share its connection. Package
+// embedded starts an in-process NATS server with JetStream on disk, for a
+// single node with durable history.
 //
 // Positions: offsets are contiguous per channel across every node. A node
 // appends with the expected last sequence of the channel's subject and, when

@@ -9,12 +9,13 @@ import (
 	"github.com/tetherhq/tether/backend"
 	"github.com/tetherhq/tether/backend/backendtest"
 	tnats "github.com/tetherhq/tether/backend/nats"
+	"github.com/tetherhq/tether/backend/nats/embedded"
 )
 
 // startServer starts an in-process NATS server with JetStream for one test.
-func startServer(t *testing.T) *tnats.Server {
+func startServer(t *testing.T) *embedded.Server {
 	t.Helper()
-	s, err := tnats.StartEmbedded(tnats.EmbeddedConfig{Dir: t.TempDir()})
+	s, err := embedded.Start(embedded.Config{Dir: t.TempDir()})
 	if err != nil {
 		t.Fatalf("StartEmbedded: %v", err)
 	}

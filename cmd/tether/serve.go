@@ -47,6 +47,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.CommandBurst, "command-burst", cfg.CommandBurst, "burst of commands allowed above the rate")
 	fs.IntVar(&cfg.HistorySize, "history-size", cfg.HistorySize, "publications kept per channel for history and recovery (0: none)")
 	fs.DurationVar(&cfg.HistoryTTL, "history-ttl", cfg.HistoryTTL, "how long a publication is kept (0: until newer ones push it out)")
+	natsOpts := addNATSFlags(fs, &cfg.NATS)
 	shutdownTimeout := fs.Duration("shutdown-timeout", 10*time.Second, "how long shutdown waits for clients to leave")
 	allowAnon := fs.Bool("allow-anonymous", false, "serve on a non-loopback address with no API key")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
@@ -96,6 +97,13 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if cfg.APIKey == "" {
 		log.Warn("no API key configured: the server API answers loopback clients only")
 	}
+
+	stopNATS, err := natsOpts.apply(&cfg.NATS)
+	if err != nil {
+		fmt.Fprintln(stderr, "tether serve:", err)
+		return 2
+	}
+	defer stopNATS() // after the node's Shutdown, which closes its NATS connection
 
 	node, err := tether.New(cfg)
 	if err != nil {

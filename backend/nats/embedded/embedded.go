@@ -1,4 +1,10 @@
-package nats
+// Package embedded runs a NATS server with JetStream inside the process: the
+// server of `tether serve --nats embedded` (a single node with durable
+// history) and of the tests of tether's NATS backend and clusters.
+//
+// It must not be imported by packages a node links without asking for an
+// embedded server: the NATS server is large.
+package embedded
 
 import (
 	"errors"
@@ -9,8 +15,8 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 )
 
-// EmbeddedConfig configures an in-process NATS server.
-type EmbeddedConfig struct {
+// Config configures an in-process NATS server.
+type Config struct {
 	// Dir is where JetStream keeps its files. Required.
 	Dir string
 	// Host and Port are where the server listens for clients. Defaults to
@@ -20,7 +26,7 @@ type EmbeddedConfig struct {
 	// Name names the server (required in a cluster, unique in it).
 	Name string
 	// Cluster, when set, makes the server a member of this cluster, listening
-	// for routes on ClusterPort (e.g. "127.0.0.1:6222") and connecting to
+	// for routes on ClusterAddr (e.g. "127.0.0.1:6222") and connecting to
 	// Routes (nats://host:port of the other members).
 	Cluster     string
 	ClusterAddr string
@@ -32,11 +38,11 @@ type Server struct {
 	s *server.Server
 }
 
-// StartEmbedded starts a NATS server in this process with JetStream storing
+// Start starts a NATS server in this process with JetStream storing
 // in cfg.Dir, and waits until it takes connections (at most 10s).
-func StartEmbedded(cfg EmbeddedConfig) (*Server, error) {
+func Start(cfg Config) (*Server, error) {
 	if cfg.Dir == "" {
-		return nil, errors.New("nats: embedded server needs a data directory")
+		return nil, errors.New("embedded: embedded server needs a data directory")
 	}
 	opts := &server.Options{
 		ServerName: cfg.Name,
@@ -62,19 +68,19 @@ func StartEmbedded(cfg EmbeddedConfig) (*Server, error) {
 		for _, r := range cfg.Routes {
 			u, err := url.Parse(r)
 			if err != nil {
-				return nil, fmt.Errorf("nats: route %q: %w", r, err)
+				return nil, fmt.Errorf("embedded: route %q: %w", r, err)
 			}
 			opts.Routes = append(opts.Routes, u)
 		}
 	}
 	s, err := server.NewServer(opts)
 	if err != nil {
-		return nil, fmt.Errorf("nats: embedded server: %w", err)
+		return nil, fmt.Errorf("embedded: embedded server: %w", err)
 	}
 	go s.Start()
 	if !s.ReadyForConnections(10 * time.Second) {
 		s.Shutdown()
-		return nil, errors.New("nats: embedded server did not start within 10s")
+		return nil, errors.New("embedded: embedded server did not start within 10s")
 	}
 	return &Server{s: s}, nil
 }
@@ -82,11 +88,11 @@ func StartEmbedded(cfg EmbeddedConfig) (*Server, error) {
 func splitHostPort(addr string) (string, int, error) {
 	u, err := url.Parse("nats://" + addr)
 	if err != nil || u.Port() == "" {
-		return "", 0, fmt.Errorf("nats: cluster address %q: want host:port", addr)
+		return "", 0, fmt.Errorf("embedded: cluster address %q: want host:port", addr)
 	}
 	var port int
 	if _, err := fmt.Sscan(u.Port(), &port); err != nil {
-		return "", 0, fmt.Errorf("nats: cluster address %q: %w", addr, err)
+		return "", 0, fmt.Errorf("embedded: cluster address %q: %w", addr, err)
 	}
 	return u.Hostname(), port, nil
 }
