@@ -95,3 +95,31 @@ func (n *Node) closeBackends(ctx context.Context) error {
 	n.owned = nil
 	return errors.Join(errs...)
 }
+
+// cluster returns the backend that spans nodes, if any.
+func (n *Node) cluster() backend.Cluster {
+	for _, x := range []any{n.backends.Broker, n.backends.History, n.backends.Presence} {
+		if c, ok := x.(backend.Cluster); ok {
+			return c
+		}
+	}
+	return nil
+}
+
+// announce makes the node known to the others, when its backends span nodes.
+func (n *Node) announce() {
+	if c := n.cluster(); c != nil {
+		c.Announce(func() backend.NodeInfo {
+			hs := n.hub.Stats()
+			return backend.NodeInfo{Connections: int64(n.conns.Len()), Channels: int64(hs.Channels)}
+		})
+	}
+}
+
+// clusterNodes lists the cluster's nodes, or none for a node alone.
+func (n *Node) clusterNodes() []backend.NodeInfo {
+	if c := n.cluster(); c != nil {
+		return c.Nodes()
+	}
+	return nil
+}

@@ -2,6 +2,9 @@ package tether_test
 
 import (
 	"context"
+	"encoding/json"
+	"io"
+	"net/http"
 	"errors"
 	"fmt"
 	"net"
@@ -230,6 +233,46 @@ func TestClusterEveryoneOnce(t *testing.T) {
 	for _, r := range rs {
 		waitOffsets(t, r, each*uint64(len(nodes)), 30*time.Second)
 	}
+	checkNodeList(t, nodes)
+}
+
+// checkNodeList waits until every node's /api/info lists the three nodes,
+// each with its two connections.
+func checkNodeList(t *testing.T, nodes []*tether.Node) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for _, n := range nodes {
+		for {
+			var info tether.Info
+			resp, body := getJSON(t, tethertest.HTTPURL(n, "/api/info"))
+			err := json.Unmarshal(body, &info)
+			ok := err == nil && resp.StatusCode == http.StatusOK && len(info.Nodes) == len(nodes)
+			for i, in := range info.Nodes {
+				ok = ok && in.Name == fmt.Sprint("node", i) && in.Connections == 2
+			}
+			if ok {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("/api/info: %s (%v), want the %d nodes with 2 connections each", body, err, len(nodes))
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+}
+
+func getJSON(t *testing.T, url string) (*http.Response, []byte) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, body
 }
 
 // TestClusterNodeDies stops the node every client is connected to while

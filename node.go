@@ -202,6 +202,7 @@ func New(cfg Config) (*Node, error) {
 		n.stop(context.Background())
 		return nil, err
 	}
+	n.announce()
 	return n, nil
 }
 

@@ -83,6 +83,7 @@ type Backend struct {
 	history *History
 	closed  atomic.Bool
 	once    sync.Once
+	nodes   nodes
 
 	seed  maphash.Seed
 	heads [64]struct {
@@ -233,6 +234,7 @@ func (b *Backend) Check(context.Context) error {
 func (b *Backend) Close(ctx context.Context) error {
 	b.once.Do(func() {
 		b.closed.Store(true)
+		b.stopAnnouncing()
 		b.broker.closeAll()
 		fctx, cancel := b.bound(ctx)
 		defer cancel()

@@ -16,6 +16,7 @@ import (
 
 var (
 	_ backend.Broker  = (*Broker)(nil)
+	_ backend.Cluster = (*Broker)(nil)
 	_ backend.Closer  = (*Broker)(nil)
 	_ backend.Checker = (*Broker)(nil)
 )
@@ -262,3 +263,9 @@ func (br *Broker) Check(ctx context.Context) error { return br.b.Check(ctx) }
 
 // Close implements backend.Closer: it closes the whole Backend.
 func (br *Broker) Close(ctx context.Context) error { return br.b.Close(ctx) }
+
+// Announce implements backend.Cluster for the Backend.
+func (br *Broker) Announce(describe func() backend.NodeInfo) { br.b.Announce(describe) }
+
+// Nodes implements backend.Cluster for the Backend.
+func (br *Broker) Nodes() []backend.NodeInfo { return br.b.Nodes() }
