@@ -3,11 +3,11 @@ package tether_test
 import (
 	"context"
 	"encoding/json"
-	"io"
-	"net/http"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"

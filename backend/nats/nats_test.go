@@ -13,7 +13,7 @@ import (
 )
 
 // startServer starts an in-process NATS server with JetStream for one test.
-func startServer(t *testing.T) *embedded.Server {
+func startServer(t testing.TB) *embedded.Server {
 	t.Helper()
 	s, err := embedded.Start(embedded.Config{Dir: t.TempDir()})
 	if err != nil {
@@ -32,7 +32,7 @@ func namespace(url string) tnats.Config {
 }
 
 // open opens a Backend closed when t ends.
-func open(t *testing.T, cfg tnats.Config) *tnats.Backend {
+func open(t testing.TB, cfg tnats.Config) *tnats.Backend {
 	t.Helper()
 	b, err := tnats.Open(context.Background(), cfg)
 	if err != nil {
