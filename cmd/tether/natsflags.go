@@ -13,6 +13,7 @@ import (
 // natsFlags are serve's NATS flags.
 type natsFlags struct {
 	url, creds, caFile, certFile, keyFile, dataDir string
+	embeddedPort                                   int
 }
 
 // addNATSFlags adds the NATS flags to fs; what needs no work past parsing goes
@@ -25,6 +26,7 @@ func addNATSFlags(fs *flag.FlagSet, cfg *tether.NATSConfig) *natsFlags {
 	fs.StringVar(&f.certFile, "nats-tls-cert", "", "PEM client certificate for NATS (with --nats-tls-key)")
 	fs.StringVar(&f.keyFile, "nats-tls-key", "", "PEM client key for --nats-tls-cert")
 	fs.StringVar(&f.dataDir, "data-dir", "", "directory of the embedded NATS server's JetStream files (--nats embedded)")
+	fs.IntVar(&f.embeddedPort, "nats-embedded-port", 0, "loopback port of the embedded NATS server, for other local nodes (0: any free port)")
 	fs.StringVar(&cfg.Name, "nats-name", "", "this node's name to the others (default: host name and process id)")
 	fs.StringVar(&cfg.Stream, "nats-stream", "TETHER", "JetStream stream of the history")
 	fs.IntVar(&cfg.Replicas, "nats-replicas", 1, "replicas of the history stream (3 on a NATS cluster)")
@@ -64,7 +66,7 @@ func (f *natsFlags) apply(cfg *tether.NATSConfig) (stop func(), err error) {
 	if f.dataDir == "" {
 		return stop, errors.New("--nats embedded needs --data-dir, where the history is kept")
 	}
-	srv, err := embedded.Start(embedded.Config{Dir: f.dataDir})
+	srv, err := embedded.Start(embedded.Config{Dir: f.dataDir, Port: f.embeddedPort})
 	if err != nil {
 		return stop, err
 	}

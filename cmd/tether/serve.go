@@ -104,6 +104,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	defer stopNATS() // after the node's Shutdown, which closes its NATS connection
+	if natsOpts.url == "embedded" {
+		log.Info("embedded NATS server", "url", cfg.NATS.URL, "data_dir", natsOpts.dataDir)
+	}
 
 	node, err := tether.New(cfg)
 	if err != nil {
