@@ -69,6 +69,17 @@ func startNATSCluster(t *testing.T, size int) *natsCluster {
 	return c
 }
 
+// startCluster starts three NATS servers and three nodes on them, or skips
+// the test in -short mode.
+func startCluster(t *testing.T) (*natsCluster, []*tether.Node) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts a NATS cluster")
+	}
+	c := startNATSCluster(t, 3)
+	return c, startClusterNodes(t, c, 3)
+}
+
 // urlsFrom lists the cluster's URLs starting with server i's.
 func (c *natsCluster) urlsFrom(i int) string {
 	var out []string
@@ -200,11 +211,7 @@ func publishLoop(n *tether.Node, channel string, count int, every time.Duration)
 // subscribers on every node: every subscriber gets every publication once,
 // in offset order.
 func TestClusterEveryoneOnce(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a NATS cluster")
-	}
-	c := startNATSCluster(t, 3)
-	nodes := startClusterNodes(t, c, 3)
+	_, nodes := startCluster(t)
 	var rs []*recorder
 	for _, n := range nodes {
 		for range 2 {
@@ -279,11 +286,7 @@ func getJSON(t *testing.T, url string) (*http.Response, []byte) {
 // another publishes: the clients reconnect to the other nodes and recover,
 // nothing lost, nothing twice.
 func TestClusterNodeDies(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a NATS cluster")
-	}
-	c := startNATSCluster(t, 3)
-	nodes := startClusterNodes(t, c, 3)
+	_, nodes := startCluster(t)
 	var mu sync.Mutex
 	alive := []string{nodes[0].Addr().String(), nodes[1].Addr().String(), nodes[2].Addr().String()}
 	addrs := func() []string { mu.Lock(); defer mu.Unlock(); return append([]string(nil), alive...) }
@@ -315,11 +318,7 @@ func TestClusterNodeDies(t *testing.T) {
 // TestClusterNATSServerDies stops one of three NATS servers while a node
 // publishes: the nodes move to the others and service goes on, nothing lost.
 func TestClusterNATSServerDies(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a NATS cluster")
-	}
-	c := startNATSCluster(t, 3)
-	nodes := startClusterNodes(t, c, 3)
+	c, nodes := startCluster(t)
 	var rs []*recorder
 	for _, n := range nodes {
 		r := newRecorder(t, tethertest.WSURL(n, "/ws"), 1<<62)
