@@ -8,6 +8,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -22,6 +25,7 @@ import (
 
 // natsCluster is a NATS cluster of in-process servers with JetStream.
 type natsCluster struct {
+	cfgs    []embedded.Config // each server's, its client port fixed once started
 	servers []*embedded.Server
 	urls    []string
 }
@@ -49,11 +53,27 @@ func startNATSCluster(t *testing.T, size int) *natsCluster {
 				others = append(others, r)
 			}
 		}
-		s, err := embedded.Start(embedded.Config{Dir: t.TempDir(), Name: fmt.Sprint("n", i), Cluster: "tether-test", ClusterAddr: addrs[i], Routes: others})
+		c.cfgs = append(c.cfgs, embedded.Config{Dir: t.TempDir(), Name: fmt.Sprint("n", i), Cluster: "tether-test", ClusterAddr: addrs[i], Routes: others})
+	}
+	c.start(t)
+	return c
+}
+
+// start starts the cluster's servers and waits until JetStream has a leader.
+func (c *natsCluster) start(t *testing.T) {
+	t.Helper()
+	c.servers, c.urls = nil, nil
+	for i, cfg := range c.cfgs {
+		s, err := embedded.Start(cfg)
 		if err != nil {
 			t.Fatalf("embedded.Start: %v", err)
 		}
 		t.Cleanup(s.Shutdown)
+		u, err := url.Parse(s.URL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.cfgs[i].Port, _ = strconv.Atoi(u.Port())
 		c.servers = append(c.servers, s)
 		c.urls = append(c.urls, s.URL())
 	}
@@ -66,7 +86,24 @@ func startNATSCluster(t *testing.T, size int) *natsCluster {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
-	return c
+}
+
+// stop shuts every server down.
+func (c *natsCluster) stop() {
+	for _, s := range c.servers {
+		s.Shutdown()
+	}
+}
+
+// soak is how many times longer the cluster tests publish: TETHER_SOAK=N
+// (default 1) makes them soaks.
+func soak(t *testing.T) int {
+	n, err := strconv.Atoi(os.Getenv("TETHER_SOAK"))
+	if err != nil || n < 1 {
+		return 1
+	}
+	t.Logf("soak: %dx the publications", n)
+	return n
 }
 
 // startCluster starts three NATS servers and three nodes on them, or skips
@@ -220,7 +257,7 @@ func TestClusterEveryoneOnce(t *testing.T) {
 			rs = append(rs, r)
 		}
 	}
-	const each = 100
+	each := 100 * soak(t)
 	errs := make(chan error, len(nodes))
 	var wg sync.WaitGroup
 	for _, n := range nodes {
@@ -238,7 +275,7 @@ func TestClusterEveryoneOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, r := range rs {
-		waitOffsets(t, r, each*uint64(len(nodes)), 30*time.Second)
+		waitOffsets(t, r, uint64(each*len(nodes)), 30*time.Second)
 	}
 	checkNodeList(t, nodes)
 }
@@ -296,7 +333,7 @@ func TestClusterNodeDies(t *testing.T) {
 		r.subscribe(t, "room")
 		rs = append(rs, r)
 	}
-	const total = 200
+	total := 200 * soak(t)
 	done := make(chan error, 1)
 	go func() {
 		_, err := publishLoop(nodes[1], "room", total, 2*time.Millisecond)
@@ -311,7 +348,7 @@ func TestClusterNodeDies(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, r := range rs {
-		waitOffsets(t, r, total, 30*time.Second)
+		waitOffsets(t, r, uint64(total), 30*time.Second)
 	}
 }
 
@@ -325,7 +362,7 @@ func TestClusterNATSServerDies(t *testing.T) {
 		r.subscribe(t, "room")
 		rs = append(rs, r)
 	}
-	const total = 200
+	total := 200 * soak(t)
 	done := make(chan struct {
 		top uint64
 		err error
@@ -345,5 +382,35 @@ func TestClusterNATSServerDies(t *testing.T) {
 	}
 	for _, r := range rs {
 		waitOffsets(t, r, res.top, 30*time.Second)
+	}
+}
+
+// TestClusterRestart stops every node and every NATS server, and starts
+// them again: the history is still there in the same epoch, and a client
+// recovers from where it was.
+func TestClusterRestart(t *testing.T) {
+	c, nodes := startCluster(t)
+	epoch := publishN(t, nodes[0], "room", 1, 20)
+	for _, n := range nodes {
+		tethertest.Close(n)
+	}
+	c.stop()
+
+	c.start(t)
+	nodes = startClusterNodes(t, c, 3)
+	cl := dial(t, nodes[2])
+	m := cl.call(protocol.Command{Op: protocol.OpSubscribe, Channel: "room", Recover: &protocol.Position{Epoch: epoch, Offset: 10}})
+	var res protocol.SubscribeResult
+	if err := json.Unmarshal(m.Result, &res); err != nil || m.Error != nil {
+		t.Fatalf("subscribe: %s %v %v", m.Result, m.Error, err)
+	}
+	if res.Epoch != epoch || res.Offset != 20 || !res.Recovered || len(res.Publications) != 10 {
+		t.Fatalf("after restarting everything: %s; want epoch %s, offset 20, recovered with 11..20", m.Result, epoch)
+	}
+	if err := checkSequence(res.Publications, epoch, 11, 20); err != nil {
+		t.Fatal(err)
+	}
+	if e := publishN(t, nodes[1], "room", 21, 21); e != epoch {
+		t.Fatalf("publish after the restart: epoch %s, want %s", e, epoch)
 	}
 }
