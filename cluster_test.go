@@ -16,9 +16,13 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
 	"github.com/tetherhq/tether"
 	"github.com/tetherhq/tether/backend/nats/embedded"
 	tclient "github.com/tetherhq/tether/client"
+	tetherv1 "github.com/tetherhq/tether/proto/tether/v1"
 	"github.com/tetherhq/tether/protocol"
 	"github.com/tetherhq/tether/tethertest"
 )
@@ -295,6 +299,14 @@ func checkNodeList(t *testing.T, nodes []*tether.Node) {
 				ok = ok && in.Name == fmt.Sprint("node", i) && in.Connections == 2
 			}
 			if ok {
+				ok = grpcNodeCount(t, n) == len(nodes)
+			}
+			if ok {
+				var st tether.Stats
+				_, sbody := getJSON(t, tethertest.HTTPURL(n, "/api/stats"))
+				ok = json.Unmarshal(sbody, &st) == nil && len(st.Nodes) == len(nodes)
+			}
+			if ok {
 				break
 			}
 			if time.Now().After(deadline) {
@@ -303,6 +315,23 @@ func checkNodeList(t *testing.T, nodes []*tether.Node) {
 			time.Sleep(100 * time.Millisecond)
 		}
 	}
+}
+
+// grpcNodeCount asks n's gRPC ServerAPI/Info how many nodes it knows.
+func grpcNodeCount(t *testing.T, n *tether.Node) int {
+	t.Helper()
+	cc, err := grpc.NewClient(n.GRPCAddr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	info, err := tetherv1.NewServerAPIClient(cc).Info(ctx, &tetherv1.InfoRequest{})
+	if err != nil {
+		t.Fatalf("gRPC Info: %v", err)
+	}
+	return len(info.GetNodes())
 }
 
 func getJSON(t *testing.T, url string) (*http.Response, []byte) {

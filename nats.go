@@ -46,6 +46,7 @@ func (n *Node) openNATS() (*tnats.Backend, error) {
 	if c.Name == "" {
 		host, _ := os.Hostname()
 		c.Name = fmt.Sprintf("%s-%d", host, os.Getpid())
+		n.cfg.NATS.Name = c.Name // how the other nodes know this one
 	}
 	timeout := c.ConnectTimeout
 	if timeout <= 0 {

@@ -72,7 +72,7 @@ type Info struct {
 	SessionsOpened       int64 `json:"sessions_opened"`
 	UptimeSeconds        int64 `json:"uptime_seconds"`
 	ProtocolVersion      int   `json:"protocol_version"`
-	// Nodes lists the cluster's nodes (HTTP only for now).
+	// Nodes lists the cluster's nodes.
 	Nodes []backend.NodeInfo `json:"nodes,omitempty"`
 }
 
