@@ -49,9 +49,10 @@ type interest struct {
 	gen       uint64
 	timer     *time.Timer
 	// lastSeq is the stream sequence of the last publication delivered (or
-	// the subject's last when the subscription began). Owned by the
-	// subscription's goroutine once ready is closed.
-	lastSeq uint64
+	// the subject's last when the subscription began), lastEpoch its epoch.
+	// Owned by the subscription's goroutine once ready is closed.
+	lastSeq   uint64
+	lastEpoch string
 }
 
 // Register implements backend.Broker. It can be called once.
@@ -80,8 +81,9 @@ func (br *Broker) Publish(ctx context.Context, pub *protocol.Publication) error 
 	msg := &natsgo.Msg{Subject: b.brokerSubject(pub.Channel), Data: data}
 	if h, ok := b.lastHead(pub.Channel); ok && h.seq != 0 && h.epoch == pub.Epoch && h.offset == pub.Offset {
 		msg.Header = natsgo.Header{
-			hdrSeq:  []string{strconv.FormatUint(h.seq, 10)},
-			hdrPrev: []string{strconv.FormatUint(h.prev, 10)},
+			hdrSeq:   []string{strconv.FormatUint(h.seq, 10)},
+			hdrPrev:  []string{strconv.FormatUint(h.prev, 10)},
+			hdrEpoch: []string{h.epoch},
 		}
 	}
 	if err := b.nc.PublishMsg(msg); err != nil {
@@ -134,7 +136,7 @@ func (br *Broker) Subscribe(ctx context.Context, channel string) error {
 		br.drop(in)
 		return fmt.Errorf("nats: subscribe: %w", err)
 	}
-	in.lastSeq = last.seq
+	in.lastSeq, in.lastEpoch = last.seq, last.epoch
 	close(in.ready)
 	return nil
 }
@@ -196,13 +198,17 @@ func (br *Broker) receive(in *interest, m *natsgo.Msg) {
 		br.b.log.Warn("nats: broker message with a bad sequence", "channel", in.channel)
 		return
 	}
-	if seq <= in.lastSeq {
+	epoch := m.Header.Get(hdrEpoch)
+	switch {
+	case seq <= in.lastSeq && (epoch == in.lastEpoch || in.lastEpoch == ""):
 		return // delivered already, from the stream
-	}
-	if prev != in.lastSeq {
+	case seq <= in.lastSeq:
+		// A new epoch below the last sequence: the stream was deleted and
+		// created again, its sequences started over.
+	case prev != in.lastSeq:
 		br.fill(in, prev)
 	}
-	in.lastSeq = seq
+	in.lastSeq, in.lastEpoch = seq, epoch
 	br.deliver(m.Data)
 }
 
@@ -217,7 +223,7 @@ func (br *Broker) fill(in *interest, prev uint64) {
 	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.Timeout)
 	defer cancel()
 	subject := b.historySubject(in.channel)
-	msgs, err := b.scan(ctx, subject, in.lastSeq+1, prev, int(prev-in.lastSeq))
+	msgs, err := b.scan(ctx, subject, in.lastSeq+1, prev, int(min(prev-in.lastSeq, uint64(b.cfg.HistorySize)+1)))
 	if n := len(msgs); err == nil && (n == 0 || msgs[n-1].seq != prev) {
 		msgs, err = b.walk(ctx, subject, in.lastSeq+1, prev) // a replica behind answered
 	}
@@ -229,7 +235,7 @@ func (br *Broker) fill(in *interest, prev uint64) {
 		if s.seq <= in.lastSeq || s.seq > prev || s.offset == 0 {
 			continue
 		}
-		in.lastSeq = s.seq
+		in.lastSeq, in.lastEpoch = s.seq, s.epoch
 		br.deliver(s.data)
 	}
 }

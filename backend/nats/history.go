@@ -75,7 +75,10 @@ func (h *History) Append(ctx context.Context, pub *protocol.Publication) (protoc
 }
 
 // store appends one message to subject if its last sequence is still
-// lastSeq, and returns the message's sequence.
+// lastSeq, and returns the message's sequence. When no stream answers (it
+// was deleted), it creates the stream again and tries once more: the
+// subject is then empty, so an append expecting another last sequence is
+// refused as any stale one is.
 func (h *History) store(ctx context.Context, subject, epoch string, offset uint64, data []byte, lastSeq uint64) (uint64, error) {
 	b := h.b
 	if err := ctx.Err(); err != nil {
@@ -88,6 +91,12 @@ func (h *History) store(ctx context.Context, subject, epoch string, offset uint6
 		hdrOffset: []string{strconv.FormatUint(offset, 10)},
 	}}
 	ack, err := b.js.PublishMsg(ctx, msg, jetstream.WithExpectLastSequencePerSubject(lastSeq))
+	if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, natsgo.ErrNoResponders) {
+		b.log.Warn("nats: the history stream is gone; creating it again", "stream", b.stream)
+		if err = b.ensureStream(ctx); err == nil {
+			ack, err = b.js.PublishMsg(ctx, msg, jetstream.WithExpectLastSequencePerSubject(lastSeq))
+		}
+	}
 	if err != nil {
 		return 0, fmt.Errorf("nats: append: %w", err)
 	}

@@ -90,7 +90,8 @@ func (b *Backend) get(ctx context.Context, req msgGet) (stored, error) {
 		return stored{}, fmt.Errorf("nats: stream get: %w", err)
 	}
 	if resp.Error != nil {
-		if resp.Error.ErrorCode == jetstream.JSErrCodeMessageNotFound {
+		// No stream: it was deleted; the next append creates it again.
+		if resp.Error.ErrorCode == jetstream.JSErrCodeMessageNotFound || resp.Error.ErrorCode == jetstream.JSErrCodeStreamNotFound {
 			return stored{}, errNotFound
 		}
 		return stored{}, fmt.Errorf("nats: stream get: %w", resp.Error)
