@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -111,5 +112,32 @@ func TestEmbeddedNATSSurvivesSIGKILL(t *testing.T) {
 	}
 	if p := publish(addr, 11); p.Epoch != epoch || p.Offset != 11 {
 		t.Fatalf("publish after the restart got %+v, want %s/11", p, epoch)
+	}
+}
+
+// TestServeNATSFlags checks the NATS flags that cannot work together are
+// refused before anything starts, and that NATS unreachable at start is a
+// clear error.
+func TestServeNATSFlags(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		code int
+		msg  string
+	}{
+		{"embedded without a data dir", []string{"--nats", "embedded"}, 2, "needs --data-dir"},
+		{"data dir without embedded", []string{"--data-dir", t.TempDir()}, 2, "--data-dir is for --nats embedded"},
+		{"half a client certificate", []string{"--nats", "nats://127.0.0.1:1", "--nats-tls-cert", "c.pem"}, 2, "go together"},
+		{"nothing listening", []string{"--nats", "nats://u:secret@127.0.0.1:1"}, 1, "nats: no server reachable at nats://***@127.0.0.1:1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			args := append([]string{"serve", "--http-addr", "127.0.0.1:0", "--tcp-addr", "", "--grpc-addr", ""}, tt.args...)
+			code := run(context.Background(), args, &out, &errb)
+			if code != tt.code || !strings.Contains(errb.String(), tt.msg) || strings.Contains(errb.String(), "secret") {
+				t.Fatalf("exit %d, stderr %q; want %d and %q, without the password", code, errb.String(), tt.code, tt.msg)
+			}
+		})
 	}
 }
