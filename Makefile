@@ -22,6 +22,7 @@ vet:
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecodeCommand -fuzztime 60s ./protocol
+	$(GO) test -run '^$$' -fuzz FuzzToken -fuzztime 20s ./backend/nats
 
 # grpcurl, for TestGrpcurl (which runs it against the server's reflection).
 $(BIN)/grpcurl:
