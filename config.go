@@ -68,6 +68,19 @@ type Config struct {
 	CommandRate  float64
 	CommandBurst int
 
+	// Compression negotiates permessage-deflate (RFC 7692) with the WebSocket
+	// clients that offer it (every browser does), on /ws and /ws/echo. A
+	// publication is compressed once and the same frame goes to every
+	// subscriber that negotiated it; messages clients compress are inflated
+	// within MaxMessageSize. Defaults to true.
+	Compression bool
+	// CompressionMinSize is the size, in bytes, below which a message goes
+	// uncompressed. Defaults to 256.
+	CompressionMinSize int
+	// CompressionLevel is the deflate level, from 1 (fastest) to 9 (smallest).
+	// Defaults to 1.
+	CompressionLevel int
+
 	// HistorySize is how many publications each channel keeps for history and
 	// recovery. Defaults to 100.
 	HistorySize int
@@ -85,22 +98,25 @@ type Config struct {
 // DefaultConfig returns a new Config with every default filled in.
 func DefaultConfig() Config {
 	return Config{
-		HTTPAddr:         "127.0.0.1:8080",
-		TCPAddr:          "127.0.0.1:7070",
-		GRPCAddr:         "127.0.0.1:9090",
-		PingInterval:     25 * time.Second,
-		PongTimeout:      10 * time.Second,
-		CloseTimeout:     time.Second,
-		MaxMessageSize:   64 << 10,
-		MaxOutbound:      1 << 20,
-		MaxConns:         100_000,
-		MaxSubscriptions: 128,
-		MaxChannels:      100_000,
-		MaxChannelLength: 255,
-		CommandRate:      100,
-		CommandBurst:     200,
-		HistorySize:      100,
-		HistoryTTL:       5 * time.Minute,
+		HTTPAddr:           "127.0.0.1:8080",
+		TCPAddr:            "127.0.0.1:7070",
+		GRPCAddr:           "127.0.0.1:9090",
+		PingInterval:       25 * time.Second,
+		PongTimeout:        10 * time.Second,
+		CloseTimeout:       time.Second,
+		MaxMessageSize:     64 << 10,
+		MaxOutbound:        1 << 20,
+		MaxConns:           100_000,
+		MaxSubscriptions:   128,
+		MaxChannels:        100_000,
+		MaxChannelLength:   255,
+		CommandRate:        100,
+		CommandBurst:       200,
+		Compression:        true,
+		CompressionMinSize: 256,
+		CompressionLevel:   1,
+		HistorySize:        100,
+		HistoryTTL:         5 * time.Minute,
 	}
 }
 
@@ -125,6 +141,8 @@ func (c *Config) Validate() error {
 	check(c.MaxChannelLength > 0, "max channel length must be positive, not %d", c.MaxChannelLength)
 	check(c.CommandRate >= 0, "command rate must not be negative, not %g", c.CommandRate)
 	check(c.CommandRate == 0 || c.CommandBurst > 0, "command burst must be positive, not %d", c.CommandBurst)
+	check(!c.Compression || c.CompressionLevel >= 1 && c.CompressionLevel <= 9, "compression level must be between 1 and 9, not %d", c.CompressionLevel)
+	check(c.CompressionMinSize >= 0, "compression minimum size must not be negative, not %d", c.CompressionMinSize)
 	check(c.HistorySize >= 0, "history size must not be negative, not %d", c.HistorySize)
 	check((c.TLSCertFile == "") == (c.TLSKeyFile == ""), "TLS needs both a certificate and a key file")
 	check(c.HistoryTTL >= 0, "history TTL must not be negative, not %v", c.HistoryTTL)

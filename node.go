@@ -40,6 +40,7 @@ import (
 	"github.com/tetherhq/tether/internal/hub"
 	"github.com/tetherhq/tether/internal/metrics"
 	"github.com/tetherhq/tether/internal/session"
+	"github.com/tetherhq/tether/internal/wire"
 	"github.com/tetherhq/tether/internal/wsconn"
 	"github.com/tetherhq/tether/protocol"
 	"github.com/tetherhq/tether/web"
@@ -94,8 +95,16 @@ func New(cfg Config) (*Node, error) {
 	if err := n.listen(); err != nil {
 		return nil, err
 	}
+	var zip *wire.Compression
+	if cfg.Compression {
+		if zip, err = wire.NewCompression(cfg.CompressionLevel, cfg.CompressionMinSize); err != nil {
+			n.closeListeners()
+			return nil, fmt.Errorf("tether: %w", err)
+		}
+	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.hub = hub.New(hub.Config{
+		Compression:   zip,
 		HistorySize:   cfg.HistorySize,
 		HistoryTTL:    cfg.HistoryTTL,
 		MaxChannels:   cfg.MaxChannels,
@@ -136,7 +145,6 @@ func New(cfg Config) (*Node, error) {
 	}
 	n.engine = nbhttp.NewEngine(ecfg)
 	fenceAccepts(n.engine)
-	n.engine.CheckUtf8 = func([]byte) bool { return true } // wsconn checks, to close with 1007
 	n.engine.OnWrittenSize(wsconn.OnWrittenSize)
 	n.engine.OnData(wsconn.OnData)
 	n.ws = wsconn.New(wsconn.Config{
@@ -148,6 +156,7 @@ func New(cfg Config) (*Node, error) {
 		MaxConns:       cfg.MaxConns,
 		AllowedOrigins: cfg.AllowedOrigins,
 		CloseTimeout:   cfg.CloseTimeout,
+		Compression:    zip,
 		Logger:         log,
 	})
 	n.handler = n.routes()

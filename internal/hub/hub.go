@@ -51,6 +51,9 @@ type Config struct {
 	// MaxChannels caps the channels the hub holds at once (a channel lives while
 	// it has subscribers or history). Zero means no limit.
 	MaxChannels int
+	// Compression compresses batches for subscribers in the
+	// wire.WebSocketDeflate format, once per batch. Nil: uncompressed.
+	Compression *wire.Compression
 	// Now returns the time; defaults to time.Now.
 	Now func() time.Time
 }
