@@ -178,9 +178,13 @@ func (c *conn) Close(d protocol.Disconnect) {
 }
 
 // fail closes c after the client broke the protocol: a close frame with the
-// code, no disconnect push.
+// code, no disconnect push. When the refused frame was the client's own close
+// frame, no answer will come: the socket is closed at once.
 func (c *conn) fail(e *closeError) {
 	c.closeWith(reasonProtocol, e.code, appendCloseFrame(nil, e.code, e.reason))
+	if e.final {
+		_ = c.nb.Close()
+	}
 }
 
 // closeWith writes frames, which end with a close frame, unless c is already

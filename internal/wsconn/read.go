@@ -25,6 +25,7 @@ const (
 type closeError struct {
 	code   int
 	reason string
+	final  bool // the refused frame was the client's close frame: no other will come
 }
 
 func (e *closeError) Error() string {
@@ -32,7 +33,7 @@ func (e *closeError) Error() string {
 }
 
 func protocolError(reason string) *closeError {
-	return &closeError{protocol.CloseProtocolError, reason}
+	return &closeError{code: protocol.CloseProtocolError, reason: reason}
 }
 
 // frameHandler receives what a reader parses. A payload is valid only during
@@ -75,6 +76,7 @@ type partial struct {
 	compressed bool   // the current message is compressed
 	checked    int    // msg[:checked] is known to be valid UTF-8
 	skip       int    // once failed: payload bytes still to skip
+	refused    bool   // once failed: the next frame is the refused one, to skip unread
 }
 
 func (r *reader) part() *partial {
@@ -90,7 +92,7 @@ func (r *reader) feed(data []byte, h frameHandler) error {
 		r.p.pending = append(r.p.pending, data...)
 		data = r.p.pending
 	}
-	var err error
+	var err *closeError
 	for len(data) > 0 && err == nil {
 		var n int
 		if r.failed {
@@ -99,7 +101,9 @@ func (r *reader) feed(data []byte, h frameHandler) error {
 			n, err = r.frame(data, h)
 			if err != nil {
 				r.failed = true
-				r.part().msg = nil
+				p := r.part()
+				p.msg, p.refused = nil, n == 0
+				err.final = data[0]&0x0f == opClose
 			}
 		}
 		if n == 0 && err == nil {
@@ -115,7 +119,10 @@ func (r *reader) feed(data []byte, h frameHandler) error {
 		data = data[n:]
 	}
 	r.keep(data)
-	return err
+	if err != nil {
+		return err
+	}
+	return nil
 }
 
 // keep carries over the unparsed rest of the input, which may be a tail of
@@ -219,7 +226,7 @@ func (r *reader) check(data []byte) *closeError {
 // frame handles the frame at the start of data and returns how many bytes it
 // took: 0 when data does not hold all of it yet, or when the frame's header is
 // refused (the frame is then left for skipFrame).
-func (r *reader) frame(data []byte, h frameHandler) (int, error) {
+func (r *reader) frame(data []byte, h frameHandler) (int, *closeError) {
 	if len(data) < 2 {
 		return 0, nil
 	}
@@ -239,7 +246,7 @@ func (r *reader) frame(data []byte, h frameHandler) (int, error) {
 			have = len(r.p.msg)
 		}
 		if fh.n > uint64(r.max-have) {
-			return 0, &closeError{protocol.CloseTooBig, fmt.Sprintf("message over %d bytes", r.max)}
+			return 0, &closeError{code: protocol.CloseTooBig, reason: fmt.Sprintf("message over %d bytes", r.max)}
 		}
 	}
 	total := fh.size + int(fh.n)
@@ -252,7 +259,7 @@ func (r *reader) frame(data []byte, h frameHandler) (int, error) {
 }
 
 // handle acts on one whole, checked frame.
-func (r *reader) handle(fh header, payload []byte, h frameHandler) error {
+func (r *reader) handle(fh header, payload []byte, h frameHandler) *closeError {
 	switch fh.op {
 	case opPing:
 		h.ping(payload)
@@ -287,14 +294,14 @@ func (r *reader) handle(fh header, payload []byte, h frameHandler) error {
 
 // checkFragment fails a text message as soon as a fragment makes it invalid
 // UTF-8; a sequence cut at the end of a fragment waits for the next one.
-func (r *reader) checkFragment() error {
+func (r *reader) checkFragment() *closeError {
 	p := r.p
 	if p.op != opText || p.compressed {
 		return nil
 	}
 	n, ok := validPrefix(p.msg[p.checked:])
 	if !ok {
-		return &closeError{protocol.CloseInvalidPayload, "invalid UTF-8 in a text message"}
+		return &closeError{code: protocol.CloseInvalidPayload, reason: "invalid UTF-8 in a text message"}
 	}
 	p.checked += n
 	return nil
@@ -302,19 +309,19 @@ func (r *reader) checkFragment() error {
 
 // deliver inflates and checks a whole message (msg[:checked] is already known
 // to be valid UTF-8) and hands it to h.
-func (r *reader) deliver(op byte, compressed bool, msg []byte, checked int, h frameHandler) error {
+func (r *reader) deliver(op byte, compressed bool, msg []byte, checked int, h frameHandler) *closeError {
 	if compressed {
 		out, err := wire.Inflate(nil, msg, r.max)
 		switch {
 		case errors.Is(err, wire.ErrInflatedTooLarge):
-			return &closeError{protocol.CloseTooBig, fmt.Sprintf("message inflates to over %d bytes", r.max)}
+			return &closeError{code: protocol.CloseTooBig, reason: fmt.Sprintf("message inflates to over %d bytes", r.max)}
 		case err != nil:
-			return &closeError{protocol.CloseInvalidPayload, "invalid compressed data"}
+			return &closeError{code: protocol.CloseInvalidPayload, reason: "invalid compressed data"}
 		}
 		msg, checked = out, 0
 	}
 	if op == opText && !utf8.Valid(msg[checked:]) {
-		return &closeError{protocol.CloseInvalidPayload, "invalid UTF-8 in a text message"}
+		return &closeError{code: protocol.CloseInvalidPayload, reason: "invalid UTF-8 in a text message"}
 	}
 	h.message(op, msg, compressed)
 	return nil
@@ -337,7 +344,9 @@ func (r *reader) skipFrame(data []byte, h frameHandler) int {
 		r.part().skip = 1 << 62
 		return fh.size
 	}
-	if fh.op == opClose {
+	if r.p != nil && r.p.refused {
+		r.p.refused = false
+	} else if fh.op == opClose {
 		h.peerClose(protocol.CloseNormal)
 		r.part().skip = 1 << 62 // the connection is over
 		return len(data)
@@ -348,7 +357,7 @@ func (r *reader) skipFrame(data []byte, h frameHandler) int {
 
 // closeCode returns the status code of a close frame's payload, or the
 // violation in it.
-func closeCode(p []byte) (int, error) {
+func closeCode(p []byte) (int, *closeError) {
 	switch len(p) {
 	case 0:
 		return 1005, nil // no status code
@@ -360,7 +369,7 @@ func closeCode(p []byte) (int, error) {
 		return 0, protocolError(fmt.Sprintf("invalid close code %d", code))
 	}
 	if !utf8.Valid(p[2:]) {
-		return 0, &closeError{protocol.CloseInvalidPayload, "close reason is not UTF-8"}
+		return 0, &closeError{code: protocol.CloseInvalidPayload, reason: "close reason is not UTF-8"}
 	}
 	return code, nil
 }

@@ -121,6 +121,8 @@ func TestReader(t *testing.T) {
 		{"compression bomb", frame(0xC2, compress(make([]byte, 1<<20))), true, nil, protocol.CloseTooBig},
 		{"corrupt compressed data", frame(0xC2, []byte{0xff, 0xff, 0xff}), true, nil, protocol.CloseInvalidPayload},
 		{"compressed text not UTF-8", frame(0xC1, compress([]byte("\xff\xfe"))), true, nil, protocol.CloseInvalidPayload},
+		{"close frame with RSV bits: refused, not taken for the client's close", frame(0xF8, nil), false, nil, protocol.CloseProtocolError},
+		{"close frame over 125 bytes: refused", frame(0x88, closePayload(1000, strings.Repeat("*", 124))), false, nil, protocol.CloseProtocolError},
 		{"only the close frame after a violation", cat(frame(0x80, nil), text("dropped"), frame(0x88, closePayload(1000, ""))), false,
 			[]string{"close 1000"}, protocol.CloseProtocolError},
 	}
@@ -296,4 +298,27 @@ func FuzzReader(f *testing.F) {
 			t.Fatalf("whole: %q, code %d; in chunks of %d: %q, code %d", whole, code, chunk%16+1, split, splitCode)
 		}
 	})
+}
+
+// TestReaderRefusedCloseIsFinal: a refused close frame is the client's last
+// word (the connection is dropped once the answer is out); other refusals
+// wait for the client's close frame.
+func TestReaderRefusedCloseIsFinal(t *testing.T) {
+	tests := []struct {
+		in    []byte
+		final bool
+	}{
+		{frame(0x88, []byte{3}), true},
+		{frame(0x88, closePayload(1004, "")), true},
+		{frame(0xC8, nil), true},
+		{frame(0x80, nil), false},
+		{frame(0x81, []byte{0xff}), false},
+	}
+	for _, tt := range tests {
+		err := (&reader{max: testMax}).feed(tt.in, &record{})
+		var ce *closeError
+		if !errors.As(err, &ce) || ce.final != tt.final {
+			t.Errorf("% x: %v, final %v; want final %v", tt.in[:2], err, ce != nil && ce.final, tt.final)
+		}
+	}
 }
