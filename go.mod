@@ -11,7 +11,6 @@ require (
 	github.com/lesismal/nbio v1.6.12
 	github.com/prometheus/client_golang v1.25.0
 	github.com/prometheus/common v0.72.0
-	golang.org/x/time v0.16.0
 	google.golang.org/grpc v1.85.0
 	google.golang.org/protobuf v1.36.12
 )

@@ -6,6 +6,7 @@
 #   bench/compare.sh                  # 2 runs of everything, 10,000 connections
 #   RUNS=3 CONNS=2000 bench/compare.sh
 #   SCENARIOS="fanout5 saturation" bench/compare.sh
+#   SCENARIOS="json5 json5z echo" bench/compare.sh   # compression off and on; echo
 #
 # Results: one JSON line per bench run in $OUT (default bench/results/<time>.jsonl).
 # Everything listens on 127.0.0.1 only; every run is bounded (tether bench -timeout).
@@ -14,7 +15,7 @@ cd "$(dirname "$0")/.."
 
 RUNS=${RUNS:-2}
 CONNS=${CONNS:-10000}
-SCENARIOS=${SCENARIOS:-"conns fanout5 saturation echo reconnect"}
+SCENARIOS=${SCENARIOS:-"conns fanout5 saturation echo json5 json5z reconnect"}
 TETHER_ADDR=${TETHER_ADDR:-127.0.0.1:18080}
 BASELINE_ADDR=${BASELINE_ADDR:-127.0.0.1:18090}
 OUT=${OUT:-bench/results/$(date -u +%Y%m%dT%H%M%SZ).jsonl}
@@ -87,7 +88,9 @@ for run in $(seq "$RUNS"); do
 			conns) bench "$kind" conns -n "$CONNS" ;;
 			fanout5) bench "$kind" fanout -n "$CONNS" -m 50 -rate 5 -payload 64 ;;
 			saturation) bench "$kind" fanout -n "$CONNS" -m 200 -rate 200 -payload 64 -drain 60s ;;
-			echo) bench "$kind" echo -c 50 -d 10s ;;
+			echo) bench "$kind" echo -c 1000 -d 10s ;;
+			json5) bench "$kind" fanout -n "$CONNS" -m 50 -rate 5 -payload 1500 -data json ;;
+			json5z) bench "$kind" fanout -n "$CONNS" -m 50 -rate 5 -payload 1500 -data json -compress ;;
 			reconnect) bench "$kind" reconnect -n "$CONNS" -m 60 -rate 5 ;;
 			*) echo "compare.sh: unknown scenario $sc" >&2; exit 2 ;;
 			esac
@@ -98,11 +101,11 @@ done
 # Summary: for each scenario and figure, tether, baseline and the ratio, per run.
 jq -rs '
   def r: if type == "number" then (. * 100 | round / 100) else . end;
-  def key: if .bench == "fanout" then (if .rate >= 100 or .rate == 0 then "saturation" else "fanout5" end) else .bench end;
+  def key: if .bench == "fanout" then (if .json then (if .compress then "json5z" else "json5" end) elif .rate >= 100 or .rate == 0 then "saturation" else "fanout5" end) else .bench end;
   def figs: if .bench == "conns" then {rss_per_conn_kib, connect_p99_ms: .connect.p99_ms, open}
-    elif .bench == "fanout" then {deliveries_per_cpu_sec, deliveries_per_sec, p50_ms: .latency.p50_ms, p99_ms: .latency.p99_ms, lost, health_max_ms, kept_schedule}
+    elif .bench == "fanout" then {deliveries_per_cpu_sec, deliveries_per_sec, p50_ms: .latency.p50_ms, p99_ms: .latency.p99_ms, lost, health_max_ms, kept_schedule, wire_bytes_per_delivery}
     elif .bench == "reconnect" then {all_back_seconds, resubscribe_p99_ms: .resubscribe.p99_ms, recovered_ok, recovered_failed, lost, duplicated}
-    else {round_trips_per_sec, p50_ms: .latency.p50_ms, p99_ms: .latency.p99_ms} end;
+    else {round_trips_per_cpu_sec, round_trips_per_sec, p50_ms: .latency.p50_ms, p99_ms: .latency.p99_ms} end;
   group_by(key) | .[] | . as $g | ($g | map(select(.target == "tether"))) as $t | ($g | map(select(.target == "baseline"))) as $b |
   "== \($g[0] | key)",
   (if ($b | length) == 0 then ($t | to_entries[] | "  run \(.key+1)  tether only: \(.value | figs | map_values(r) | tostring)") else empty end),

@@ -9,11 +9,10 @@ package session
 import (
 	"encoding/json"
 	"errors"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
-
-	"golang.org/x/time/rate"
 
 	"github.com/tetherhq/tether/internal/wire"
 	"github.com/tetherhq/tether/protocol"
@@ -41,12 +40,27 @@ type Session struct {
 	id   string
 	mgr  *Manager
 	conn Conn
-	lim  *rate.Limiter
 
 	mu     sync.Mutex
-	subs   map[string]struct{}
+	cmds   tokenBucket // the command rate limit
+	subs   []string    // channels subscribed; a slice, not a map: most hold one or two
 	closed bool
 	user   string
+}
+
+// subscribed returns the index of channel in s.subs, or -1. Call it with s.mu held.
+func (s *Session) subscribed(channel string) int {
+	return slices.Index(s.subs, channel)
+}
+
+// dropSub removes channel from s.subs and reports whether it was there. Call
+// it with s.mu held.
+func (s *Session) dropSub(channel string) bool {
+	i := s.subscribed(channel)
+	if i >= 0 {
+		s.subs = slices.Delete(s.subs, i, i+1)
+	}
+	return i >= 0
 }
 
 // ID returns the session's client id.
@@ -75,9 +89,9 @@ func (s *Session) handle(data []byte) string {
 		s.replyError(cmd.ID, perr)
 		return ""
 	}
-	if s.lim != nil && !s.lim.Allow() {
+	if rate := s.mgr.cfg.CommandRate; rate > 0 && !s.allow() {
 		s.mgr.stats.RateLimited.Add(1)
-		s.replyError(cmd.ID, protocol.NewError(protocol.ErrRateLimited, "more than %g commands per second", float64(s.lim.Limit())))
+		s.replyError(cmd.ID, protocol.NewError(protocol.ErrRateLimited, "more than %g commands per second", rate))
 		return cmd.Op
 	}
 	var result any
@@ -111,6 +125,37 @@ func (s *Session) handle(data []byte) string {
 	return cmd.Op
 }
 
+// allow takes a token for one command from s's bucket.
+func (s *Session) allow() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cmds.take(time.Now(), s.mgr.cfg.CommandRate, max(s.mgr.cfg.CommandBurst, 1))
+}
+
+// tokenBucket limits a rate: it holds up to burst tokens, refilled at rate
+// per second, and each command takes one. 16 bytes kept in the session, where
+// a rate.Limiter would be a pointer to 80.
+type tokenBucket struct {
+	tokens float64
+	last   int64 // unix nanoseconds of the last take; 0: never (the bucket is full)
+}
+
+// take takes a token at now and reports whether there was one.
+func (b *tokenBucket) take(now time.Time, rate float64, burst int) bool {
+	t := now.UnixNano()
+	if b.last == 0 {
+		b.tokens = float64(burst)
+	} else if t > b.last {
+		b.tokens = min(float64(burst), b.tokens+float64(t-b.last)*rate/1e9)
+	}
+	b.last = t
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
+}
+
 func (s *Session) connect(cmd *protocol.Command) (any, *protocol.Error) {
 	return &protocol.ConnectResult{
 		Client:  s.id,
@@ -130,7 +175,7 @@ func (s *Session) subscribe(cmd *protocol.Command) *protocol.Error {
 	// Reserve the subscription, then subscribe without holding s.mu: the hub
 	// calls back into s (reply, Deliver) with the channel locked.
 	s.mu.Lock()
-	switch _, dup := s.subs[cmd.Channel]; {
+	switch dup := s.subscribed(cmd.Channel) >= 0; {
 	case s.closed:
 		s.mu.Unlock()
 		return protocol.NewError(protocol.ErrUnavailable, "connection is closing")
@@ -141,10 +186,7 @@ func (s *Session) subscribe(cmd *protocol.Command) *protocol.Error {
 		s.mu.Unlock()
 		return protocol.NewError(protocol.ErrTooManySubs, "at most %d subscriptions per connection", s.mgr.cfg.MaxSubscriptions)
 	}
-	if s.subs == nil {
-		s.subs = make(map[string]struct{}, 1)
-	}
-	s.subs[cmd.Channel] = struct{}{}
+	s.subs = append(s.subs, cmd.Channel)
 	s.mu.Unlock()
 
 	err := s.mgr.hub.Subscribe(cmd.Channel, s, cmd.Recover, func(res *protocol.SubscribeResult) {
@@ -160,7 +202,7 @@ func (s *Session) subscribe(cmd *protocol.Command) *protocol.Error {
 	s.mu.Lock()
 	closed := s.closed
 	if err != nil && !closed {
-		delete(s.subs, cmd.Channel)
+		s.dropSub(cmd.Channel)
 	}
 	s.mu.Unlock()
 	if err != nil {
@@ -177,8 +219,7 @@ func (s *Session) unsubscribe(cmd *protocol.Command) (any, *protocol.Error) {
 		return nil, perr
 	}
 	s.mu.Lock()
-	_, ok := s.subs[cmd.Channel]
-	delete(s.subs, cmd.Channel)
+	ok := s.dropSub(cmd.Channel)
 	s.mu.Unlock()
 	if !ok {
 		return nil, protocol.NewError(protocol.ErrNotSubscribed, "not subscribed to %q", cmd.Channel)
@@ -255,7 +296,7 @@ func (s *Session) Closed() {
 	subs := s.subs
 	s.subs = nil
 	s.mu.Unlock()
-	for ch := range subs {
+	for _, ch := range subs {
 		s.mgr.hub.Unsubscribe(ch, s)
 	}
 	s.mgr.remove(s)

@@ -17,8 +17,8 @@ func (s *Server) Abort(n int) int {
 		if c.load().state() == stateClosed {
 			continue
 		}
-		if c.sock != nil {
-			_ = c.sock.SetLinger(1, 0) // close sends RST, not FIN
+		if sock := c.socket(); sock != nil {
+			_ = sock.SetLinger(1, 0) // close sends RST, not FIN
 		}
 		_ = c.nb.Close()
 		dropped++

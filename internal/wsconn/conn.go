@@ -5,11 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"net"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/lesismal/llib/std/crypto/tls"
 	"github.com/lesismal/nbio"
 
 	"github.com/tetherhq/tether/internal/session"
@@ -78,15 +78,27 @@ func (l life) code() int           { return int(l >> 16) }
 type conn struct {
 	srv      *Server
 	nb       net.Conn         // frames are written here: the socket, or the TLS conn over it; safe for concurrent use
-	sock     *nbio.Conn       // the event loop's socket under nb; nil when a goroutine of its own reads nb
 	sess     *session.Session // nil on the echo endpoint
-	life     atomic.Uint32    // a life
+	rd       reader           // used by the goroutine reading the socket only
 	queued   atomic.Int64     // bytes handed to nb and not yet written to the kernel
 	lastSeen atomic.Int64     // unix nanoseconds of the last bytes from the peer
 	wmu      sync.Mutex       // orders writes, and the close frame after them
-	rd       reader           // used by the goroutine reading the socket only
+	life     atomic.Uint32    // a life
 	deflate  bool             // permessage-deflate was negotiated
 	shard    uint8
+}
+
+// socket returns the event loop's socket under c, or nil when a goroutine of
+// its own reads c.
+func (c *conn) socket() *nbio.Conn {
+	switch nc := c.nb.(type) {
+	case *nbio.Conn:
+		return nc
+	case *tls.Conn:
+		sock, _ := nc.Conn().(*nbio.Conn)
+		return sock
+	}
+	return nil
 }
 
 var _ session.Conn = (*conn)(nil)
@@ -149,7 +161,7 @@ func (c *conn) Write(b []byte) error {
 		return session.ErrSlowConsumer
 	}
 	_, err := c.nb.Write(b)
-	if c.sock == nil { // a blocking socket: written, or failed, by now
+	if c.socket() == nil { // a blocking socket: written, or failed, by now
 		c.queued.Add(-n)
 	}
 	return err
@@ -254,24 +266,21 @@ func (c *conn) CloseAndClean(error) { c.srv.closed(c) }
 // UnderlayerConn implements nbhttp.ParserCloser.
 func (c *conn) UnderlayerConn() net.Conn { return c.nb }
 
-// message implements frameHandler: the echo endpoint answers on the spot; a
-// command goes to the socket's executor, which runs a connection's commands
-// one at a time, in order, off the poller (a command may wait on a lock or,
-// later, a backend, and the poller serves every connection).
+// message implements frameHandler: the echo endpoint answers on the spot,
+// and a command is handled on the spot too, on the goroutine reading the
+// socket (nbio's poller), as the TCP transport does: a session does not block
+// (package session's contract), and a hop to another goroutine per message
+// would cost more than most commands.
 func (c *conn) message(op byte, payload []byte, compressed bool) {
 	if c.load().state() != stateOpen {
 		return // closing: data is discarded
 	}
 	c.srv.bytesIn.Add(int64(len(payload)))
-	switch {
-	case c.sess == nil:
+	if c.sess == nil {
 		c.write(c.frame(make([]byte, 0, len(payload)+10), op, payload))
-	case c.sock == nil: // read by a goroutine of its own: run it here
-		c.sess.Handle(payload)
-	default:
-		cmd := slices.Clone(payload) // payload is the poller's buffer
-		c.sock.Execute(func() { c.sess.Handle(cmd) })
+		return
 	}
+	c.sess.Handle(payload)
 }
 
 // frame appends payload as one frame for c: compressed when c negotiated

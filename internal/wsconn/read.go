@@ -61,10 +61,10 @@ type frameHandler interface {
 // Between messages a reader holds no buffer: an idle connection costs its
 // fixed fields only. A reader is used by one goroutine at a time.
 type reader struct {
-	max     int      // the largest message, in bytes, after inflation
+	p       *partial // what is carried from one feed to the next; nil when nothing
+	max     int32    // the largest message, in bytes, after inflation
 	deflate bool     // permessage-deflate was negotiated
 	failed  bool     // a violation was reported: frames are skipped
-	p       *partial // what is carried from one feed to the next; nil when nothing
 }
 
 // partial is a reader's state between feeds: an incomplete frame, a
@@ -245,7 +245,7 @@ func (r *reader) frame(data []byte, h frameHandler) (int, *closeError) {
 		if r.p != nil {
 			have = len(r.p.msg)
 		}
-		if fh.n > uint64(r.max-have) {
+		if fh.n > uint64(int(r.max)-have) {
 			return 0, &closeError{code: protocol.CloseTooBig, reason: fmt.Sprintf("message over %d bytes", r.max)}
 		}
 	}
@@ -311,7 +311,7 @@ func (r *reader) checkFragment() *closeError {
 // to be valid UTF-8) and hands it to h.
 func (r *reader) deliver(op byte, compressed bool, msg []byte, checked int, h frameHandler) *closeError {
 	if compressed {
-		out, err := wire.Inflate(nil, msg, r.max)
+		out, err := wire.Inflate(nil, msg, int(r.max))
 		switch {
 		case errors.Is(err, wire.ErrInflatedTooLarge):
 			return &closeError{code: protocol.CloseTooBig, reason: fmt.Sprintf("message inflates to over %d bytes", r.max)}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/lesismal/llib/std/crypto/tls"
@@ -39,7 +40,8 @@ func (s *Server) checkHandshake(r *http.Request) (key, ext string, status int, e
 		return "", "", http.StatusUpgradeRequired, fmt.Errorf("%w: version %q, want 13", ErrHandshake, r.Header.Get("Sec-WebSocket-Version"))
 	}
 	key = r.Header.Get("Sec-WebSocket-Key")
-	if k, err := base64.StdEncoding.DecodeString(key); err != nil || len(k) != 16 {
+	var k [18]byte
+	if n, err := base64.StdEncoding.Decode(k[:], []byte(key)); err != nil || n != 16 || len(key) != 24 {
 		return "", "", http.StatusBadRequest, fmt.Errorf("%w: bad Sec-WebSocket-Key", ErrHandshake)
 	}
 	if s.cfg.Compression != nil {
@@ -108,16 +110,21 @@ func negotiateDeflate(values []string) string {
 	return ""
 }
 
-// acceptKey is the Sec-WebSocket-Accept answer to key.
-func acceptKey(key string) string {
-	h := sha1.Sum([]byte(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
-	return base64.StdEncoding.EncodeToString(h[:])
-}
+// websocketGUID is what RFC 6455 appends to the client's key.
+const websocketGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
-func switchingProtocols(key, ext string) []byte {
-	b := make([]byte, 0, 200)
+// responses holds buffers for handshake answers: a connection's answer is
+// written and forgotten, and 10,000 of them made and dropped in a burst of
+// connections would weigh on the heap the connections live in.
+var responses = sync.Pool{New: func() any { b := make([]byte, 0, 256); return &b }}
+
+// appendSwitchingProtocols appends the handshake's answer to key, with the
+// extension answer ext when not empty.
+func appendSwitchingProtocols(b []byte, key, ext string) []byte {
 	b = append(b, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "...)
-	b = append(b, acceptKey(key)...)
+	var in [24 + len(websocketGUID)]byte // a valid key is 24 characters
+	sum := sha1.Sum(append(append(in[:0], key...), websocketGUID...))
+	b = base64.StdEncoding.AppendEncode(b, sum[:])
 	if ext != "" {
 		b = append(b, "\r\nSec-WebSocket-Extensions: "...)
 		b = append(b, ext...)
@@ -157,23 +164,20 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, echo bool) erro
 	// Bytes the client sent after its request, before our answer, are not
 	// read: RFC 6455 has it wait for the answer (section 4.1).
 	c := &conn{srv: s, deflate: ext != ""}
-	c.rd.max, c.rd.deflate = s.cfg.MaxMessageSize, c.deflate
+	c.rd.max, c.rd.deflate = int32(s.cfg.MaxMessageSize), c.deflate
 	c.touch()
-	resp := switchingProtocols(key, ext)
+	buf := responses.Get().(*[]byte)
+	defer responses.Put(buf)
+	resp := appendSwitchingProtocols((*buf)[:0], key, ext)
+	*buf = resp[:0]
 	if hc, ok := hijacked.(*nbhttp.Conn); ok {
 		hc.Parser = nil // the request parser's job is done
-		switch nc := hc.Conn.(type) {
-		case *nbio.Conn:
-			c.sock, c.nb = nc, nc
-		case *tls.Conn:
-			c.nb = nc
-			c.sock, _ = nc.Conn().(*nbio.Conn)
-		}
-		if c.sock != nil {
+		c.nb = hc.Conn
+		if sock := c.socket(); sock != nil {
 			_ = c.nb.SetReadDeadline(time.Time{}) // nbhttp's keepalive: heartbeats are ours
 			s.open(c, echo)
-			c.sock.SetSession(c) // from here the poller hands c the socket's bytes
-			c.sock.OnData(OnData)
+			sock.SetSession(c) // from here the poller hands c the socket's bytes
+			sock.OnData(OnData)
 			c.writeResponse(resp)
 			s.register(c)
 			return nil
@@ -186,7 +190,7 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, echo bool) erro
 	}
 	if tc, ok := hijacked.(*net.TCPConn); ok {
 		if nc, err := nbio.NBConn(tc); err == nil { // dups the socket and closes tc
-			c.sock, c.nb = nc, nc
+			c.nb = nc
 			s.open(c, echo)
 			nc.SetSession(c)
 			nc.OnData(OnData)
