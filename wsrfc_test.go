@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -370,5 +371,65 @@ func TestHandshakeRefusals(t *testing.T) {
 				t.Fatalf("status %d, version %q; want %d, %q", resp.StatusCode, resp.Header.Get("Sec-WebSocket-Version"), tt.status, tt.version)
 			}
 		})
+	}
+}
+
+// TestEmbeddedInNetHTTPTLS: mounted in a net/http server that terminates TLS
+// itself, the node reads each upgraded connection with a goroutine of its own
+// (the event loop cannot take a crypto/tls connection): echo, commands,
+// protocol errors closed with their code, and closed connections released.
+func TestEmbeddedInNetHTTPTLS(t *testing.T) {
+	cfg := testConfig()
+	cfg.HTTPAddr = ""
+	n := startNode(t, cfg)
+	srv := httptest.NewTLSServer(n.Handler())
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	wss := "wss" + strings.TrimPrefix(srv.URL, "https")
+	dialOpts := &websocket.DialOptions{HTTPClient: srv.Client()}
+
+	echo, _, err := websocket.Dial(ctx, wss+"/ws/echo", dialOpts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer echo.CloseNow()
+	for _, msg := range []string{"", "over crypto/tls"} {
+		if err := echo.Write(ctx, websocket.MessageText, []byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+		if _, got, err := echo.Read(ctx); err != nil || string(got) != msg {
+			t.Fatalf("echo of %q: %q %v", msg, got, err)
+		}
+	}
+
+	pc, _, err := websocket.Dial(ctx, wss+"/ws", dialOpts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := &client{t: t, c: pc}
+	cl.subscribe("embedded")
+	if _, err := n.Publish("embedded", json.RawMessage(`"hi"`)); err != nil {
+		t.Fatal(err)
+	}
+	if m := cl.read(); m.Op != protocol.PushPub || string(m.Data) != `"hi"` {
+		t.Fatalf("got %+v", m)
+	}
+	pc.Close(websocket.StatusNormalClosure, "")
+	waitFor(t, "the closed connection to be released", func() bool { return n.Connections() == 1 })
+
+	tc, err := tls.Dial("tcp", srv.Listener.Addr().String(), srv.Client().Transport.(*http.Transport).TLSClientConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := handshake(t, tc, srv.Listener.Addr().String(), "/ws", nil)
+	if raw.status != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade: %d", raw.status)
+	}
+	if _, err := tc.Write([]byte{0x81, 0x02, 'h', 'i'}); err != nil { // unmasked
+		t.Fatal(err)
+	}
+	if got := raw.closeCode(5 * time.Second); got != protocol.CloseProtocolError {
+		t.Fatalf("close code %d, want 1002", got)
 	}
 }

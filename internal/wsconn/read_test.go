@@ -179,37 +179,6 @@ func TestReaderPayloads(t *testing.T) {
 	}
 }
 
-func TestNegotiateDeflate(t *testing.T) {
-	const base = deflateResponse
-	tests := []struct {
-		name   string
-		values []string
-		want   string
-	}{
-		{"none", nil, ""},
-		{"other extension", []string{"x-webkit-deflate-frame"}, ""},
-		{"bare", []string{"permessage-deflate"}, base},
-		{"browser offer", []string{"permessage-deflate; client_max_window_bits"}, base},
-		{"client window 8", []string{"permessage-deflate; client_max_window_bits=8"}, base},
-		{"no context takeover both", []string{"permessage-deflate; client_no_context_takeover; server_no_context_takeover"}, base},
-		{"server window 15", []string{`permessage-deflate; server_max_window_bits="15"`}, base + "; server_max_window_bits=15"},
-		{"server window 10 declined, next offer taken", []string{"permessage-deflate; server_max_window_bits=10, permessage-deflate"}, base},
-		{"server window 10 only", []string{"permessage-deflate; server_max_window_bits=10"}, ""},
-		{"unknown parameter", []string{"permessage-deflate; foo"}, ""},
-		{"duplicate parameter", []string{"permessage-deflate; client_no_context_takeover; client_no_context_takeover"}, ""},
-		{"client window out of range", []string{"permessage-deflate; client_max_window_bits=16"}, ""},
-		{"value on a flag", []string{"permessage-deflate; server_no_context_takeover=1"}, ""},
-		{"in a second header line", []string{"foo", "permessage-deflate"}, base},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := negotiateDeflate(tt.values); got != tt.want {
-				t.Fatalf("got %q, want %q", got, tt.want)
-			}
-		})
-	}
-}
-
 func TestValidPrefix(t *testing.T) {
 	tests := []struct {
 		in   string
