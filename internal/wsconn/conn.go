@@ -277,24 +277,37 @@ func (c *conn) message(op byte, payload []byte, compressed bool) {
 	}
 	c.srv.bytesIn.Add(int64(len(payload)))
 	if c.sess == nil {
-		c.write(c.frame(make([]byte, 0, len(payload)+10), op, payload))
+		c.writeFrame(op, payload, c.deflate)
 		return
 	}
 	c.sess.Handle(payload)
 }
 
-// frame appends payload as one frame for c: compressed when c negotiated
-// permessage-deflate and the message is worth it.
-func (c *conn) frame(dst []byte, op byte, payload []byte) []byte {
-	if c.deflate {
-		return c.srv.cfg.Compression.AppendFrame(dst, op, payload)
+// scratch holds buffers for the frames written once and forgotten (echoes,
+// pongs, pings): the socket has copied what it could not send by the time
+// Write returns.
+var scratch = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+// writeFrame writes payload as one frame with opcode op, compressed when
+// compress is set and the message is worth it.
+func (c *conn) writeFrame(op byte, payload []byte, compress bool) {
+	bp := scratch.Get().(*[]byte)
+	b := (*bp)[:0]
+	if compress {
+		b = c.srv.cfg.Compression.AppendFrame(b, op, payload)
+	} else {
+		b = wire.AppendWebSocketFrame(b, op, payload)
 	}
-	return wire.AppendWebSocketFrame(dst, op, payload)
+	c.write(b)
+	if cap(b) <= 64<<10 { // an outsized echo's buffer is left to the GC
+		*bp = b[:0]
+		scratch.Put(bp)
+	}
 }
 
 // ping implements frameHandler.
 func (c *conn) ping(payload []byte) {
-	c.write(wire.AppendWebSocketFrame(make([]byte, 0, len(payload)+2), opPong, payload))
+	c.writeFrame(opPong, payload, false)
 }
 
 // pong implements frameHandler; Parse has noted that the client is alive.
@@ -309,7 +322,7 @@ func (c *conn) touch() { c.lastSeen.Store(time.Now().UnixNano()) }
 func (c *conn) LastSeen() time.Time { return time.Unix(0, c.lastSeen.Load()) }
 
 // Ping implements heartbeat.Peer.
-func (c *conn) Ping() { c.write(wire.AppendWebSocketFrame(make([]byte, 0, 2), opPing, nil)) }
+func (c *conn) Ping() { c.writeFrame(opPing, nil, false) }
 
 // Expire implements heartbeat.Peer.
 func (c *conn) Expire() {
