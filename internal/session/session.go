@@ -66,7 +66,9 @@ func (s *Session) dropSub(channel string) bool {
 // ID returns the session's client id.
 func (s *Session) ID() string { return s.id }
 
-// Handle runs one command received as data and writes its reply.
+// Handle runs one command received as data and writes its reply. The
+// WebSocket and TCP transports call it on their event loop, which serves every
+// connection: it must not block. data is not kept after Handle returns.
 func (s *Session) Handle(data []byte) {
 	observe := s.mgr.cfg.ObserveCommand
 	if observe == nil {
