@@ -160,9 +160,28 @@ func (c *conn) Write(b []byte) error {
 		c.queued.Add(-n)
 		return session.ErrSlowConsumer
 	}
+	return c.send(b)
+}
+
+// blockingWriteTimeout bounds a write to a connection read by a goroutine of
+// its own (net/http's TLS): its writes block, and one that cannot finish in
+// this time is a client that does not read.
+const blockingWriteTimeout = 10 * time.Second
+
+// send writes b to the socket. Call it under wmu, with b counted in queued:
+// the event loop's socket takes what the kernel cannot yet and reports it
+// written later (OnWrittenSize); a blocking one has written it, or failed, on
+// return, and a write that times out is a slow consumer's.
+func (c *conn) send(b []byte) error {
+	if c.socket() != nil {
+		_, err := c.nb.Write(b)
+		return err
+	}
+	_ = c.nb.SetWriteDeadline(time.Now().Add(blockingWriteTimeout))
 	_, err := c.nb.Write(b)
-	if c.socket() == nil { // a blocking socket: written, or failed, by now
-		c.queued.Add(-n)
+	c.queued.Add(-int64(len(b)))
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		return session.ErrSlowConsumer
 	}
 	return err
 }
@@ -209,7 +228,7 @@ func (c *conn) closeWith(r closeReason, code int, frames []byte) {
 		return
 	}
 	c.queued.Add(int64(len(frames)))
-	_, err := c.nb.Write(frames)
+	err := c.send(frames)
 	c.wmu.Unlock()
 	if err != nil {
 		_ = c.nb.Close()
@@ -226,7 +245,9 @@ func (c *conn) peerClosed(code int) {
 		if code == 1005 { // no status: answer with a normal close
 			code = protocol.CloseNormal
 		}
-		_, _ = c.nb.Write(appendCloseFrame(nil, code, ""))
+		frame := appendCloseFrame(nil, code, "")
+		c.queued.Add(int64(len(frame)))
+		_ = c.send(frame)
 	}
 	c.wmu.Unlock()
 	_ = c.nb.Close()

@@ -175,10 +175,18 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, echo bool) erro
 		c.nb = hc.Conn
 		if sock := c.socket(); sock != nil {
 			_ = c.nb.SetReadDeadline(time.Time{}) // nbhttp's keepalive: heartbeats are ours
+			// Hold wmu until the answer is out: once its session is open, c can
+			// be closed (by id, through the API) before it is registered.
+			c.wmu.Lock()
 			s.open(c, echo)
 			sock.SetSession(c) // from here the poller hands c the socket's bytes
 			sock.OnData(OnData)
-			c.writeResponse(resp)
+			c.queued.Add(int64(len(resp)))
+			err := c.send(resp)
+			c.wmu.Unlock()
+			if err != nil {
+				_ = c.nb.Close() // the engine reports the close: closed runs
+			}
 			s.register(c)
 			return nil
 		}
@@ -220,17 +228,6 @@ func (s *Server) open(c *conn, echo bool) {
 		c.sess = s.cfg.Sessions.Open(c)
 	}
 	c.life.Store(uint32(makeLife(stateOpen, reasonNone, 0)))
-}
-
-// writeResponse writes the handshake's answer before any frame: c is not yet
-// registered anywhere, but its session is known to the manager by id.
-func (c *conn) writeResponse(resp []byte) {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	c.queued.Add(int64(len(resp)))
-	if _, err := c.nb.Write(resp); err != nil {
-		_ = c.nb.Close()
-	}
 }
 
 // register makes c known to Shutdown, Abort and the heartbeats, once it is
