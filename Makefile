@@ -23,6 +23,8 @@ vet:
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecodeCommand -fuzztime 60s ./protocol
 	$(GO) test -run '^$$' -fuzz FuzzToken -fuzztime 20s ./backend/nats
+	$(GO) test -run '^$$' -fuzz FuzzReader -fuzztime 60s ./internal/wsconn
+	$(GO) test -run '^$$' -fuzz FuzzInflate -fuzztime 60s ./internal/wire
 
 # grpcurl, for TestGrpcurl (which runs it against the server's reflection).
 $(BIN)/grpcurl:

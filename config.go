@@ -75,6 +75,19 @@ type Config struct {
 	CommandRate  float64
 	CommandBurst int
 
+	// DisableCompression turns permessage-deflate (RFC 7692) off. By default
+	// it is negotiated with the WebSocket clients that offer it (every
+	// browser does), on /ws and /ws/echo: a publication is compressed once
+	// and the same frame goes to every subscriber that negotiated it;
+	// messages clients compress are inflated within MaxMessageSize.
+	DisableCompression bool
+	// CompressionMinSize is the size, in bytes, below which a message goes
+	// uncompressed. Defaults to 256; negative: compress every message.
+	CompressionMinSize int
+	// CompressionLevel is the deflate level, from 1 (fastest) to 9 (smallest).
+	// Defaults to 1.
+	CompressionLevel int
+
 	// HistorySize is how many publications each channel keeps for history and
 	// recovery. Defaults to 100; negative: none (no history, no recovery).
 	HistorySize int
@@ -124,6 +137,9 @@ const (
 	defaultCommandBurst     = 200
 	defaultHistorySize      = 100
 	defaultHistoryTTL       = 5 * time.Minute
+
+	defaultCompressionMinSize = 256
+	defaultCompressionLevel   = 1
 )
 
 // DefaultConfig returns a new Config with every limit at its default and no
@@ -147,17 +163,20 @@ func (c Config) withDefaults() Config {
 	setDefault(&c.CommandBurst, defaultCommandBurst)
 	setDefault(&c.HistorySize, defaultHistorySize)
 	setDefault(&c.HistoryTTL, defaultHistoryTTL)
+	setDefault(&c.CompressionMinSize, defaultCompressionMinSize)
+	setDefault(&c.CompressionLevel, defaultCompressionLevel)
 	return c
 }
 
 // resolved is the config a node runs with: c with its defaults, and each
-// negative "none" (CommandRate, HistorySize, HistoryTTL) turned into the zero
+// negative "none" (CommandRate, HistorySize, HistoryTTL, CompressionMinSize) turned into the zero
 // that means none to the packages below.
 func (c Config) resolved() Config {
 	c = c.withDefaults()
 	c.CommandRate = max(c.CommandRate, 0)
 	c.HistorySize = max(c.HistorySize, 0)
 	c.HistoryTTL = max(c.HistoryTTL, 0)
+	c.CompressionMinSize = max(c.CompressionMinSize, 0)
 	return c
 }
 
@@ -191,6 +210,7 @@ func (c *Config) Validate() error {
 	check(c.MaxChannels > 0, "max channels must be positive, not %d", c.MaxChannels)
 	check(c.MaxChannelLength > 0, "max channel length must be positive, not %d", c.MaxChannelLength)
 	check(c.CommandRate <= 0 || c.CommandBurst > 0, "command burst must be positive, not %d", c.CommandBurst)
+	check(c.CompressionLevel >= 1 && c.CompressionLevel <= 9, "compression level must be between 1 and 9, not %d", c.CompressionLevel)
 	check((c.TLSCertFile == "") == (c.TLSKeyFile == ""), "TLS needs both a certificate and a key file")
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("tether: invalid config: %w", err)

@@ -58,6 +58,7 @@ import (
 	"github.com/tetherhq/tether/internal/metrics"
 	"github.com/tetherhq/tether/internal/serverapi"
 	"github.com/tetherhq/tether/internal/session"
+	"github.com/tetherhq/tether/internal/wire"
 	"github.com/tetherhq/tether/internal/wsconn"
 	"github.com/tetherhq/tether/protocol"
 	"github.com/tetherhq/tether/web"
@@ -115,10 +116,18 @@ func New(cfg Config) (*Node, error) {
 	if err := n.listen(); err != nil {
 		return nil, err
 	}
+	var zip *wire.Compression
+	if !cfg.DisableCompression {
+		if zip, err = wire.NewCompression(cfg.CompressionLevel, cfg.CompressionMinSize); err != nil {
+			n.closeListeners()
+			return nil, fmt.Errorf("tether: %w", err)
+		}
+	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.opCtx, n.opCancel = context.WithCancel(context.Background())
 	var hcfg hub.Config
 	if hcfg, err = n.openBackends(); err == nil {
+		hcfg.Compression = zip
 		n.hub, err = hub.New(hcfg)
 	}
 	if err == nil {
@@ -168,7 +177,6 @@ func New(cfg Config) (*Node, error) {
 	}
 	n.engine = nbhttp.NewEngine(ecfg)
 	fenceAccepts(n.engine)
-	n.engine.CheckUtf8 = func([]byte) bool { return true } // wsconn checks, to close with 1007
 	n.engine.OnWrittenSize(wsconn.OnWrittenSize)
 	n.engine.OnData(wsconn.OnData)
 	n.ws = wsconn.New(wsconn.Config{
@@ -180,6 +188,7 @@ func New(cfg Config) (*Node, error) {
 		MaxOutbound:    cfg.MaxOutbound,
 		AllowedOrigins: cfg.AllowedOrigins,
 		CloseTimeout:   cfg.CloseTimeout,
+		Compression:    zip,
 		Logger:         log,
 	})
 	n.api = serverapi.New(serverapi.Config{Backend: apiBackend{n}, APIKey: cfg.APIKey, MaxBodySize: cfg.MaxMessageSize})

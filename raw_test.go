@@ -21,7 +21,8 @@ type rawConn struct {
 	t      testing.TB
 	nc     net.Conn
 	br     *bufio.Reader
-	status int // of the handshake
+	status int         // of the handshake
+	header http.Header // of the handshake's response
 }
 
 // rawDial opens a WebSocket to path with the given extra headers and returns
@@ -60,7 +61,7 @@ func handshake(t testing.TB, nc net.Conn, addr, path string, header http.Header)
 		t.Fatal(err)
 	}
 	_ = nc.SetDeadline(time.Time{})
-	return &rawConn{t: t, nc: nc, br: br, status: resp.StatusCode}
+	return &rawConn{t: t, nc: nc, br: br, status: resp.StatusCode, header: resp.Header}
 }
 
 // writeFrame writes one masked frame with the given first byte (FIN, RSV and
@@ -98,6 +99,13 @@ func maskedFrame(b0 byte, payload []byte) []byte {
 
 // readFrame reads one server frame.
 func (c *rawConn) readFrame(timeout time.Duration) (opcode byte, payload []byte, err error) {
+	b0, payload, err := c.readFrameB0(timeout)
+	return b0 & 0x0f, payload, err
+}
+
+// readFrameB0 reads one server frame and returns its first byte (FIN, RSV
+// and opcode) and payload.
+func (c *rawConn) readFrameB0(timeout time.Duration) (b0 byte, payload []byte, err error) {
 	_ = c.nc.SetReadDeadline(time.Now().Add(timeout))
 	var h [2]byte
 	if _, err = io.ReadFull(c.br, h[:]); err != nil {
@@ -123,7 +131,7 @@ func (c *rawConn) readFrame(timeout time.Duration) (opcode byte, payload []byte,
 	}
 	payload = make([]byte, n)
 	_, err = io.ReadFull(c.br, payload)
-	return h[0] & 0x0f, payload, err
+	return h[0], payload, err
 }
 
 // closeCode reads frames until a close frame and returns its code (0 if the

@@ -6,6 +6,8 @@
 #   bench/compare.sh                  # 2 runs of everything, 10,000 connections
 #   RUNS=3 CONNS=2000 bench/compare.sh
 #   SCENARIOS="fanout5 saturation" bench/compare.sh
+#   SCENARIOS="json5 json5z echo" bench/compare.sh   # compression off and on; echo
+#   BEFORE=main bench/compare.sh      # also tether as built from that git revision ("before")
 #
 # Results: one JSON line per bench run in $OUT (default bench/results/<time>.jsonl).
 # Everything listens on 127.0.0.1 only; every run is bounded (tether bench -timeout).
@@ -14,7 +16,7 @@ cd "$(dirname "$0")/.."
 
 RUNS=${RUNS:-2}
 CONNS=${CONNS:-10000}
-SCENARIOS=${SCENARIOS:-"conns fanout5 saturation echo reconnect"}
+SCENARIOS=${SCENARIOS:-"conns fanout5 saturation echo json5 json5z reconnect"}
 TETHER_ADDR=${TETHER_ADDR:-127.0.0.1:18080}
 BASELINE_ADDR=${BASELINE_ADDR:-127.0.0.1:18090}
 OUT=${OUT:-bench/results/$(date -u +%Y%m%dT%H%M%SZ).jsonl}
@@ -23,6 +25,11 @@ mkdir -p "$(dirname "$OUT")"
 
 go build -o "$BIN/tether" ./cmd/tether
 go build -o "$BIN/baseline" ./bench/baseline
+if [[ -n "${BEFORE:-}" ]]; then # tether at another revision, for before/after figures in one run
+	mkdir "$BIN/before-src"
+	git archive "$BEFORE" | tar -x -C "$BIN/before-src"
+	(cd "$BIN/before-src" && go build -o "$BIN/before" ./cmd/tether)
+fi
 
 server_pid=""
 stop_server() {
@@ -47,9 +54,9 @@ trap 'stop_server; rm -rf "$BIN"' EXIT
 # start_server KIND: a fresh server, waiting until /healthz answers.
 start_server() {
 	local kind=$1 addr
-	if [[ $kind == tether ]]; then
+	if [[ $kind == tether || $kind == before ]]; then
 		addr=$TETHER_ADDR
-		"$BIN/tether" serve --http-addr "$addr" --log-level warn &
+		"$BIN/$kind" serve --http-addr "$addr" --log-level warn &
 	else
 		addr=$BASELINE_ADDR
 		"$BIN/baseline" -addr "$addr" 2>/dev/null &
@@ -69,7 +76,9 @@ bench() {
 	local addr=$TETHER_ADDR
 	[[ $kind == baseline ]] && addr=$BASELINE_ADDR
 	start_server "$kind"
-	"$BIN/tether" bench "$@" --target "$kind" --addr "$addr" --json --timeout 4m | tee -a "$OUT" || true
+	local target=$kind
+	[[ $kind == before ]] && target=tether # same endpoints; labelled "before" below
+	"$BIN/tether" bench "$@" --target "$target" --addr "$addr" --json --timeout 4m | jq -c --arg k "$kind" '.target = $k' | tee -a "$OUT" || true
 	stop_server
 	sleep 2 # let TIME_WAIT and the CPU settle between runs
 }
@@ -80,14 +89,17 @@ for run in $(seq "$RUNS"); do
 		# alternate the order so that neither side always goes first
 		kinds="tether baseline"
 		(( run % 2 == 0 )) && kinds="baseline tether"
-		[[ $sc == reconnect ]] && kinds="tether" # the baseline has no recovery
+		[[ -n "${BEFORE:-}" ]] && kinds="$kinds before"
+		[[ $sc == reconnect ]] && kinds="tether${BEFORE:+ before}" # the baseline has no recovery
 		for kind in $kinds; do
 			echo "run $run: $sc on $kind" >&2
 			case $sc in
 			conns) bench "$kind" conns -n "$CONNS" ;;
 			fanout5) bench "$kind" fanout -n "$CONNS" -m 50 -rate 5 -payload 64 ;;
 			saturation) bench "$kind" fanout -n "$CONNS" -m 200 -rate 200 -payload 64 -drain 60s ;;
-			echo) bench "$kind" echo -c 50 -d 10s ;;
+			echo) bench "$kind" echo -c 1000 -d 10s ;;
+			json5) bench "$kind" fanout -n "$CONNS" -m 50 -rate 5 -payload 1500 -data json ;;
+			json5z) bench "$kind" fanout -n "$CONNS" -m 50 -rate 5 -payload 1500 -data json -compress ;;
 			reconnect) bench "$kind" reconnect -n "$CONNS" -m 60 -rate 5 ;;
 			*) echo "compare.sh: unknown scenario $sc" >&2; exit 2 ;;
 			esac
@@ -95,22 +107,28 @@ for run in $(seq "$RUNS"); do
 	done
 done
 
-# Summary: for each scenario and figure, tether, baseline and the ratio, per run.
+# Summary: for each scenario and figure, tether, baseline and the ratio, per run
+# (and, with BEFORE, tether before and the ratio after/before).
 jq -rs '
   def r: if type == "number" then (. * 100 | round / 100) else . end;
-  def key: if .bench == "fanout" then (if .rate >= 100 or .rate == 0 then "saturation" else "fanout5" end) else .bench end;
+  def key: if .bench == "fanout" then (if .json then (if .compress then "json5z" else "json5" end) elif .rate >= 100 or .rate == 0 then "saturation" else "fanout5" end) else .bench end;
   def figs: if .bench == "conns" then {rss_per_conn_kib, connect_p99_ms: .connect.p99_ms, open}
-    elif .bench == "fanout" then {deliveries_per_cpu_sec, deliveries_per_sec, p50_ms: .latency.p50_ms, p99_ms: .latency.p99_ms, lost, health_max_ms, kept_schedule}
+    elif .bench == "fanout" then {deliveries_per_cpu_sec, deliveries_per_sec, p50_ms: .latency.p50_ms, p99_ms: .latency.p99_ms, lost, health_max_ms, kept_schedule, wire_bytes_per_delivery}
     elif .bench == "reconnect" then {all_back_seconds, resubscribe_p99_ms: .resubscribe.p99_ms, recovered_ok, recovered_failed, lost, duplicated}
-    else {round_trips_per_sec, p50_ms: .latency.p50_ms, p99_ms: .latency.p99_ms} end;
+    else {round_trips_per_cpu_sec, round_trips_per_sec, p50_ms: .latency.p50_ms, p99_ms: .latency.p99_ms} end;
   group_by(key) | .[] | . as $g | ($g | map(select(.target == "tether"))) as $t | ($g | map(select(.target == "baseline"))) as $b |
+  ($g | map(select(.target == "before"))) as $o |
   "== \($g[0] | key)",
   (if ($b | length) == 0 then ($t | to_entries[] | "  run \(.key+1)  tether only: \(.value | figs | map_values(r) | tostring)") else empty end),
   (range(0; [($t|length), ($b|length)] | min) as $i |
     ($t[$i] | figs) as $tf | ($b[$i] | figs) as $bf |
     ($tf | keys_unsorted[]) as $k |
+    (($o[$i] // {}) | figs) as $of |
     "  run \($i+1)  \($k): tether \($tf[$k] | r)  baseline \($bf[$k] | r)" +
-    (if ($tf[$k] | type) == "number" and ($bf[$k] | type) == "number" and $bf[$k] != 0 then "  ratio \(($tf[$k] / $bf[$k]) * 100 | round / 100)" else "" end)),
-  (if ($t + $b | map(.limit // empty) | length) > 0 then "  LIMITS HIT: \($t + $b | map(select(.limit) | "\(.target): \(.limit)") | join("; "))" else empty end)
+    (if ($tf[$k] | type) == "number" and ($bf[$k] | type) == "number" and $bf[$k] != 0 then "  ratio \(($tf[$k] / $bf[$k]) * 100 | round / 100)" else "" end) +
+    (if ($o | length) > $i then "  before \($of[$k] | r)" + (if ($tf[$k] | type) == "number" and ($of[$k] | type) == "number" and $of[$k] != 0 then "  after/before \(($tf[$k] / $of[$k]) * 100 | round / 100)" else "" end) else "" end)),
+  (if ($b | length) == 0 and ($o | length) > 0 then (range(0; [($t|length), ($o|length)] | min) as $i | ($t[$i] | figs) as $tf | ($o[$i] | figs) as $of | ($tf | keys_unsorted[]) as $k |
+    "  run \($i+1)  \($k): tether \($tf[$k] | r)  before \($of[$k] | r)" + (if ($tf[$k] | type) == "number" and ($of[$k] | type) == "number" and $of[$k] != 0 then "  after/before \(($tf[$k] / $of[$k]) * 100 | round / 100)" else "" end)) else empty end),
+  (if ($t + $b + $o | map(.limit // empty) | length) > 0 then "  LIMITS HIT: \($t + $b + $o | map(select(.limit) | "\(.target): \(.limit)") | join("; "))" else empty end)
 ' "$OUT" | tee -a "$OUT.txt"
 echo "results: $OUT ($OUT.txt)"

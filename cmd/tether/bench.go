@@ -44,6 +44,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	asJSON := fs.Bool("json", false, "print one JSON line per run instead of a table")
 	runs := fs.Int("runs", 1, "how many times to run")
 	timeout := fs.Duration("timeout", 5*time.Minute, "stop a run after this long")
+	compress := fs.Bool("compress", false, "clients offer permessage-deflate and inflate what comes compressed")
 
 	var publishAddr string
 	var conns bench.ConnsOptions
@@ -63,6 +64,14 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fs.IntVar(&fan.Concurrency, "concurrency", 64, "connections being opened at once")
 		fs.DurationVar(&fan.Drain, "drain", 10*time.Second, "how long to wait for deliveries after the last publish")
 		fs.StringVar(&publishAddr, "publish-addr", "", "publish through another node's API at this host:port (a cluster: subscribers on --addr); its CPU counts too")
+		fs.Func("data", "what pads each message: pad (one letter repeated) or json (chat messages)", func(v string) error {
+			switch v {
+			case "pad", "json":
+				fan.JSON = v == "json"
+				return nil
+			}
+			return fmt.Errorf("want pad or json, not %q", v)
+		})
 	case "echo":
 		fs.IntVar(&echo.Clients, "c", 50, "clients")
 		fs.DurationVar(&echo.Duration, "d", 10*time.Second, "duration")
@@ -98,6 +107,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		}
 		t.Publish, t.MoreMetrics = other.Publish, []string{other.Metrics}
 	}
+	t.Compress = *compress
 	if limit, err := bench.RaiseOpenFiles(); err != nil {
 		fmt.Fprintln(stderr, "tether bench:", err)
 	} else if !*asJSON {

@@ -45,6 +45,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.MaxChannelLength, "max-channel-length", cfg.MaxChannelLength, "longest channel name in bytes")
 	fs.Float64Var(&cfg.CommandRate, "command-rate", cfg.CommandRate, "commands per second per connection (0: no limit)")
 	fs.IntVar(&cfg.CommandBurst, "command-burst", cfg.CommandBurst, "burst of commands allowed above the rate")
+	compression := fs.Bool("compression", true, "negotiate permessage-deflate with WebSocket clients that offer it")
+	fs.IntVar(&cfg.CompressionMinSize, "compression-min-size", 256, "bytes below which a WebSocket message goes uncompressed")
+	fs.IntVar(&cfg.CompressionLevel, "compression-level", 1, "deflate level of WebSocket compression, 1 (fastest) to 9 (smallest)")
 	fs.IntVar(&cfg.HistorySize, "history-size", cfg.HistorySize, "publications kept per channel for history and recovery (0: none)")
 	fs.DurationVar(&cfg.HistoryTTL, "history-ttl", cfg.HistoryTTL, "how long a publication is kept (0: until newer ones push it out)")
 	natsOpts := addNATSFlags(fs, &cfg.NATS)
@@ -82,6 +85,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	noneIfZero(&cfg.CommandRate)
 	noneIfZero(&cfg.HistorySize)
 	noneIfZero(&cfg.HistoryTTL)
+	noneIfZero(&cfg.CompressionMinSize)
+	cfg.DisableCompression = !*compression
 	if err := cfg.Validate(); err != nil { // every setting as given: a flag's 0 is not the default
 		fmt.Fprintln(stderr, "tether serve:", err)
 		return 1

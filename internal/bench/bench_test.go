@@ -1,7 +1,9 @@
 package bench
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -153,10 +155,32 @@ func TestParseSeqTS(t *testing.T) {
 
 func TestAppendPublishPadsToPayload(t *testing.T) {
 	for _, size := range []int{48, 64, 200} {
-		b := string(appendPublish(nil, "c", 12, time.Unix(1, 2), size))
+		b := string(appendPublish(nil, "c", 12, time.Unix(1, 2), size, false))
 		data := strings.TrimSuffix(strings.TrimPrefix(b, `{"channel":"c","data":`), "}")
 		if len(data) != size {
 			t.Errorf("payload %d: data %s is %d bytes", size, data, len(data))
+		}
+	}
+}
+
+// TestAppendPublishJSON: realistic JSON padding is valid JSON of about the
+// size asked, carries the sequence and time, and varies with the message.
+func TestAppendPublishJSON(t *testing.T) {
+	for _, size := range []int{100, 1500} {
+		b := appendPublish(nil, "c", 12, time.Unix(1, 2), size, true)
+		var req struct{ Data json.RawMessage }
+		if err := json.Unmarshal(b, &req); err != nil {
+			t.Fatalf("payload %d: %v: %s", size, err, b)
+		}
+		if n := len(req.Data); n < size-10 || n > size+300 {
+			t.Errorf("payload %d: data is %d bytes", size, n)
+		}
+		if seq, ts, ok := parseSeqTS(req.Data); !ok || seq != 12 || ts != 1_000_000_002 {
+			t.Errorf("payload %d: seq %d ts %d ok %v", size, seq, ts, ok)
+		}
+		other := appendPublish(nil, "c", 13, time.Unix(1, 2), size, true)
+		if bytes.Equal(b[60:], other[60:]) {
+			t.Errorf("payload %d: messages 12 and 13 carry the same items", size)
 		}
 	}
 }

@@ -29,6 +29,8 @@ type EchoResult struct {
 	Seconds    float64 `json:"seconds"`
 	RoundTrips int64   `json:"round_trips"`
 	PerSec     float64 `json:"round_trips_per_sec"`
+	ServerCPU  float64 `json:"server_cpu_seconds"`
+	PerCPUSec  float64 `json:"round_trips_per_cpu_sec"`
 	Mismatches int64   `json:"mismatches"`
 	Latency    Latency `json:"latency"`
 	Limit      string  `json:"limit,omitempty"`
@@ -42,6 +44,7 @@ func (r *EchoResult) Rows() [][2]string {
 	return [][2]string{
 		{"clients", fmt.Sprintf("%d asked, %d open, %d-byte messages", r.Clients, r.Open, r.Payload)},
 		{"round trips", fmt.Sprintf("%d in %.2f s: %.0f per second (%d wrong echoes)", r.RoundTrips, r.Seconds, r.PerSec, r.Mismatches)},
+		{"server CPU", fmt.Sprintf("%.2f s: %.0f round trips per server CPU-second", r.ServerCPU, r.PerCPUSec)},
 		latencyRow("round-trip latency", r.Latency),
 		limitRow(r.Limit),
 	}
@@ -67,6 +70,12 @@ func Echo(ctx context.Context, t Target, o EchoOptions) (*EchoResult, error) {
 	defer f.close()
 	if f.open == 0 {
 		return nil, f.failure()
+	}
+	hc := publisherClient()
+	defer hc.CloseIdleConnections()
+	before, err := t.scrape(ctx, hc)
+	if err != nil {
+		return nil, err
 	}
 	lat := newHist(16)
 	var trips, mismatches atomic.Int64
@@ -111,12 +120,19 @@ func Echo(ctx context.Context, t Target, o EchoOptions) (*EchoResult, error) {
 	go func() { <-ctx.Done(); f.close() }() // unblock readers at the end
 	wg.Wait()
 	took := time.Since(start)
+	after, err := t.scrape(context.WithoutCancel(ctx), hc)
+	if err != nil {
+		return nil, err
+	}
 	r := &EchoResult{
 		Bench: "echo", Target: t.Name, Clients: o.Clients, Open: f.open, Payload: o.Payload,
 		Seconds: took.Seconds(), RoundTrips: trips.Load(), Mismatches: mismatches.Load(),
 		Latency: lat.latency(),
 	}
 	r.PerSec = float64(r.RoundTrips) / r.Seconds
+	if r.ServerCPU = after.CPUSeconds - before.CPUSeconds; r.ServerCPU > 0 {
+		r.PerCPUSec = float64(r.RoundTrips) / r.ServerCPU
+	}
 	if runErr != nil {
 		runErr = fmt.Errorf("%w: a client failed: %v", ErrLimit, runErr)
 	}

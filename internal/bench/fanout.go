@@ -7,6 +7,7 @@ import (
 	"io"
 	"math/bits"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,6 +32,10 @@ type FanoutOptions struct {
 	Drain time.Duration
 	// Channel is the channel. Defaults to "bench:fanout".
 	Channel string
+	// JSON pads each message with realistic JSON (chat messages of varied
+	// text) rather than one repeated letter, which compresses unrealistically
+	// well.
+	JSON bool
 }
 
 // FanoutResult is the outcome of a fanout run.
@@ -42,6 +47,8 @@ type FanoutResult struct {
 	Messages int     `json:"messages"`
 	Rate     float64 `json:"rate"` // offered per second; 0: as fast as possible
 	Payload  int     `json:"payload"`
+	JSON     bool    `json:"json,omitempty"`     // realistic JSON padding
+	Compress bool    `json:"compress,omitempty"` // subscribers offered permessage-deflate
 
 	Expected   int64 `json:"expected"`
 	Delivered  int64 `json:"delivered"`
@@ -54,6 +61,9 @@ type FanoutResult struct {
 	ServerCPUSeconds    float64 `json:"server_cpu_seconds"`
 	DeliveriesPerCPUSec float64 `json:"deliveries_per_cpu_sec"`
 	Latency             Latency `json:"latency"` // from each message's scheduled send time
+
+	WireBytes            int64   `json:"wire_bytes"`              // read by the subscribers, frames included
+	WireBytesPerDelivery float64 `json:"wire_bytes_per_delivery"` // of WireBytes
 
 	PublishedPerSec float64 `json:"published_per_sec"`
 	PublisherLagMs  float64 `json:"publisher_max_lag_ms"` // worst send behind its schedule
@@ -86,6 +96,7 @@ func (r *FanoutResult) Rows() [][2]string {
 		{"deliveries per second", fmt.Sprintf("%.0f over %.2f s", r.DeliveriesPerSec, r.Seconds)},
 		{"server CPU", fmt.Sprintf("%.2f s", r.ServerCPUSeconds)},
 		{"deliveries per server CPU-second", fmt.Sprintf("%.0f", r.DeliveriesPerCPUSec)},
+		{"bytes on the wire", fmt.Sprintf("%d: %.0f per delivery (compression offered: %v)", r.WireBytes, r.WireBytesPerDelivery, r.Compress)},
 		latencyRow("latency from schedule", r.Latency),
 		{"/healthz during run", fmt.Sprintf("worst %.1f ms, %d failures", r.HealthMaxMs, r.HealthFailures)},
 		limitRow(r.Limit),
@@ -202,6 +213,7 @@ func Fanout(ctx context.Context, t Target, o FanoutOptions) (*FanoutResult, erro
 
 	r := &FanoutResult{
 		Bench: "fanout", Target: t.Name, Subs: o.Subs, Open: f.open, Messages: o.Messages, Rate: o.Rate, Payload: o.Payload,
+		JSON: o.JSON, Compress: t.Compress, WireBytes: f.poll.wireBytes(),
 		Expected:         int64(f.open) * int64(o.Messages),
 		ServerCPUSeconds: after.CPUSeconds - before.CPUSeconds,
 		Latency:          lat.latency(),
@@ -240,6 +252,9 @@ func Fanout(ctx context.Context, t Target, o FanoutOptions) (*FanoutResult, erro
 	}
 	if r.ServerCPUSeconds > 0 {
 		r.DeliveriesPerCPUSec = float64(r.Delivered) / r.ServerCPUSeconds
+	}
+	if r.Delivered > 0 {
+		r.WireBytesPerDelivery = float64(r.WireBytes) / float64(r.Delivered)
 	}
 	if err := firstErr(f.failure(), f.lost(), ctx.Err(), pub.err); err != nil {
 		r.Limit = err.Error()
@@ -306,7 +321,7 @@ func publish(ctx context.Context, hc *http.Client, t Target, o FanoutOptions) pu
 			}
 		}
 		ps.maxLag = max(ps.maxLag, time.Since(sched))
-		body = appendPublish(body[:0], o.Channel, i, sched, o.Payload)
+		body = appendPublish(body[:0], o.Channel, i, sched, o.Payload, o.JSON)
 		if err := postOnce(ctx, hc, t, body); err != nil {
 			ps.errors++
 			if ps.errors >= 10 || ctx.Err() != nil {
@@ -322,15 +337,50 @@ func publish(ctx context.Context, hc *http.Client, t Target, o FanoutOptions) pu
 }
 
 // appendPublish appends the publish request of message seq: its data is
-// {"seq":N,"ts":unix-nanos,"pad":"xx..."}, padded to payload bytes.
-func appendPublish(dst []byte, channel string, seq int, sched time.Time, payload int) []byte {
+// {"seq":N,"ts":unix-nanos,"pad":"xx..."}, padded to payload bytes, or with
+// asJSON {"seq":N,"ts":unix-nanos,"items":[...]}, chat messages up to about
+// payload bytes.
+func appendPublish(dst []byte, channel string, seq int, sched time.Time, payload int, asJSON bool) []byte {
 	dst = fmt.Appendf(dst, `{"channel":%q,"data":`, channel)
 	start := len(dst)
+	if asJSON {
+		dst = fmt.Appendf(dst, `{"seq":%d,"ts":%d,"items":[`, seq, sched.UnixNano())
+		return append(appendChat(dst, start+payload-4, seq), "]}}"...)
+	}
 	dst = fmt.Appendf(dst, `{"seq":%d,"ts":%d,"pad":"`, seq, sched.UnixNano())
 	for len(dst)-start < payload-2 {
 		dst = append(dst, 'x')
 	}
 	return append(dst, `"}}`...)
+}
+
+// chatWords are what appendChat's messages say.
+var chatWords = strings.Fields(`the a to and of is in it you that for on with this
+	was are be have at or not but we they all so can just what about if when
+	meeting tomorrow deploy build release ticket review merged thanks great sure
+	lunch coffee later today morning update status green red blocked done fixed`)
+
+// appendChat appends comma-separated chat messages, as a room's recent
+// history would carry them, until dst reaches about end bytes. The text
+// varies with seed, as real messages do.
+func appendChat(dst []byte, end, seed int) []byte {
+	x := uint32(seed)*2654435761 + 1
+	next := func(n int) int { x ^= x << 13; x ^= x >> 17; x ^= x << 5; return int(x % uint32(n)) }
+	for i := 0; len(dst) < end; i++ {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = fmt.Appendf(dst, `{"id":"m%d-%d","user":{"id":%d,"name":"user%d"},"sent":"2026-11-24T07:%02d:%02dZ","text":"`,
+			seed, i, 1000+next(500), next(500), next(60), next(60))
+		for w := range 4 + next(12) {
+			if w > 0 {
+				dst = append(dst, ' ')
+			}
+			dst = append(dst, chatWords[next(len(chatWords))]...)
+		}
+		dst = fmt.Appendf(dst, `","reactions":%d}`, next(5))
+	}
+	return dst
 }
 
 func postOnce(ctx context.Context, hc *http.Client, t Target, body []byte) error {

@@ -68,7 +68,7 @@ func openFleet(ctx context.Context, t Target, n, concurrency int, channel string
 					d.LocalAddr = srcs[i%len(srcs)]
 				}
 				start := time.Now()
-				c, err := connectOne(ctx, d, u, t.Subscribe, sub)
+				c, err := connectOne(ctx, d, u, t, sub)
 				if err != nil {
 					mu.Lock()
 					f.failures++
@@ -90,15 +90,15 @@ func openFleet(ctx context.Context, t Target, n, concurrency int, channel string
 	return f, nil
 }
 
-// connectOne opens one connection and subscribes it when asked.
-func connectOne(ctx context.Context, d *net.Dialer, u *url.URL, subscribe bool, sub []byte) (*wsConn, error) {
+// connectOne opens one connection to u and subscribes it when t asks.
+func connectOne(ctx context.Context, d *net.Dialer, u *url.URL, t Target, sub []byte) (*wsConn, error) {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	c, err := dialWS(ctx, d, u)
+	c, err := dialWS(ctx, d, u, t.Compress)
 	if err != nil {
 		return nil, err
 	}
-	if !subscribe {
+	if !t.Subscribe {
 		return c, nil
 	}
 	deadline, _ := ctx.Deadline()

@@ -26,15 +26,21 @@ type pollReader struct {
 	// itself goes through epoll, which the detector cannot see).
 	handoff  atomic.Int64
 	stopOnce sync.Once
+	mu       sync.Mutex
+	readers  []*frameReader // every connection added, for wireBytes; guarded by mu
 }
 
 // frameReader is one connection's incremental frame parser.
 type frameReader struct {
-	i    int
-	nc   *nbio.Conn
-	ws   *wsConn // for writing pongs (masked frames)
-	rest []byte  // an incomplete frame carried over to the next read
-	msg  []byte  // the payload of a fragmented message so far
+	i       int
+	nc      *nbio.Conn
+	ws      *wsConn // for writing pongs (masked frames)
+	rest    []byte  // an incomplete frame carried over to the next read
+	msg     []byte  // the payload of a fragmented message so far
+	msgZ    bool    // that message is compressed
+	zbuf    []byte  // the last compressed message, inflated
+	deflate bool    // permessage-deflate was negotiated
+	wire    int64   // bytes read from the socket; written by its poller only
 }
 
 func newPollReader(pollers int, handle func(i int, msg []byte)) (*pollReader, error) {
@@ -47,6 +53,7 @@ func newPollReader(pollers int, handle func(i int, msg []byte)) (*pollReader, er
 		if !ok {
 			return
 		}
+		fr.wire += int64(len(data))
 		if err := fr.feed(data, p.handle); err != nil {
 			p.fail(err)
 			_ = c.Close()
@@ -80,8 +87,11 @@ func (p *pollReader) add(i int, c *wsConn) error {
 	if err != nil {
 		return fmt.Errorf("bench: to poller: %w", err)
 	}
-	fr := &frameReader{i: i, nc: nbc}
+	fr := &frameReader{i: i, nc: nbc, deflate: c.deflate}
 	fr.ws = &wsConn{nc: nbc}
+	p.mu.Lock()
+	p.readers = append(p.readers, fr)
+	p.mu.Unlock()
 	c.nc = nbc
 	if len(buffered) > 0 {
 		if err := fr.feed(buffered, p.handle); err != nil {
@@ -105,6 +115,18 @@ func (p *pollReader) stop() {
 	})
 }
 
+// wireBytes returns the bytes read from every socket, frames included. Call
+// it after stop.
+func (p *pollReader) wireBytes() int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var n int64
+	for _, fr := range p.readers {
+		n += fr.wire
+	}
+	return n
+}
+
 // lost returns an error when connections dropped while reading.
 func (p *pollReader) lost() error {
 	if n := p.dropped.Load(); n > 0 {
@@ -125,24 +147,30 @@ func (fr *frameReader) feed(data []byte, handle func(int, []byte)) error {
 		if !ok || len(data) < hdr+n {
 			break
 		}
+		compressed := data[0]&0x40 != 0
 		payload := data[hdr : hdr+n]
 		data = data[hdr+n:]
+		var err error
 		switch {
 		case op == opPing:
-			if err := fr.ws.writeMessage(opPong, payload); err != nil {
-				return err
-			}
+			err = fr.ws.writeMessage(opPong, payload)
 		case op == opClose:
 			return closeError(payload)
 		case op >= opClose: // pong, reserved control
-		case fin && len(fr.msg) == 0:
-			handle(fr.i, payload)
+		case fin && len(fr.msg) == 0 && op != 0:
+			err = fr.deliver(payload, compressed, handle)
 		default: // a fragment
+			if op != 0 {
+				fr.msgZ = compressed
+			}
 			fr.msg = append(fr.msg, payload...)
 			if fin {
-				handle(fr.i, fr.msg)
+				err = fr.deliver(fr.msg, fr.msgZ, handle)
 				fr.msg = fr.msg[:0]
 			}
+		}
+		if err != nil {
+			return err
 		}
 	}
 	// Keep what is left for the next read: data is a tail of fr.rest when
@@ -155,6 +183,22 @@ func (fr *frameReader) feed(data []byte, handle func(int, []byte)) error {
 	if len(fr.rest) > 16<<20 {
 		return errors.New("bench: frame over 16 MiB")
 	}
+	return nil
+}
+
+// deliver hands msg to handle, inflated first when compressed.
+func (fr *frameReader) deliver(msg []byte, compressed bool, handle func(int, []byte)) error {
+	if compressed {
+		if !fr.deflate {
+			return errors.New("bench: compressed frame without permessage-deflate")
+		}
+		var err error
+		if fr.zbuf, err = inflate(fr.zbuf[:0], msg); err != nil {
+			return err
+		}
+		msg = fr.zbuf
+	}
+	handle(fr.i, msg)
 	return nil
 }
 

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/tetherhq/tether/internal/wire"
 )
 
 // serverFrame builds an unmasked frame as a server sends it.
@@ -81,5 +83,27 @@ func TestFrameReaderClose(t *testing.T) {
 	err := fr.feed(serverFrame(true, opClose, []byte{0x03, 0xe8}), func(int, []byte) {})
 	if !errors.Is(err, errClosed) || !strings.Contains(err.Error(), "1000") {
 		t.Fatalf("feed(close) = %v, want errClosed", err)
+	}
+}
+
+// TestFrameReaderInflates: with permessage-deflate negotiated, a compressed
+// message is inflated before it is handled; without, it is an error.
+func TestFrameReaderInflates(t *testing.T) {
+	z, err := wire.NewCompression(1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := []byte(strings.Repeat(`{"seq":1,"ts":2,"text":"hello"}`, 20))
+	frame := z.AppendFrame(nil, opText, msg)
+	if frame[0]&0x40 == 0 {
+		t.Fatal("the test frame is not compressed")
+	}
+	var got []byte
+	fr := &frameReader{deflate: true}
+	if err := fr.feed(frame, func(_ int, m []byte) { got = bytes.Clone(m) }); err != nil || !bytes.Equal(got, msg) {
+		t.Fatalf("feed: %v, got %d bytes, want %d", err, len(got), len(msg))
+	}
+	if err := (&frameReader{}).feed(frame, func(int, []byte) {}); err == nil {
+		t.Fatal("a compressed frame was accepted without permessage-deflate")
 	}
 }

@@ -39,6 +39,9 @@ type Target struct {
 	// Subscribe: clients must subscribe to the channel (tether); false for a
 	// server that sends every publication to every client (the baseline).
 	Subscribe bool
+	// Compress: clients offer permessage-deflate (without context takeover)
+	// and inflate what comes compressed.
+	Compress bool
 }
 
 // TargetFor returns the endpoints of a known server kind ("tether" or

@@ -14,8 +14,11 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"sync"
 	"time"
+
+	"github.com/tetherhq/tether/internal/wire"
 )
 
 // WebSocket opcodes.
@@ -26,6 +29,10 @@ const (
 	opPing   = 0x9
 	opPong   = 0xA
 )
+
+// deflateOffer is the permessage-deflate offer of a client that compresses
+// nothing itself: it only inflates what the server compresses.
+const deflateOffer = "permessage-deflate; client_no_context_takeover; server_no_context_takeover"
 
 // errClosed is returned by readMessage when the server closed the connection
 // with a close frame.
@@ -44,9 +51,11 @@ func closeError(payload []byte) error {
 // be called from one goroutine at a time; writeMessage is safe for concurrent
 // use.
 type wsConn struct {
-	nc  net.Conn
-	r   *bufio.Reader
-	buf []byte // payload of the last message read
+	nc      net.Conn
+	r       *bufio.Reader
+	deflate bool   // the server accepted permessage-deflate
+	buf     []byte // payload of the last message read
+	zbuf    []byte // the last message inflated
 	// reply is the subscribe reply, when the connection was opened subscribed.
 	reply []byte
 
@@ -54,8 +63,9 @@ type wsConn struct {
 	wbuf []byte
 }
 
-// dialWS opens a WebSocket connection to u (ws:// only) through d.
-func dialWS(ctx context.Context, d *net.Dialer, u *url.URL) (*wsConn, error) {
+// dialWS opens a WebSocket connection to u (ws:// only) through d, offering
+// permessage-deflate when compress is set.
+func dialWS(ctx context.Context, d *net.Dialer, u *url.URL, compress bool) (*wsConn, error) {
 	if u.Scheme != "ws" {
 		return nil, fmt.Errorf("bench: %s: only ws:// URLs are supported", u)
 	}
@@ -76,7 +86,11 @@ func dialWS(ctx context.Context, d *net.Dialer, u *url.URL) (*wsConn, error) {
 	path := u.RequestURI()
 	req := "GET " + path + " HTTP/1.1\r\nHost: " + u.Host +
 		"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + k +
-		"\r\nSec-WebSocket-Version: 13\r\n\r\n"
+		"\r\nSec-WebSocket-Version: 13\r\n"
+	if compress {
+		req += "Sec-WebSocket-Extensions: " + deflateOffer + "\r\n"
+	}
+	req += "\r\n"
 	if _, err := io.WriteString(nc, req); err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("bench: upgrade request: %w", err)
@@ -98,7 +112,12 @@ func dialWS(ctx context.Context, d *net.Dialer, u *url.URL) (*wsConn, error) {
 		return nil, errors.New("bench: upgrade response has a wrong Sec-WebSocket-Accept")
 	}
 	_ = nc.SetDeadline(time.Time{})
-	return &wsConn{nc: nc, r: r}, nil
+	deflate := strings.HasPrefix(resp.Header.Get("Sec-WebSocket-Extensions"), "permessage-deflate")
+	if deflate && !compress {
+		nc.Close()
+		return nil, errors.New("bench: the server negotiated permessage-deflate without an offer")
+	}
+	return &wsConn{nc: nc, r: r, deflate: deflate}, nil
 }
 
 // writeMessage sends one masked frame with the given opcode.
@@ -134,6 +153,7 @@ func (c *wsConn) writeMessage(opcode byte, payload []byte) error {
 func (c *wsConn) readMessage() (opcode byte, payload []byte, err error) {
 	c.buf = c.buf[:0]
 	var msgOp byte
+	var compressed bool
 	for {
 		var hdr [2]byte
 		if _, err := io.ReadFull(c.r, hdr[:]); err != nil {
@@ -155,7 +175,7 @@ func (c *wsConn) readMessage() (opcode byte, payload []byte, err error) {
 			}
 			n = binary.BigEndian.Uint64(ext[:])
 		}
-		if hdr[1]&0x80 != 0 || n > 16<<20 {
+		if hdr[1]&0x80 != 0 || n > maxMessage {
 			return 0, nil, errors.New("bench: bad frame from server (masked or over 16 MiB)")
 		}
 		if op >= opClose { // control frame: handle and go on
@@ -175,18 +195,34 @@ func (c *wsConn) readMessage() (opcode byte, payload []byte, err error) {
 			continue
 		}
 		if op != 0 {
-			msgOp = op
+			msgOp, compressed = op, hdr[0]&0x40 != 0
 		}
 		start := len(c.buf)
 		c.buf = slices.Grow(c.buf, int(n))[:start+int(n)]
 		if _, err := io.ReadFull(c.r, c.buf[start:]); err != nil {
 			return 0, nil, err
 		}
+		if fin && compressed {
+			c.zbuf, err = inflate(c.zbuf[:0], c.buf)
+			return msgOp, c.zbuf, err
+		}
 		if fin {
 			return msgOp, c.buf, nil
 		}
 	}
 }
+
+// inflate inflates a compressed message, as tether's server does.
+func inflate(dst, msg []byte) ([]byte, error) {
+	out, err := wire.Inflate(dst, msg, maxMessage)
+	if err != nil {
+		return out, fmt.Errorf("bench: inflate: %w", err)
+	}
+	return out, nil
+}
+
+// maxMessage is the largest message the load generator reads.
+const maxMessage = 16 << 20
 
 // Close closes the socket without a closing handshake.
 func (c *wsConn) Close() error { return c.nc.Close() }

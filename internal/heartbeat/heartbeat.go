@@ -32,7 +32,7 @@ type Monitor struct {
 	seed              maphash.Seed
 	shards            [shardCount]struct {
 		mu    sync.Mutex
-		peers map[Peer]time.Time // peer -> when it was last pinged
+		peers map[Peer]int64 // peer -> when it was last pinged, in unix nanoseconds (8 bytes, not a time.Time's 24)
 	}
 }
 
@@ -43,7 +43,7 @@ func New(interval, timeout time.Duration, now func() time.Time) *Monitor {
 	}
 	m := &Monitor{interval: interval, timeout: timeout, now: now, seed: maphash.MakeSeed()}
 	for i := range m.shards {
-		m.shards[i].peers = make(map[Peer]time.Time)
+		m.shards[i].peers = make(map[Peer]int64)
 	}
 	return m
 }
@@ -56,7 +56,7 @@ func (m *Monitor) shard(p Peer) int {
 func (m *Monitor) Add(p Peer) {
 	s := &m.shards[m.shard(p)]
 	s.mu.Lock()
-	s.peers[p] = m.now()
+	s.peers[p] = m.now().UnixNano()
 	s.mu.Unlock()
 }
 
@@ -100,9 +100,9 @@ func (m *Monitor) Check() {
 			case now.Sub(p.LastSeen()) > m.interval+m.timeout:
 				expire = append(expire, p)
 				delete(s.peers, p)
-			case now.Sub(pinged) >= m.interval:
+			case now.Sub(time.Unix(0, pinged)) >= m.interval:
 				ping = append(ping, p)
-				s.peers[p] = now
+				s.peers[p] = now.UnixNano()
 			}
 		}
 		s.mu.Unlock()

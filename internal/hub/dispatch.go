@@ -20,7 +20,7 @@ func (h *Hub) dispatch(c *channel) {
 			return
 		}
 		n := h.batchLen(c.pending)
-		b := &wire.Batch{Pubs: c.pending[:n:n]}
+		b := &wire.Batch{Pubs: c.pending[:n:n], Compression: h.cfg.Compression}
 		if n == len(c.pending) {
 			c.pending = nil
 		} else {

@@ -70,6 +70,9 @@ type Config struct {
 	// once; a subscribe past it gets backend.ErrTooManyChannels. Zero means no
 	// limit.
 	MaxChannels int
+	// Compression compresses batches for subscribers in the
+	// wire.WebSocketDeflate format, once per batch. Nil: uncompressed.
+	Compression *wire.Compression
 }
 
 // ErrAlreadySubbed is returned by Subscribe for a subscriber already in the

@@ -10,8 +10,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/time/rate"
-
 	"github.com/tetherhq/tether/auth"
 	"github.com/tetherhq/tether/backend"
 	"github.com/tetherhq/tether/internal/hub"
@@ -94,9 +92,6 @@ func (m *Manager) Stats() *Stats { return &m.stats }
 // Open starts a session on conn.
 func (m *Manager) Open(conn Conn) *Session {
 	s := &Session{id: formatID(m.prefix, m.nextID.Add(1)), mgr: m, conn: conn}
-	if m.cfg.CommandRate > 0 {
-		s.lim = rate.NewLimiter(rate.Limit(m.cfg.CommandRate), max(m.cfg.CommandBurst, 1))
-	}
 	sh := &m.shards[maphash.String(m.seed, s.id)%shardCount]
 	sh.mu.Lock()
 	sh.sessions[s.id] = s

@@ -11,11 +11,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
-
-	"golang.org/x/time/rate"
 
 	"github.com/tetherhq/tether/auth"
 	"github.com/tetherhq/tether/internal/wire"
@@ -44,19 +43,36 @@ type Session struct {
 	id   string
 	mgr  *Manager
 	conn Conn
-	lim  *rate.Limiter
 
 	mu     sync.Mutex
-	subs   map[string]struct{}
+	cmds   tokenBucket // the command rate limit
+	subs   []string    // channels subscribed; a slice, not a map: most hold one or two
 	closed bool
 	// identity is set by a successful connect with an Authenticator.
 	identity *auth.Identity
 }
 
+// subscribed returns the index of channel in s.subs, or -1. Call it with s.mu held.
+func (s *Session) subscribed(channel string) int {
+	return slices.Index(s.subs, channel)
+}
+
+// dropSub removes channel from s.subs and reports whether it was there. Call
+// it with s.mu held.
+func (s *Session) dropSub(channel string) bool {
+	i := s.subscribed(channel)
+	if i >= 0 {
+		s.subs = slices.Delete(s.subs, i, i+1)
+	}
+	return i >= 0
+}
+
 // ID returns the session's client id.
 func (s *Session) ID() string { return s.id }
 
-// Handle runs one command received as data and writes its reply.
+// Handle runs one command received as data and writes its reply. The
+// WebSocket and TCP transports call it on their event loop, which serves every
+// connection: it must not block. data is not kept after Handle returns.
 func (s *Session) Handle(data []byte) {
 	observe := s.mgr.cfg.ObserveCommand
 	if observe == nil {
@@ -79,9 +95,9 @@ func (s *Session) handle(data []byte) string {
 		s.replyError(cmd.ID, perr)
 		return ""
 	}
-	if s.lim != nil && !s.lim.Allow() {
+	if rate := s.mgr.cfg.CommandRate; rate > 0 && !s.allow() {
 		s.mgr.stats.RateLimited.Add(1)
-		s.replyError(cmd.ID, protocol.NewError(protocol.ErrRateLimited, "more than %g commands per second", float64(s.lim.Limit())))
+		s.replyError(cmd.ID, protocol.NewError(protocol.ErrRateLimited, "more than %g commands per second", rate))
 		return cmd.Op
 	}
 	if perr := s.admit(cmd.Op); perr != nil {
@@ -136,6 +152,37 @@ func (s *Session) ident() *auth.Identity {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.identity
+}
+
+// allow takes a token for one command from s's bucket.
+func (s *Session) allow() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cmds.take(time.Now(), s.mgr.cfg.CommandRate, max(s.mgr.cfg.CommandBurst, 1))
+}
+
+// tokenBucket limits a rate: it holds up to burst tokens, refilled at rate
+// per second, and each command takes one. 16 bytes kept in the session, where
+// a rate.Limiter would be a pointer to 80.
+type tokenBucket struct {
+	tokens float64
+	last   int64 // unix nanoseconds of the last take; 0: never (the bucket is full)
+}
+
+// take takes a token at now and reports whether there was one.
+func (b *tokenBucket) take(now time.Time, rate float64, burst int) bool {
+	t := now.UnixNano()
+	if b.last == 0 {
+		b.tokens = float64(burst)
+	} else if t > b.last {
+		b.tokens = min(float64(burst), b.tokens+float64(t-b.last)*rate/1e9)
+	}
+	b.last = t
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
 }
 
 func (s *Session) connect(cmd *protocol.Command) (any, *protocol.Error) {
@@ -205,7 +252,7 @@ func (s *Session) subscribe(cmd *protocol.Command) *protocol.Error {
 	// Reserve the subscription, then subscribe without holding s.mu: the hub
 	// calls back into s (reply, Deliver) with the channel locked.
 	s.mu.Lock()
-	switch _, dup := s.subs[cmd.Channel]; {
+	switch dup := s.subscribed(cmd.Channel) >= 0; {
 	case s.closed:
 		s.mu.Unlock()
 		return protocol.NewError(protocol.ErrUnavailable, "connection is closing")
@@ -216,10 +263,7 @@ func (s *Session) subscribe(cmd *protocol.Command) *protocol.Error {
 		s.mu.Unlock()
 		return protocol.NewError(protocol.ErrTooManySubs, "at most %d subscriptions per connection", s.mgr.cfg.MaxSubscriptions)
 	}
-	if s.subs == nil {
-		s.subs = make(map[string]struct{}, 1)
-	}
-	s.subs[cmd.Channel] = struct{}{}
+	s.subs = append(s.subs, cmd.Channel)
 	s.mu.Unlock()
 
 	err := s.mgr.hub.Subscribe(s.mgr.ctx, cmd.Channel, s, cmd.Recover, func(res *protocol.SubscribeResult) {
@@ -235,7 +279,7 @@ func (s *Session) subscribe(cmd *protocol.Command) *protocol.Error {
 	s.mu.Lock()
 	closed := s.closed
 	if err != nil && !closed {
-		delete(s.subs, cmd.Channel)
+		s.dropSub(cmd.Channel)
 	}
 	s.mu.Unlock()
 	if err != nil {
@@ -252,8 +296,7 @@ func (s *Session) unsubscribe(cmd *protocol.Command) (any, *protocol.Error) {
 		return nil, perr
 	}
 	s.mu.Lock()
-	_, ok := s.subs[cmd.Channel]
-	delete(s.subs, cmd.Channel)
+	ok := s.dropSub(cmd.Channel)
 	s.mu.Unlock()
 	if !ok {
 		return nil, protocol.NewError(protocol.ErrNotSubscribed, "not subscribed to %q", cmd.Channel)
@@ -341,7 +384,7 @@ func (s *Session) Closed() {
 	s.subs = nil
 	s.mu.Unlock()
 	ctx := context.WithoutCancel(s.mgr.ctx) // a node shutting down still lets go
-	for ch := range subs {
+	for _, ch := range subs {
 		s.mgr.hub.Unsubscribe(ctx, ch, s)
 	}
 	s.mgr.remove(s)

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/tetherhq/tether/backend/memory"
 	"github.com/tetherhq/tether/internal/hub"
@@ -89,5 +90,27 @@ func TestSlowConsumerDisconnects(t *testing.T) {
 	}
 	if m.Stats().SlowConsumers.Load() != 1 {
 		t.Fatal("slow consumer not counted")
+	}
+}
+
+func TestTokenBucket(t *testing.T) {
+	var b tokenBucket
+	t0 := time.Unix(100, 0)
+	steps := []struct {
+		at   time.Duration
+		want bool
+	}{
+		{0, true}, {0, true}, {0, true}, // the burst of 3
+		{0, false},
+		{400 * time.Millisecond, false}, // 0.8 of a token at 2 per second
+		{500 * time.Millisecond, true},  // 1.0
+		{500 * time.Millisecond, false},
+		{time.Hour, true}, {time.Hour, true}, {time.Hour, true}, // refilled to the burst, not past it
+		{time.Hour, false},
+	}
+	for i, st := range steps {
+		if got := b.take(t0.Add(st.at), 2, 3); got != st.want {
+			t.Fatalf("step %d (at %v): %v, want %v", i, st.at, got, st.want)
+		}
 	}
 }

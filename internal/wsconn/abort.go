@@ -19,13 +19,11 @@ func (s *Server) Abort(n int) int {
 		if dropped == n {
 			break
 		}
-		if c.gone.Load() {
+		if c.load().state() == stateClosed {
 			continue
 		}
-		if l, ok := c.nb.(interface {
-			SetLinger(onoff, linger int32) error
-		}); ok {
-			_ = l.SetLinger(1, 0) // close sends RST, not FIN
+		if sock := c.socket(); sock != nil {
+			_ = sock.SetLinger(1, 0) // close sends RST, not FIN
 		}
 		_ = c.nb.Close()
 		dropped++

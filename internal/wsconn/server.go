@@ -1,34 +1,33 @@
 // Package wsconn serves tether over WebSocket on nbio's event loop: the protocol
 // endpoint, whose connections each carry a session, and the echo endpoint. It
-// checks origins at the upgrade, frames and queues outbound bytes with a byte
-// limit per connection, and takes part in heartbeats. Admission (the connection
-// limit, refusals while draining) and draining at shutdown are package conns's,
-// shared with the other transports.
+// answers the opening handshake (checking origins and negotiating
+// permessage-deflate), reads client frames itself (RFC 6455 in full: every
+// violation ends with a close frame carrying its code), writes frames built
+// once per batch by the hub with a byte limit per connection, and takes part
+// in heartbeats. Admission (the connection limit, refusals while draining) and
+// draining at shutdown are package conns's, shared with the other transports.
 //
-// No goroutine is kept per connection. The package must not interpret commands:
-// that is package session's job.
+// No goroutine is kept per connection (but for connections the event loop
+// cannot take: TLS terminated by a net/http server). The package must not
+// interpret commands: that is package session's job.
 package wsconn
 
 import (
 	"errors"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
-	"runtime"
 	"strings"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/lesismal/nbio"
 	"github.com/lesismal/nbio/nbhttp"
-	nbws "github.com/lesismal/nbio/nbhttp/websocket"
 
 	"github.com/tetherhq/tether/internal/conns"
 	"github.com/tetherhq/tether/internal/heartbeat"
 	"github.com/tetherhq/tether/internal/session"
-	"github.com/tetherhq/tether/protocol"
+	"github.com/tetherhq/tether/internal/wire"
 )
 
 // Config configures a Server.
@@ -43,8 +42,8 @@ type Config struct {
 	Conns *conns.Registry
 	// Heartbeats pings the connections and expires silent ones; nil disables.
 	Heartbeats *heartbeat.Monitor
-	// MaxMessageSize is the largest message a client may send, in bytes; larger
-	// ones close the connection with 1009.
+	// MaxMessageSize is the largest message a client may send, in bytes, after
+	// inflation; larger ones close the connection with 1009.
 	MaxMessageSize int
 	// MaxOutbound is the most bytes queued for one connection; past it the
 	// connection is closed as a slow consumer.
@@ -55,6 +54,12 @@ type Config struct {
 	// CloseTimeout is how long a closing connection waits for the client's close
 	// frame before it is dropped.
 	CloseTimeout time.Duration
+	// Compression, when set, negotiates permessage-deflate (RFC 7692) with the
+	// clients that offer it, on both endpoints, without context takeover
+	// either way. Such a connection's Format is wire.WebSocketDeflate, so the
+	// hub's batches reach it compressed once for all; echoes and messages it
+	// sends compressed are (de)compressed per message. Nil: never negotiated.
+	Compression *wire.Compression
 	// Logger receives connection events.
 	Logger *slog.Logger
 }
@@ -62,8 +67,6 @@ type Config struct {
 // Server is the WebSocket transport. Its methods are safe for concurrent use.
 type Server struct {
 	cfg      Config
-	protocol *nbws.Upgrader
-	echo     *nbws.Upgrader
 	bytesIn  atomic.Int64
 	bytesOut atomic.Int64
 }
@@ -80,61 +83,10 @@ func (s *Server) Stats() Stats {
 }
 
 // New returns a server. Install OnWrittenSize and OnData on cfg.Engine before
-// the engine starts: the outbound limit needs to see what leaves, and malformed
-// frames need OnData to be closed with 1002.
+// the engine starts: the outbound limit needs to see what leaves, and upgraded
+// connections' bytes need OnData to reach their frame reader.
 func New(cfg Config) *Server {
-	s := &Server{cfg: cfg}
-	s.protocol = s.newUpgrader()
-	s.echo = s.newUpgrader()
-	return s
-}
-
-func (s *Server) newUpgrader() *nbws.Upgrader {
-	u := nbws.NewUpgrader()
-	u.Engine = s.cfg.Engine
-	u.BlockingModTrasferConnToPoller = true // from net/http servers: to the poller, no goroutine
-	u.KeepaliveTime = 0                     // heartbeats are ours
-	u.MessageLengthLimit = s.cfg.MaxMessageSize
-	u.CheckOrigin = func(*http.Request) bool { return true } // checked before Upgrade
-	u.OnMessage(func(ws *nbws.Conn, mt nbws.MessageType, data []byte) {
-		c := connOf(ws)
-		if c == nil {
-			return
-		}
-		s.bytesIn.Add(int64(len(data)))
-		c.touch()
-		if mt == nbws.TextMessage && !utf8.Valid(data) {
-			c.closeCode(1007, "invalid UTF-8 in a text frame")
-			return
-		}
-		if c.sess == nil {
-			c.echo(mt, data)
-			return
-		}
-		c.sess.Handle(data)
-	})
-	u.SetPingHandler(func(ws *nbws.Conn, data string) {
-		if c := connOf(ws); c != nil {
-			c.touch()
-			c.writeControl(0xA, []byte(data))
-		}
-	})
-	u.SetPongHandler(func(ws *nbws.Conn, _ string) {
-		if c := connOf(ws); c != nil {
-			c.touch()
-		}
-	})
-	u.SetCloseHandler(func(ws *nbws.Conn, code int, reason string) {
-		if c := connOf(ws); c != nil {
-			c.peerClosed(code)
-		}
-	})
-	u.OnClose(func(ws *nbws.Conn, err error) {
-		if c := connOf(ws); c != nil {
-			s.closed(c)
-		}
-	})
-	return u
+	return &Server{cfg: cfg}
 }
 
 // ErrOrigin is the reason an upgrade from a foreign origin is refused.
@@ -163,12 +115,12 @@ func (s *Server) checkOrigin(r *http.Request) error {
 }
 
 // Handler returns the protocol endpoint.
-func (s *Server) Handler() http.Handler { return s.handler(s.protocol) }
+func (s *Server) Handler() http.Handler { return s.handler(false) }
 
 // EchoHandler returns the echo endpoint: every message comes back with its type.
-func (s *Server) EchoHandler() http.Handler { return s.handler(s.echo) }
+func (s *Server) EchoHandler() http.Handler { return s.handler(true) }
 
-func (s *Server) handler(u *nbws.Upgrader) http.Handler {
+func (s *Server) handler(echo bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := s.checkOrigin(r); err != nil {
 			http.Error(w, "origin "+r.Header.Get("Origin")+" is not allowed; see --allowed-origins", http.StatusForbidden)
@@ -182,66 +134,17 @@ func (s *Server) handler(u *nbws.Upgrader) http.Handler {
 			http.Error(w, msg, http.StatusServiceUnavailable)
 			return
 		}
-		c := &conn{srv: s}
-		c.touch()
-		ws, err := u.Upgrade(w, r, nil)
-		if err != nil {
+		if err := s.upgrade(w, r, echo); err != nil {
 			s.cfg.Conns.Cancel(conns.WebSocket)
 			s.cfg.Logger.Debug("websocket upgrade failed", "remote", r.RemoteAddr, "err", err)
-			return
-		}
-		c.ws = ws
-		c.nb = ws.Conn
-		if hc, ok := c.nb.(*nbhttp.Conn); ok { // served by the engine: unwrap
-			c.nb = hc.Conn
-		}
-		if u == s.protocol {
-			c.sess = s.cfg.Sessions.Open(c)
-		}
-		draining := s.cfg.Conns.Add(conns.WebSocket, c) != nil
-		// Publish c to the poller and executor goroutines. nbio hands it over
-		// without a synchronisation the race detector sees; ready is that edge.
-		c.ready.Store(true)
-		ws.SetSession(c) // handlers waiting in connOf go on from here
-		if s.cfg.Heartbeats != nil {
-			s.cfg.Heartbeats.Add(c)
-		}
-		if draining { // Shutdown began during the upgrade and may have missed c
-			c.Close(protocol.DisconnectShutdown)
 		}
 	})
 }
 
-// plainSocket returns the event loop's socket under an upgraded connection,
-// or nil under TLS, whose bytes must go through nbhttp's TLS handler first
-// (a malformed frame there drops the connection without a close frame; see
-// OnData). Connections from an nbhttp engine come wrapped in an *nbhttp.Conn.
-func plainSocket(c net.Conn) *nbio.Conn {
-	if hc, ok := c.(*nbhttp.Conn); ok {
-		c = hc.Conn
-	}
-	nbc, _ := c.(*nbio.Conn)
-	return nbc
-}
-
-// connOf returns the conn of ws. A handler can run before the upgrading
-// goroutine has set it (a client may write right after the 101 response), so it
-// waits for it, a little.
-func connOf(ws *nbws.Conn) *conn {
-	for deadline := time.Now().Add(time.Second); ; runtime.Gosched() {
-		if c, ok := ws.Session().(*conn); ok && c.ready.Load() {
-			return c
-		}
-		if time.Now().After(deadline) {
-			return nil
-		}
-	}
-}
-
-// closed forgets c once its socket is closed. It removes c from the registry
+// closed releases c once its socket is gone. It takes c out of the registry
 // last, so that a drained registry means closed sessions.
 func (s *Server) closed(c *conn) {
-	if !c.gone.CompareAndSwap(false, true) {
+	if !c.finish() {
 		return
 	}
 	if s.cfg.Heartbeats != nil {
@@ -249,7 +152,8 @@ func (s *Server) closed(c *conn) {
 	}
 	if c.sess != nil {
 		c.sess.Closed()
-		s.cfg.Logger.Debug("connection closed", "client", c.sess.ID(), "code", c.code.Load())
+		l := c.load()
+		s.cfg.Logger.Debug("connection closed", "client", c.sess.ID(), "reason", l.reason(), "code", l.code())
 	}
 	s.cfg.Conns.Remove(c)
 }
@@ -268,18 +172,17 @@ func (s *Server) Len() int { return s.cfg.Conns.Count(conns.WebSocket) }
 // little more than the frames queued (record headers, handshake messages), and
 // close frames are written uncounted, so without the floor the count would
 // drift below zero over a connection's life and loosen the limit.
-func OnWrittenSize(c *nbio.Conn, _ []byte, n int) {
-	if ws, ok := c.Session().(*nbws.Conn); ok {
-		if cc, ok := ws.Session().(*conn); ok {
-			for {
-				q := cc.queued.Load()
-				if cc.queued.CompareAndSwap(q, max(q-int64(n), 0)) {
-					cc.srv.bytesOut.Add(int64(n))
-					return
-				}
-			}
+func OnWrittenSize(nc *nbio.Conn, _ []byte, n int) {
+	c, ok := nc.Session().(*conn)
+	if !ok {
+		return
+	}
+	c.load() // see load
+	for {
+		q := c.queued.Load()
+		if c.queued.CompareAndSwap(q, max(q-int64(n), 0)) {
+			c.srv.bytesOut.Add(int64(n))
+			return
 		}
 	}
 }
-
-var _ net.Conn = (*nbio.Conn)(nil)
