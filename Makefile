@@ -22,6 +22,8 @@ vet:
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecodeCommand -fuzztime 60s ./protocol
+	$(GO) test -run '^$$' -fuzz FuzzAuthenticate -fuzztime 60s ./auth/jwt
+	$(GO) test -run '^$$' -fuzz FuzzConnect -fuzztime 60s ./internal/session
 
 # grpcurl, for TestGrpcurl (which runs it against the server's reflection).
 $(BIN)/grpcurl:

@@ -89,8 +89,24 @@ type Config struct {
 	Authenticator auth.Authenticator
 	// Authorizer, when set, allows or refuses every subscribe, publish and
 	// history of a connection (permission_denied). Defaults to none: all
-	// allowed.
+	// allowed. Package auth/namespaces provides one.
 	Authorizer auth.Authorizer
+	// ConnectTimeout, with an Authenticator, is how long a connection may
+	// stay unauthenticated before it is closed with 4005. Defaults to 10s;
+	// negative: no limit.
+	ConnectTimeout time.Duration
+	// TokenCookie names a cookie of the WebSocket upgrade request that
+	// carries the connection token (for browsers with HttpOnly cookie
+	// sessions). Defaults to none. Authorization: Bearer is always read.
+	TokenCookie string
+	// TokenQuery lets the WebSocket upgrade request carry the token as
+	// ?token=. URLs end up in logs and browser history: prefer a header or
+	// a cookie. Defaults to false.
+	TokenQuery bool
+	// MaxConnsPerUser caps the connections authenticated as one user; the
+	// one over it gets too_many_connections and a close with 4006.
+	// Defaults to 100; negative: no limit.
+	MaxConnsPerUser int
 
 	// Backends are the broker, history and presence store the node uses.
 	// Defaults to the memory ones.
@@ -119,6 +135,8 @@ const (
 	defaultCommandBurst     = 200
 	defaultHistorySize      = 100
 	defaultHistoryTTL       = 5 * time.Minute
+	defaultConnectTimeout   = 10 * time.Second
+	defaultMaxConnsPerUser  = 100
 )
 
 // DefaultConfig returns a new Config with every limit at its default and no
@@ -142,17 +160,22 @@ func (c Config) withDefaults() Config {
 	setDefault(&c.CommandBurst, defaultCommandBurst)
 	setDefault(&c.HistorySize, defaultHistorySize)
 	setDefault(&c.HistoryTTL, defaultHistoryTTL)
+	setDefault(&c.ConnectTimeout, defaultConnectTimeout)
+	setDefault(&c.MaxConnsPerUser, defaultMaxConnsPerUser)
 	return c
 }
 
 // resolved is the config a node runs with: c with its defaults, and each
-// negative "none" (CommandRate, HistorySize, HistoryTTL) turned into the zero
+// negative "none" (CommandRate, HistorySize, HistoryTTL, ConnectTimeout,
+// MaxConnsPerUser) turned into the zero
 // that means none to the packages below.
 func (c Config) resolved() Config {
 	c = c.withDefaults()
 	c.CommandRate = max(c.CommandRate, 0)
 	c.HistorySize = max(c.HistorySize, 0)
 	c.HistoryTTL = max(c.HistoryTTL, 0)
+	c.ConnectTimeout = max(c.ConnectTimeout, 0)
+	c.MaxConnsPerUser = max(c.MaxConnsPerUser, 0)
 	return c
 }
 

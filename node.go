@@ -139,6 +139,10 @@ func New(cfg Config) (*Node, error) {
 		Context:          n.opCtx,
 		Authenticator:    cfg.Authenticator,
 		Authorizer:       cfg.Authorizer,
+		ConnectTimeout:   cfg.ConnectTimeout,
+		TokenCookie:      cfg.TokenCookie,
+		TokenQuery:       cfg.TokenQuery,
+		MaxConnsPerUser:  cfg.MaxConnsPerUser,
 		ObserveCommand:   n.metrics.ObserveCommand,
 	}, n.hub, log, "c")
 	n.beats = heartbeat.New(cfg.PingInterval, cfg.PongTimeout, nil)

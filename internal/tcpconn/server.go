@@ -204,7 +204,7 @@ func (s *Server) add(nc net.Conn) {
 		c.out = c.tls
 	}
 	c.touch()
-	c.sess = s.cfg.Sessions.Open(c)
+	c.sess = s.cfg.Sessions.OpenPeer(c, session.Peer{Transport: "tcp", RemoteAddr: nc.RemoteAddr().String()})
 	s.bySocket.Store(nbc, c)
 	if s.cfg.Heartbeats != nil {
 		s.cfg.Heartbeats.Add(c)

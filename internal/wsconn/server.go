@@ -196,7 +196,7 @@ func (s *Server) handler(u *nbws.Upgrader) http.Handler {
 			c.nb = hc.Conn
 		}
 		if u == s.protocol {
-			c.sess = s.cfg.Sessions.Open(c)
+			c.sess = s.cfg.Sessions.OpenPeer(c, session.Peer{Transport: "websocket", RemoteAddr: r.RemoteAddr, Header: r.Header, Query: r.URL.Query()})
 		}
 		draining := s.cfg.Conns.Add(conns.WebSocket, c) != nil
 		// Publish c to the poller and executor goroutines. nbio hands it over
