@@ -61,6 +61,17 @@ type Config struct {
 	// (503 at the upgrade, a disconnect line on TCP, RESOURCE_EXHAUSTED on
 	// gRPC). Defaults to 100000.
 	MaxConns int
+	// MaxConnsPerIP caps the open connections from one remote IP address,
+	// all transports together; more are refused (429 at the upgrade, a
+	// disconnect line on TCP, RESOURCE_EXHAUSTED on gRPC). Behind a proxy
+	// every client has the proxy's address: limit there, and set this
+	// negative. Defaults to 1000; negative: no limit.
+	MaxConnsPerIP int
+	// HandshakeTimeout is how long an HTTP connection may take to send a
+	// whole request (the WebSocket upgrade, or an API call), and how long
+	// an idle keep-alive connection is kept: a client that sends its
+	// upgrade request slowly (slowloris) is closed at it. Defaults to 10s.
+	HandshakeTimeout time.Duration
 	// MaxSubscriptions caps the channels one connection subscribes to. Defaults to 128.
 	MaxSubscriptions int
 	// MaxChannels caps the channels the node holds at once (a channel lives while
@@ -137,6 +148,8 @@ const (
 	defaultHistoryTTL       = 5 * time.Minute
 	defaultConnectTimeout   = 10 * time.Second
 	defaultMaxConnsPerUser  = 100
+	defaultMaxConnsPerIP    = 1000
+	defaultHandshakeTimeout = 10 * time.Second
 )
 
 // DefaultConfig returns a new Config with every limit at its default and no
@@ -162,12 +175,14 @@ func (c Config) withDefaults() Config {
 	setDefault(&c.HistoryTTL, defaultHistoryTTL)
 	setDefault(&c.ConnectTimeout, defaultConnectTimeout)
 	setDefault(&c.MaxConnsPerUser, defaultMaxConnsPerUser)
+	setDefault(&c.MaxConnsPerIP, defaultMaxConnsPerIP)
+	setDefault(&c.HandshakeTimeout, defaultHandshakeTimeout)
 	return c
 }
 
 // resolved is the config a node runs with: c with its defaults, and each
 // negative "none" (CommandRate, HistorySize, HistoryTTL, ConnectTimeout,
-// MaxConnsPerUser) turned into the zero
+// MaxConnsPerUser, MaxConnsPerIP) turned into the zero
 // that means none to the packages below.
 func (c Config) resolved() Config {
 	c = c.withDefaults()
@@ -176,6 +191,7 @@ func (c Config) resolved() Config {
 	c.HistoryTTL = max(c.HistoryTTL, 0)
 	c.ConnectTimeout = max(c.ConnectTimeout, 0)
 	c.MaxConnsPerUser = max(c.MaxConnsPerUser, 0)
+	c.MaxConnsPerIP = max(c.MaxConnsPerIP, 0)
 	return c
 }
 
@@ -205,6 +221,7 @@ func (c *Config) Validate() error {
 	// offset, from), and a subscriber must be able to hold more than one.
 	check(c.MaxOutbound >= 2*c.MaxMessageSize, "max outbound (%d) must be at least twice the max message size (%d)", c.MaxOutbound, c.MaxMessageSize)
 	check(c.MaxConns > 0, "max conns must be positive, not %d", c.MaxConns)
+	check(c.HandshakeTimeout > 0, "handshake timeout must be positive, not %v", c.HandshakeTimeout)
 	check(c.MaxSubscriptions > 0, "max subscriptions must be positive, not %d", c.MaxSubscriptions)
 	check(c.MaxChannels > 0, "max channels must be positive, not %d", c.MaxChannels)
 	check(c.MaxChannelLength > 0, "max channel length must be positive, not %d", c.MaxChannelLength)

@@ -146,7 +146,7 @@ func New(cfg Config) (*Node, error) {
 		ObserveCommand:   n.metrics.ObserveCommand,
 	}, n.hub, log, "c")
 	n.beats = heartbeat.New(cfg.PingInterval, cfg.PongTimeout, nil)
-	n.conns = conns.New(conns.Config{MaxConns: cfg.MaxConns})
+	n.conns = conns.New(conns.Config{MaxConns: cfg.MaxConns, MaxPerIP: cfg.MaxConnsPerIP})
 
 	routeNBIOLogs()
 	ecfg := nbhttp.Config{
@@ -156,6 +156,9 @@ func New(cfg Config) (*Node, error) {
 		// A backstop under tether's own outbound limit (wsconn): nbio drops a
 		// connection whose unsent bytes pass this.
 		MaxWriteBufferSize: 2*cfg.MaxOutbound + 64<<10,
+		// The read deadline of a connection until its request is whole:
+		// slowloris clients are cut at it. The upgrade clears it.
+		KeepaliveTime: cfg.HandshakeTimeout,
 	}
 	if n.ln != nil {
 		addr := n.ln.Addr().String()

@@ -237,6 +237,8 @@ func (cn *conn) handle(f *frame) error {
 		})
 	case protocol.PushPing:
 		go func() { _ = cn.write(&protocol.Command{Op: protocol.OpPong}) }()
+	case protocol.PushUnsubscribe:
+		cn.c.serverUnsubscribed(f.Channel, f.Code, f.Reason)
 	case protocol.PushDisconnect:
 		d := fmt.Errorf("server closed the connection: %d %s", f.Code, f.Reason)
 		if !f.Reconnect {

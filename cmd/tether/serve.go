@@ -41,6 +41,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.MaxMessageSize, "max-message-size", cfg.MaxMessageSize, "largest inbound message in bytes (larger: close 1009)")
 	fs.IntVar(&cfg.MaxOutbound, "max-outbound", cfg.MaxOutbound, "bytes queued per connection before it is closed as a slow consumer (4001)")
 	fs.IntVar(&cfg.MaxConns, "max-conns", cfg.MaxConns, "most open connections, all transports together")
+	fs.IntVar(&cfg.MaxConnsPerIP, "max-conns-per-ip", cfg.MaxConnsPerIP, "most open connections from one IP address, all transports together (0: no limit; behind a proxy, limit there)")
+	fs.DurationVar(&cfg.HandshakeTimeout, "handshake-timeout", cfg.HandshakeTimeout, "how long an HTTP connection may take to send its request (the upgrade): slowloris clients are closed at it")
 	fs.IntVar(&cfg.MaxSubscriptions, "max-subscriptions", cfg.MaxSubscriptions, "most channels per connection")
 	fs.IntVar(&cfg.MaxChannels, "max-channels", cfg.MaxChannels, "most channels the node holds at once")
 	fs.IntVar(&cfg.MaxChannelLength, "max-channel-length", cfg.MaxChannelLength, "longest channel name in bytes")
@@ -104,6 +106,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	noneIfZero(&cfg.HistoryTTL)
 	noneIfZero(&cfg.ConnectTimeout)
 	noneIfZero(&cfg.MaxConnsPerUser)
+	noneIfZero(&cfg.MaxConnsPerIP)
 	authn, err := af.authenticator(*allowAnon)
 	if err != nil {
 		fmt.Fprintln(stderr, "tether serve:", err)

@@ -82,9 +82,14 @@ func New(cfg Config) *Server {
 
 // Connect implements tetherv1.TetherServer: it runs one session on stream.
 func (s *Server) Connect(stream tetherv1.Tether_ConnectServer) error {
-	if err := s.cfg.Conns.Admit(conns.GRPC); err != nil {
-		if errors.Is(err, conns.ErrDraining) {
+	p := peerOf(stream.Context())
+	ip := conns.IP(p.RemoteAddr)
+	if err := s.cfg.Conns.AdmitFrom(conns.GRPC, ip); err != nil {
+		switch {
+		case errors.Is(err, conns.ErrDraining):
 			return status.Error(codes.Unavailable, "server shutting down")
+		case errors.Is(err, conns.ErrTooManyFromIP):
+			return status.Error(codes.ResourceExhausted, "too many connections from your address")
 		}
 		return status.Error(codes.ResourceExhausted, "too many connections")
 	}
@@ -94,9 +99,9 @@ func (s *Server) Connect(stream tetherv1.Tether_ConnectServer) error {
 		closing: make(chan struct{}),
 		dropped: make(chan struct{}),
 	}
-	c.sess = s.cfg.Sessions.OpenPeer(c, peerOf(stream.Context()))
+	c.sess = s.cfg.Sessions.OpenPeer(c, p)
 	defer s.closed(c)
-	if err := s.cfg.Conns.Add(conns.GRPC, c); err != nil { // draining began meanwhile
+	if err := s.cfg.Conns.AddFrom(conns.GRPC, c, ip); err != nil { // draining began meanwhile
 		c.Close(protocol.DisconnectShutdown)
 	}
 

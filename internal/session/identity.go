@@ -1,6 +1,8 @@
 package session
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -252,4 +254,22 @@ func (s *Session) identityFor(channel string) *auth.Identity {
 		return &cp
 	}
 	return id
+}
+
+// Unsubscribe ends the session's subscription to channel on the server's
+// behalf and tells the client with an unsubscribe push. It reports whether
+// the session was subscribed.
+func (s *Session) Unsubscribe(ctx context.Context, channel string, code int, reason string) bool {
+	s.mu.Lock()
+	_, ok := s.subs[channel]
+	delete(s.subs, channel)
+	delete(s.granted, channel)
+	s.mu.Unlock()
+	if !ok {
+		return false
+	}
+	s.mgr.hub.Unsubscribe(ctx, channel, s)
+	b, _ := json.Marshal(&protocol.Unsubscribe{Op: protocol.PushUnsubscribe, Channel: channel, Code: code, Reason: reason})
+	s.write(s.conn.Format().AppendFrame(make([]byte, 0, len(b)+10), b))
+	return true
 }

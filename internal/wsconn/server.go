@@ -174,19 +174,23 @@ func (s *Server) handler(u *nbws.Upgrader) http.Handler {
 			http.Error(w, "origin "+r.Header.Get("Origin")+" is not allowed; see --allowed-origins", http.StatusForbidden)
 			return
 		}
-		if err := s.cfg.Conns.Admit(conns.WebSocket); err != nil {
-			msg := "too many connections"
-			if errors.Is(err, conns.ErrDraining) {
+		ip := conns.IP(r.RemoteAddr)
+		if err := s.cfg.Conns.AdmitFrom(conns.WebSocket, ip); err != nil {
+			msg, status := "too many connections", http.StatusServiceUnavailable
+			switch {
+			case errors.Is(err, conns.ErrDraining):
 				msg = "server is shutting down"
+			case errors.Is(err, conns.ErrTooManyFromIP):
+				msg, status = "too many connections from your address", http.StatusTooManyRequests
 			}
-			http.Error(w, msg, http.StatusServiceUnavailable)
+			http.Error(w, msg, status)
 			return
 		}
 		c := &conn{srv: s}
 		c.touch()
 		ws, err := u.Upgrade(w, r, nil)
 		if err != nil {
-			s.cfg.Conns.Cancel(conns.WebSocket)
+			s.cfg.Conns.CancelFrom(conns.WebSocket, ip)
 			s.cfg.Logger.Debug("websocket upgrade failed", "remote", r.RemoteAddr, "err", err)
 			return
 		}
@@ -198,7 +202,7 @@ func (s *Server) handler(u *nbws.Upgrader) http.Handler {
 		if u == s.protocol {
 			c.sess = s.cfg.Sessions.OpenPeer(c, session.Peer{Transport: "websocket", RemoteAddr: r.RemoteAddr, Header: r.Header, Query: r.URL.Query()})
 		}
-		draining := s.cfg.Conns.Add(conns.WebSocket, c) != nil
+		draining := s.cfg.Conns.AddFrom(conns.WebSocket, c, ip) != nil
 		// Publish c to the poller and executor goroutines. nbio hands it over
 		// without a synchronisation the race detector sees; ready is that edge.
 		c.ready.Store(true)
