@@ -23,7 +23,9 @@ func TestUnsubscribeAndDisconnectUser(t *testing.T) {
 	cfg := tethertest.Config()
 	cfg.Authenticator = a
 	e := startEnv(t, cfg, false)
-	hs := func(user string) string { return sign(t, gojwt.SigningMethodHS256, []byte(testSecret), "", userClaims(user)) }
+	hs := func(user string) string {
+		return sign(t, gojwt.SigningMethodHS256, []byte(testSecret), "", userClaims(user))
+	}
 	anns := e.dialAll()
 	bob := e.dialWS()
 	for _, c := range append(anns, bob) {
