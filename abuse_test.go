@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -84,6 +85,15 @@ func TestMaxConnsPerIP(t *testing.T) {
 	}
 	if status.Code(err) != codes.ResourceExhausted {
 		t.Fatalf("third on gRPC: %v", err)
+	}
+	resp, err = http.Get(e.httpURL("/metrics"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if want := `tether_limited_connections_total{limit="per_ip"} 3`; !strings.Contains(string(body), want) {
+		t.Fatalf("/metrics lacks %s", want)
 	}
 	first.w.close()
 	waitFor(t, "the place freed", func() bool { return e.n.Connections() == 1 })
