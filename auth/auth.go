@@ -42,7 +42,8 @@ type Credentials struct {
 	// RemoteAddr is the peer's address (host:port).
 	RemoteAddr string
 	// Header holds the WebSocket upgrade request's headers (for gRPC, the
-	// stream's metadata); nil on TCP. Do not change it.
+	// stream's metadata) until the connection has authenticated; nil on TCP
+	// and for refresh. Do not change it.
 	Header http.Header
 	// Refresh is true when the credentials come with a refresh command of
 	// an authenticated connection.

@@ -35,6 +35,12 @@ type Target struct {
 	// Subscribe: clients must subscribe to the channel (tether); false for a
 	// server that sends every publication to every client (the baseline).
 	Subscribe bool
+	// Token, when set, returns client i's connection token: each connection
+	// sends connect with it before it subscribes, on every (re)connect.
+	Token func(i int) string
+	// Connect makes each connection send connect (without a token unless
+	// Token is set) before it subscribes: the baseline of a token run.
+	Connect bool
 }
 
 // TargetFor returns the endpoints of a known server kind ("tether" or

@@ -1,8 +1,6 @@
 package session
 
 import (
-	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -54,7 +52,7 @@ func (s *Session) startAuth() {
 	if tok := s.mgr.cfg.upgradeToken(s.peer); tok != "" {
 		id, perr := s.authenticate(tok, false)
 		if perr == nil {
-			perr = s.setIdentity(id, false)
+			perr = s.setIdentity(id)
 		}
 		if perr == nil {
 			return
@@ -102,10 +100,10 @@ func (s *Session) authenticate(token string, refresh bool) (*auth.Identity, *pro
 	return id, nil
 }
 
-// setIdentity makes id the session's identity and arms its expiry. A
-// refresh must keep the user; a first identity takes a place in the user's
-// connection count.
-func (s *Session) setIdentity(id *auth.Identity, refresh bool) *protocol.Error {
+// setIdentity makes id the session's identity and arms its expiry. A new
+// identity (refresh, or a second connect) must keep the user; a first one
+// takes a place in the user's connection count.
+func (s *Session) setIdentity(id *auth.Identity) *protocol.Error {
 	s.mu.Lock()
 	old := s.identity
 	s.mu.Unlock()
@@ -126,6 +124,7 @@ func (s *Session) setIdentity(id *auth.Identity, refresh bool) *protocol.Error {
 	}
 	defer s.mu.Unlock()
 	s.identity = id
+	s.peer.Header = nil // the first authentication has seen them: keep no copy per connection
 	if s.connectTimer != nil {
 		s.connectTimer.Stop()
 		s.connectTimer = nil
@@ -195,7 +194,7 @@ func (s *Session) connect(cmd *protocol.Command) (any, *protocol.Error) {
 		if id, perr = s.authenticate(cmd.Token, false); perr != nil {
 			return nil, perr
 		}
-		if perr = s.setIdentity(id, false); perr != nil {
+		if perr = s.setIdentity(id); perr != nil {
 			return nil, perr
 		}
 	}
@@ -212,7 +211,7 @@ func (s *Session) refresh(cmd *protocol.Command) (any, *protocol.Error) {
 	if perr != nil {
 		return nil, perr
 	}
-	if perr := s.setIdentity(id, true); perr != nil {
+	if perr := s.setIdentity(id); perr != nil {
 		return nil, perr
 	}
 	return expiry(id), nil
@@ -254,22 +253,4 @@ func (s *Session) identityFor(channel string) *auth.Identity {
 		return &cp
 	}
 	return id
-}
-
-// Unsubscribe ends the session's subscription to channel on the server's
-// behalf and tells the client with an unsubscribe push. It reports whether
-// the session was subscribed.
-func (s *Session) Unsubscribe(ctx context.Context, channel string, code int, reason string) bool {
-	s.mu.Lock()
-	_, ok := s.subs[channel]
-	delete(s.subs, channel)
-	delete(s.granted, channel)
-	s.mu.Unlock()
-	if !ok {
-		return false
-	}
-	s.mgr.hub.Unsubscribe(ctx, channel, s)
-	b, _ := json.Marshal(&protocol.Unsubscribe{Op: protocol.PushUnsubscribe, Channel: channel, Code: code, Reason: reason})
-	s.write(s.conn.Format().AppendFrame(make([]byte, 0, len(b)+10), b))
-	return true
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"hash/maphash"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -87,7 +88,7 @@ type Manager struct {
 	shards [shardCount]struct {
 		mu       sync.Mutex
 		sessions map[string]*Session
-		users    map[string]map[*Session]struct{} // authenticated sessions by user
+		users    map[string][]*Session // authenticated sessions by user
 	}
 }
 
@@ -100,7 +101,7 @@ func NewManager(cfg Config, h *hub.Hub, log *slog.Logger, prefix string) *Manage
 	}
 	for i := range m.shards {
 		m.shards[i].sessions = make(map[string]*Session)
-		m.shards[i].users = make(map[string]map[*Session]struct{})
+		m.shards[i].users = make(map[string][]*Session)
 	}
 	return m
 }
@@ -149,11 +150,7 @@ func (m *Manager) addUser(s *Session, user string) bool {
 	if m.cfg.MaxConnsPerUser > 0 && len(set) >= m.cfg.MaxConnsPerUser {
 		return false
 	}
-	if set == nil {
-		set = make(map[*Session]struct{}, 1)
-		sh.users[user] = set
-	}
-	set[s] = struct{}{}
+	sh.users[user] = append(set, s)
 	return true
 }
 
@@ -164,9 +161,19 @@ func (m *Manager) removeUser(s *Session, user string) {
 	sh := &m.shards[maphash.String(m.seed, user)%shardCount]
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	delete(sh.users[user], s)
-	if len(sh.users[user]) == 0 {
+	set := sh.users[user]
+	for i, x := range set {
+		if x == s {
+			set[i] = set[len(set)-1]
+			set[len(set)-1] = nil
+			set = set[:len(set)-1]
+			break
+		}
+	}
+	if len(set) == 0 {
 		delete(sh.users, user)
+	} else {
+		sh.users[user] = set
 	}
 }
 
@@ -175,11 +182,7 @@ func (m *Manager) UserSessions(user string) []*Session {
 	sh := &m.shards[maphash.String(m.seed, user)%shardCount]
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	out := make([]*Session, 0, len(sh.users[user]))
-	for s := range sh.users[user] {
-		out = append(out, s)
-	}
-	return out
+	return slices.Clone(sh.users[user])
 }
 
 func (m *Manager) remove(s *Session) {

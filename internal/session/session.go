@@ -388,3 +388,21 @@ func (s *Session) hubError(op string, err error) *protocol.Error {
 	s.mgr.log.Warn("backend failed", "op", op, "client", s.id, "err", err)
 	return protocol.NewError(protocol.ErrUnavailable, "the channel backend failed; try again")
 }
+
+// Unsubscribe ends the session's subscription to channel on the server's
+// behalf and tells the client with an unsubscribe push. It reports whether
+// the session was subscribed.
+func (s *Session) Unsubscribe(ctx context.Context, channel string, code int, reason string) bool {
+	s.mu.Lock()
+	_, ok := s.subs[channel]
+	delete(s.subs, channel)
+	delete(s.granted, channel)
+	s.mu.Unlock()
+	if !ok {
+		return false
+	}
+	s.mgr.hub.Unsubscribe(ctx, channel, s)
+	b, _ := json.Marshal(&protocol.Unsubscribe{Op: protocol.PushUnsubscribe, Channel: channel, Code: code, Reason: reason})
+	s.write(s.conn.Format().AppendFrame(make([]byte, 0, len(b)+10), b))
+	return true
+}
