@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"time"
 
 	gojwt "github.com/golang-jwt/jwt/v5"
@@ -62,8 +63,8 @@ type Config struct {
 type Authenticator struct {
 	cfg     Config
 	methods []string
-	rsa     []*rsa.PublicKey
-	ec      []*ecdsa.PublicKey
+	rsa     []gojwt.VerificationKey // *rsa.PublicKey
+	ec      []gojwt.VerificationKey // *ecdsa.PublicKey on P-256
 	jwks    *keySet
 }
 
@@ -246,35 +247,25 @@ func (a *Authenticator) key(ctx context.Context, t *gojwt.Token) (any, error) {
 	case "HS256":
 		return a.cfg.HMACSecret, nil
 	case "RS256":
-		keys := gojwt.VerificationKeySet{}
-		for _, k := range a.rsa {
-			keys.Keys = append(keys.Keys, k)
-		}
-		if a.jwks != nil {
-			if k, err := a.jwks.key(ctx, kid); err == nil {
-				if rk, ok := k.(*rsa.PublicKey); ok {
-					keys.Keys = append(keys.Keys, rk)
-				}
-			} else if len(keys.Keys) == 0 {
-				return nil, err
-			}
-		}
-		return keys, nil
+		return a.keySet(ctx, kid, a.rsa, func(k crypto.PublicKey) bool { _, ok := k.(*rsa.PublicKey); return ok })
 	case "ES256":
-		keys := gojwt.VerificationKeySet{}
-		for _, k := range a.ec {
-			keys.Keys = append(keys.Keys, k)
-		}
-		if a.jwks != nil {
-			if k, err := a.jwks.key(ctx, kid); err == nil {
-				if ek, ok := k.(*ecdsa.PublicKey); ok {
-					keys.Keys = append(keys.Keys, ek)
-				}
-			} else if len(keys.Keys) == 0 {
-				return nil, err
-			}
-		}
-		return keys, nil
+		return a.keySet(ctx, kid, a.ec, func(k crypto.PublicKey) bool { _, ok := k.(*ecdsa.PublicKey); return ok })
 	}
 	return nil, errors.New("unexpected signing method")
+}
+
+// keySet returns the configured keys of one type and the JWKS key named kid
+// if it is of that type (fits).
+func (a *Authenticator) keySet(ctx context.Context, kid string, static []gojwt.VerificationKey, fits func(crypto.PublicKey) bool) (any, error) {
+	keys := gojwt.VerificationKeySet{Keys: slices.Clip(static)} // appended to per token: never into static
+	if a.jwks != nil {
+		k, err := a.jwks.key(ctx, kid)
+		switch {
+		case err == nil && fits(k):
+			keys.Keys = append(keys.Keys, k)
+		case err != nil && len(keys.Keys) == 0:
+			return nil, err
+		}
+	}
+	return keys, nil
 }
