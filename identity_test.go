@@ -1,6 +1,7 @@
 package tether_test
 
 import (
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	gojwt "github.com/golang-jwt/jwt/v5"
+	"google.golang.org/grpc/metadata"
 
 	"github.com/tetherhq/tether/auth/jwt"
 	"github.com/tetherhq/tether/protocol"
@@ -295,5 +297,24 @@ func TestUpgradeToken(t *testing.T) {
 				t.Fatalf("subscribe: %+v, want %s", m, tt.code)
 			}
 		})
+	}
+}
+
+// TestGRPCMetadataToken: a gRPC stream authenticates with authorization
+// metadata, as a WebSocket does with its upgrade request's header.
+func TestGRPCMetadataToken(t *testing.T) {
+	a, _ := jwt.New(jwt.Config{HMACSecret: []byte(testSecret)})
+	cfg := tethertest.Config()
+	cfg.Authenticator = a
+	e := startEnv(t, cfg, false)
+	for _, tc := range []struct {
+		token, code string
+	}{
+		{sign(t, gojwt.SigningMethodHS256, []byte(testSecret), "", userClaims("ann")), ""},
+		{sign(t, gojwt.SigningMethodHS256, []byte("nope"), "", userClaims("ann")), protocol.ErrUnauthorized},
+	} {
+		md := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+tc.token)
+		c := &pconn{t: t, name: "grpc", w: newGRPCWireContext(t, e.grpcConn(), md)}
+		checkReply(t, c.call(protocol.Command{Op: protocol.OpSubscribe, Channel: "news"}), tc.code)
 	}
 }

@@ -189,7 +189,14 @@ type grpcWire struct {
 
 func newGRPCWire(t testing.TB, cc *grpc.ClientConn) *grpcWire {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
+	return newGRPCWireContext(t, cc, context.Background())
+}
+
+// newGRPCWireContext is newGRPCWire with the stream's context made from
+// parent (outgoing metadata, say).
+func newGRPCWireContext(t testing.TB, cc *grpc.ClientConn, parent context.Context) *grpcWire {
+	t.Helper()
+	ctx, cancel := context.WithCancel(parent)
 	stream, err := tetherv1.NewTetherClient(cc).Connect(ctx)
 	if err != nil {
 		cancel()
