@@ -42,7 +42,7 @@ func TestExpiryWithoutRefresh(t *testing.T) {
 	other := sign(t, gojwt.SigningMethodHS256, []byte(testSecret), "", userClaims("bob"))
 	cs := e.dialAll()
 	for _, c := range cs {
-		if m := c.call(protocol.Command{Op: protocol.OpConnect, Token: token(2 * time.Second)}); m.Error != nil {
+		if m := c.call(protocol.Command{Op: protocol.OpConnect, Token: token(3 * time.Second)}); m.Error != nil {
 			t.Fatalf("%s: connect: %v", c.name, m.Error)
 		}
 		checkReply(t, c.call(protocol.Command{Op: protocol.OpRefresh, Token: other}), protocol.ErrUnauthorized)
@@ -62,7 +62,7 @@ func TestRefreshKeepsConnection(t *testing.T) {
 	var calls atomic.Int64
 	var disconnects atomic.Int64
 	c, err := tclient.Dial(context.Background(), "ws://"+e.n.Addr().String()+"/ws",
-		tclient.WithTokenFunc(func(context.Context) (string, error) { calls.Add(1); return token(2 * time.Second), nil }),
+		tclient.WithTokenFunc(func(context.Context) (string, error) { calls.Add(1); return token(3 * time.Second), nil }),
 		tclient.WithEventHandler(func(ev tclient.Event) {
 			if ev.Type == tclient.Disconnected {
 				disconnects.Add(1)
