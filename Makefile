@@ -24,6 +24,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecodeCommand -fuzztime 60s ./protocol
 	$(GO) test -run '^$$' -fuzz FuzzAuthenticate -fuzztime 60s ./auth/jwt
 	$(GO) test -run '^$$' -fuzz FuzzConnect -fuzztime 60s ./internal/session
+	$(GO) test -run '^$$' -fuzz FuzzToken -fuzztime 20s ./backend/nats
 
 # grpcurl, for TestGrpcurl (which runs it against the server's reflection).
 $(BIN)/grpcurl:

@@ -192,6 +192,9 @@ type Info struct {
 	SessionsOpened       int64 `json:"sessions_opened"`
 	UptimeSeconds        int64 `json:"uptime_seconds"`
 	ProtocolVersion      int   `json:"protocol_version"`
+	// Nodes lists every node of the cluster, this one included, as they
+	// last announced themselves; empty for a node alone (no NATS).
+	Nodes []backend.NodeInfo `json:"nodes,omitempty"`
 }
 
 // Info returns the node's statistics. It visits every channel.
@@ -213,6 +216,7 @@ func (n *Node) Info() Info {
 		SessionsOpened:       st.Opened.Load(),
 		UptimeSeconds:        int64(time.Since(n.started).Seconds()),
 		ProtocolVersion:      protocol.Version,
+		Nodes:                n.clusterNodes(),
 	}
 }
 

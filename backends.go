@@ -24,10 +24,24 @@ type Backends struct {
 	Presence backend.Presence
 }
 
-// openBackends fills in the memory backends the config leaves out and
-// returns the hub's configuration over them.
-func (n *Node) openBackends() hub.Config {
+// openBackends fills in the backends the config leaves out (NATS's when
+// Config.NATS has a URL, else the memory ones) and returns the hub's
+// configuration over them.
+func (n *Node) openBackends() (hub.Config, error) {
 	b := n.cfg.Backends
+	nb, err := n.openNATS()
+	if err != nil {
+		return hub.Config{}, err
+	}
+	if nb != nil {
+		n.owned = append(n.owned, nb)
+		if b.History == nil {
+			b.History = nb.History()
+		}
+		if b.Broker == nil {
+			b.Broker = nb.Broker()
+		}
+	}
 	if b.History == nil {
 		h := memory.NewHistory(memory.HistoryConfig{
 			Size:        n.cfg.HistorySize,
@@ -58,7 +72,18 @@ func (n *Node) openBackends() hub.Config {
 		MaxChannels: n.cfg.MaxChannels,
 		// A healthy subscriber never meets the outbound limit in one write.
 		MaxBatchBytes: n.cfg.MaxOutbound / 4,
+	}, nil
+}
+
+// backendsReady reports whether every backend that can tell
+// (backend.Checker) works now.
+func (n *Node) backendsReady() bool {
+	for _, x := range []any{n.backends.Broker, n.backends.History, n.backends.Presence} {
+		if c, ok := x.(backend.Checker); ok && c.Check(n.ctx) != nil {
+			return false
+		}
 	}
+	return true
 }
 
 // closeBackends closes the backends the node made itself.
@@ -69,4 +94,32 @@ func (n *Node) closeBackends(ctx context.Context) error {
 	}
 	n.owned = nil
 	return errors.Join(errs...)
+}
+
+// cluster returns the backend that spans nodes, if any.
+func (n *Node) cluster() backend.Cluster {
+	for _, x := range []any{n.backends.Broker, n.backends.History, n.backends.Presence} {
+		if c, ok := x.(backend.Cluster); ok {
+			return c
+		}
+	}
+	return nil
+}
+
+// announce makes the node known to the others, when its backends span nodes.
+func (n *Node) announce() {
+	if c := n.cluster(); c != nil {
+		c.Announce(func() backend.NodeInfo {
+			hs := n.hub.Stats()
+			return backend.NodeInfo{Connections: int64(n.conns.Len()), Channels: int64(hs.Channels)}
+		})
+	}
+}
+
+// clusterNodes lists the cluster's nodes, or none for a node alone.
+func (n *Node) clusterNodes() []backend.NodeInfo {
+	if c := n.cluster(); c != nil {
+		return c.Nodes()
+	}
+	return nil
 }

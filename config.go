@@ -120,8 +120,13 @@ type Config struct {
 	MaxConnsPerUser int
 
 	// Backends are the broker, history and presence store the node uses.
-	// Defaults to the memory ones.
+	// Defaults to the memory ones, or to NATS's when NATS.URL is set.
 	Backends Backends
+	// NATS, when its URL is set, shares the node's channels with every node on
+	// the same NATS: the broker and history not given in Backends are on NATS
+	// and JetStream (package backend/nats), opened by New and closed at
+	// Shutdown. Defaults to none: the node is alone.
+	NATS NATSConfig
 
 	// Logger receives the node's logs. Defaults to discarding them.
 	Logger *slog.Logger

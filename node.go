@@ -117,7 +117,10 @@ func New(cfg Config) (*Node, error) {
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.opCtx, n.opCancel = context.WithCancel(context.Background())
-	n.hub, err = hub.New(n.openBackends())
+	var hcfg hub.Config
+	if hcfg, err = n.openBackends(); err == nil {
+		n.hub, err = hub.New(hcfg)
+	}
 	if err == nil {
 		n.hubRef.Store(n.hub)
 		err = n.initMetrics()
@@ -206,6 +209,7 @@ func New(cfg Config) (*Node, error) {
 		n.stop(context.Background())
 		return nil, err
 	}
+	n.announce()
 	return n, nil
 }
 
@@ -234,6 +238,10 @@ func (n *Node) routes() http.Handler {
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if !n.ready() {
 			http.Error(w, "draining", http.StatusServiceUnavailable)
+			return
+		}
+		if !n.backendsReady() {
+			http.Error(w, "backend unavailable", http.StatusServiceUnavailable)
 			return
 		}
 		_, _ = w.Write([]byte("ready\n"))

@@ -189,6 +189,11 @@ func (s *statsSampler) take(now time.Time, prev *statsSample) *statsSample {
 		Name: s.name, Address: addr, Self: true, Connections: st.Connections.Total,
 		UptimeSeconds: int64(now.Sub(n.started).Seconds()), ProtocolVersion: protocol.Version,
 	}}
+	for _, other := range n.clusterNodes() {
+		if other.Name != n.cfg.NATS.Name {
+			st.Nodes = append(st.Nodes, NodeStats{Name: other.Name, Connections: int(other.Connections)})
+		}
+	}
 	return cur
 }
 

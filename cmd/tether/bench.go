@@ -48,6 +48,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	sendConnect := fs.Bool("connect", false, "send connect (without a token) before subscribing: the baseline of a token run")
 	tokenKey := fs.String("token-key", "", "send connect with an RS256 or ES256 token per client, signed with this PEM private key")
 
+	var publishAddr string
 	var conns bench.ConnsOptions
 	var fan bench.FanoutOptions
 	var echo bench.EchoOptions
@@ -64,6 +65,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fs.IntVar(&fan.Payload, "payload", 64, "bytes of data per message (at least 48)")
 		fs.IntVar(&fan.Concurrency, "concurrency", 64, "connections being opened at once")
 		fs.DurationVar(&fan.Drain, "drain", 10*time.Second, "how long to wait for deliveries after the last publish")
+		fs.StringVar(&publishAddr, "publish-addr", "", "publish through another node's API at this host:port (a cluster: subscribers on --addr); its CPU counts too")
 	case "echo":
 		fs.IntVar(&echo.Clients, "c", 50, "clients")
 		fs.DurationVar(&echo.Duration, "d", 10*time.Second, "duration")
@@ -98,6 +100,14 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			fmt.Fprintln(stderr, "tether bench: tokens:", err)
 			return 2
 		}
+	}
+	if publishAddr != "" {
+		other, err := bench.TargetFor(*kind, publishAddr)
+		if err != nil {
+			fmt.Fprintln(stderr, "tether bench:", err)
+			return 2
+		}
+		t.Publish, t.MoreMetrics = other.Publish, []string{other.Metrics}
 	}
 	if limit, err := bench.RaiseOpenFiles(); err != nil {
 		fmt.Fprintln(stderr, "tether bench:", err)

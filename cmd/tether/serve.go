@@ -61,6 +61,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&cfg.ConnectTimeout, "connect-timeout", cfg.ConnectTimeout, "with token options: how long a connection may stay unauthenticated (close 4005; 0: forever)")
 	fs.IntVar(&cfg.MaxConnsPerUser, "max-conns-per-user", cfg.MaxConnsPerUser, "most connections authenticated as one user (0: no limit)")
 	configFile := fs.String("config", "", "YAML file with namespaces and any of these flags (http_addr: ...); flags and environment override it")
+	natsOpts := addNATSFlags(fs, &cfg.NATS)
 	shutdownTimeout := fs.Duration("shutdown-timeout", 10*time.Second, "how long shutdown waits for clients to leave")
 	allowAnon := fs.Bool("allow-anonymous", false, "without token options: serve on a non-loopback address with no API key; with them: let connections without a token (or a sub) in, anonymous")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
@@ -141,6 +142,16 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if cfg.APIKey == "" {
 		log.Warn("no API key configured: the server API answers loopback clients only")
+	}
+
+	stopNATS, err := natsOpts.apply(&cfg.NATS)
+	if err != nil {
+		fmt.Fprintln(stderr, "tether serve:", err)
+		return 2
+	}
+	defer stopNATS() // after the node's Shutdown, which closes its NATS connection
+	if natsOpts.url == "embedded" {
+		log.Info("embedded NATS server", "url", cfg.NATS.URL, "data_dir", natsOpts.dataDir)
 	}
 
 	node, err := tether.New(cfg)

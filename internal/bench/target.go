@@ -32,6 +32,10 @@ type Target struct {
 	Health string
 	// APIKey, when set, is sent as Authorization: Bearer to Publish and Metrics.
 	APIKey string
+	// MoreMetrics are the Prometheus endpoints of more processes of the
+	// system under test (another node of a cluster): their CPU seconds are
+	// added to Metrics'.
+	MoreMetrics []string
 	// Subscribe: clients must subscribe to the channel (tether); false for a
 	// server that sends every publication to every client (the baseline).
 	Subscribe bool
@@ -79,11 +83,27 @@ type procStats struct {
 	Conns      float64 // tether_connections (all transports), -1 when absent
 }
 
-// scrape reads the target's process figures.
+// scrape reads the target's process figures, with the CPU seconds of
+// MoreMetrics added.
 func (t Target) scrape(ctx context.Context, hc *http.Client) (procStats, error) {
+	st, err := t.scrapeOne(ctx, hc, t.Metrics)
+	for _, m := range t.MoreMetrics {
+		if err != nil {
+			break
+		}
+		var more procStats
+		if more, err = t.scrapeOne(ctx, hc, m); err == nil {
+			st.CPUSeconds += more.CPUSeconds
+		}
+	}
+	return st, err
+}
+
+// scrapeOne reads the process figures at one metrics endpoint.
+func (t Target) scrapeOne(ctx context.Context, hc *http.Client, metrics string) (procStats, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.Metrics, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, metrics, nil)
 	if err != nil {
 		return procStats{}, fmt.Errorf("bench: metrics: %w", err)
 	}
@@ -92,11 +112,11 @@ func (t Target) scrape(ctx context.Context, hc *http.Client) (procStats, error) 
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return procStats{}, fmt.Errorf("bench: scrape %s: %w", t.Metrics, err)
+		return procStats{}, fmt.Errorf("bench: scrape %s: %w", metrics, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return procStats{}, fmt.Errorf("bench: scrape %s: %s", t.Metrics, resp.Status)
+		return procStats{}, fmt.Errorf("bench: scrape %s: %s", metrics, resp.Status)
 	}
 	return parseProcStats(resp.Body)
 }

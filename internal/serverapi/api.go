@@ -21,6 +21,7 @@ import (
 	"encoding/json"
 	"net/http"
 
+	"github.com/tetherhq/tether/backend"
 	"github.com/tetherhq/tether/protocol"
 )
 
@@ -78,6 +79,8 @@ type Info struct {
 	SessionsOpened       int64 `json:"sessions_opened"`
 	UptimeSeconds        int64 `json:"uptime_seconds"`
 	ProtocolVersion      int   `json:"protocol_version"`
+	// Nodes lists the cluster's nodes.
+	Nodes []backend.NodeInfo `json:"nodes,omitempty"`
 }
 
 // Config configures an API.

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
+	"github.com/tetherhq/tether/backend"
 	tetherv1 "github.com/tetherhq/tether/proto/tether/v1"
 	"github.com/tetherhq/tether/protocol"
 )
@@ -178,5 +179,14 @@ func (g *grpcAPI) Info(context.Context, *tetherv1.InfoRequest) (*tetherv1.InfoRe
 		SessionsOpened:       in.SessionsOpened,
 		UptimeSeconds:        in.UptimeSeconds,
 		ProtocolVersion:      int32(in.ProtocolVersion),
+		Nodes:                grpcNodes(in.Nodes),
 	}, nil
+}
+
+func grpcNodes(nodes []backend.NodeInfo) []*tetherv1.NodeInfo {
+	out := make([]*tetherv1.NodeInfo, len(nodes))
+	for i, n := range nodes {
+		out[i] = &tetherv1.NodeInfo{Name: n.Name, Connections: n.Connections, Channels: n.Channels, SeenUnixMs: n.Seen.UnixMilli()}
+	}
+	return out
 }

@@ -1079,8 +1079,11 @@ type InfoResponse struct {
 	SessionsOpened       int64                  `protobuf:"varint,10,opt,name=sessions_opened,json=sessionsOpened,proto3" json:"sessions_opened,omitempty"`
 	UptimeSeconds        int64                  `protobuf:"varint,11,opt,name=uptime_seconds,json=uptimeSeconds,proto3" json:"uptime_seconds,omitempty"`
 	ProtocolVersion      int32                  `protobuf:"varint,12,opt,name=protocol_version,json=protocolVersion,proto3" json:"protocol_version,omitempty"`
-	unknownFields        protoimpl.UnknownFields
-	sizeCache            protoimpl.SizeCache
+	// Every node of the cluster, this one included, as they last announced
+	// themselves; empty for a node alone (no NATS).
+	Nodes         []*NodeInfo `protobuf:"bytes,13,rep,name=nodes,proto3" json:"nodes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *InfoResponse) Reset() {
@@ -1197,6 +1200,83 @@ func (x *InfoResponse) GetProtocolVersion() int32 {
 	return 0
 }
 
+func (x *InfoResponse) GetNodes() []*NodeInfo {
+	if x != nil {
+		return x.Nodes
+	}
+	return nil
+}
+
+// NodeInfo is one node of a cluster.
+type NodeInfo struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Name        string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Connections int64                  `protobuf:"varint,2,opt,name=connections,proto3" json:"connections,omitempty"`
+	Channels    int64                  `protobuf:"varint,3,opt,name=channels,proto3" json:"channels,omitempty"`
+	// When the node last announced itself, in milliseconds since 1970.
+	SeenUnixMs    int64 `protobuf:"varint,4,opt,name=seen_unix_ms,json=seenUnixMs,proto3" json:"seen_unix_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NodeInfo) Reset() {
+	*x = NodeInfo{}
+	mi := &file_tether_v1_tether_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NodeInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NodeInfo) ProtoMessage() {}
+
+func (x *NodeInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_tether_v1_tether_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NodeInfo.ProtoReflect.Descriptor instead.
+func (*NodeInfo) Descriptor() ([]byte, []int) {
+	return file_tether_v1_tether_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *NodeInfo) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *NodeInfo) GetConnections() int64 {
+	if x != nil {
+		return x.Connections
+	}
+	return 0
+}
+
+func (x *NodeInfo) GetChannels() int64 {
+	if x != nil {
+		return x.Channels
+	}
+	return 0
+}
+
+func (x *NodeInfo) GetSeenUnixMs() int64 {
+	if x != nil {
+		return x.SeenUnixMs
+	}
+	return 0
+}
+
 var File_tether_v1_tether_proto protoreflect.FileDescriptor
 
 const file_tether_v1_tether_proto_rawDesc = "" +
@@ -1258,7 +1338,7 @@ const file_tether_v1_tether_proto_rawDesc = "" +
 	"\achannel\x18\x02 \x01(\tR\achannel\"9\n" +
 	"\x13UnsubscribeResponse\x12\"\n" +
 	"\funsubscribed\x18\x01 \x01(\x03R\funsubscribed\"\r\n" +
-	"\vInfoRequest\"\xf0\x03\n" +
+	"\vInfoRequest\"\x9b\x04\n" +
 	"\fInfoResponse\x12 \n" +
 	"\vconnections\x18\x01 \x01(\x03R\vconnections\x123\n" +
 	"\x15websocket_connections\x18\x02 \x01(\x03R\x14websocketConnections\x12'\n" +
@@ -1272,7 +1352,14 @@ const file_tether_v1_tether_proto_rawDesc = "" +
 	"\x0fsessions_opened\x18\n" +
 	" \x01(\x03R\x0esessionsOpened\x12%\n" +
 	"\x0euptime_seconds\x18\v \x01(\x03R\ruptimeSeconds\x12)\n" +
-	"\x10protocol_version\x18\f \x01(\x05R\x0fprotocolVersion2K\n" +
+	"\x10protocol_version\x18\f \x01(\x05R\x0fprotocolVersion\x12)\n" +
+	"\x05nodes\x18\r \x03(\v2\x13.tether.v1.NodeInfoR\x05nodes\"~\n" +
+	"\bNodeInfo\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
+	"\vconnections\x18\x02 \x01(\x03R\vconnections\x12\x1a\n" +
+	"\bchannels\x18\x03 \x01(\x03R\bchannels\x12 \n" +
+	"\fseen_unix_ms\x18\x04 \x01(\x03R\n" +
+	"seenUnixMs2K\n" +
 	"\x06Tether\x12A\n" +
 	"\aConnect\x12\x18.tether.v1.ClientMessage\x1a\x18.tether.v1.ServerMessage(\x010\x012\xee\x03\n" +
 	"\tServerAPI\x12@\n" +
@@ -1297,7 +1384,7 @@ func file_tether_v1_tether_proto_rawDescGZIP() []byte {
 	return file_tether_v1_tether_proto_rawDescData
 }
 
-var file_tether_v1_tether_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_tether_v1_tether_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_tether_v1_tether_proto_goTypes = []any{
 	(*ClientMessage)(nil),       // 0: tether.v1.ClientMessage
 	(*ServerMessage)(nil),       // 1: tether.v1.ServerMessage
@@ -1320,6 +1407,7 @@ var file_tether_v1_tether_proto_goTypes = []any{
 	(*UnsubscribeResponse)(nil), // 18: tether.v1.UnsubscribeResponse
 	(*InfoRequest)(nil),         // 19: tether.v1.InfoRequest
 	(*InfoResponse)(nil),        // 20: tether.v1.InfoResponse
+	(*NodeInfo)(nil),            // 21: tether.v1.NodeInfo
 }
 var file_tether_v1_tether_proto_depIdxs = []int32{
 	3,  // 0: tether.v1.Publication.from:type_name -> tether.v1.ClientInfo
@@ -1331,27 +1419,28 @@ var file_tether_v1_tether_proto_depIdxs = []int32{
 	2,  // 6: tether.v1.HistoryResponse.position:type_name -> tether.v1.Position
 	4,  // 7: tether.v1.HistoryResponse.publications:type_name -> tether.v1.Publication
 	3,  // 8: tether.v1.PresenceResponse.clients:type_name -> tether.v1.ClientInfo
-	0,  // 9: tether.v1.Tether.Connect:input_type -> tether.v1.ClientMessage
-	5,  // 10: tether.v1.ServerAPI.Publish:input_type -> tether.v1.PublishRequest
-	7,  // 11: tether.v1.ServerAPI.Broadcast:input_type -> tether.v1.BroadcastRequest
-	11, // 12: tether.v1.ServerAPI.History:input_type -> tether.v1.HistoryRequest
-	13, // 13: tether.v1.ServerAPI.Presence:input_type -> tether.v1.PresenceRequest
-	15, // 14: tether.v1.ServerAPI.Disconnect:input_type -> tether.v1.DisconnectRequest
-	17, // 15: tether.v1.ServerAPI.Unsubscribe:input_type -> tether.v1.UnsubscribeRequest
-	19, // 16: tether.v1.ServerAPI.Info:input_type -> tether.v1.InfoRequest
-	1,  // 17: tether.v1.Tether.Connect:output_type -> tether.v1.ServerMessage
-	6,  // 18: tether.v1.ServerAPI.Publish:output_type -> tether.v1.PublishResponse
-	10, // 19: tether.v1.ServerAPI.Broadcast:output_type -> tether.v1.BroadcastResponse
-	12, // 20: tether.v1.ServerAPI.History:output_type -> tether.v1.HistoryResponse
-	14, // 21: tether.v1.ServerAPI.Presence:output_type -> tether.v1.PresenceResponse
-	16, // 22: tether.v1.ServerAPI.Disconnect:output_type -> tether.v1.DisconnectResponse
-	18, // 23: tether.v1.ServerAPI.Unsubscribe:output_type -> tether.v1.UnsubscribeResponse
-	20, // 24: tether.v1.ServerAPI.Info:output_type -> tether.v1.InfoResponse
-	17, // [17:25] is the sub-list for method output_type
-	9,  // [9:17] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	21, // 9: tether.v1.InfoResponse.nodes:type_name -> tether.v1.NodeInfo
+	0,  // 10: tether.v1.Tether.Connect:input_type -> tether.v1.ClientMessage
+	5,  // 11: tether.v1.ServerAPI.Publish:input_type -> tether.v1.PublishRequest
+	7,  // 12: tether.v1.ServerAPI.Broadcast:input_type -> tether.v1.BroadcastRequest
+	11, // 13: tether.v1.ServerAPI.History:input_type -> tether.v1.HistoryRequest
+	13, // 14: tether.v1.ServerAPI.Presence:input_type -> tether.v1.PresenceRequest
+	15, // 15: tether.v1.ServerAPI.Disconnect:input_type -> tether.v1.DisconnectRequest
+	17, // 16: tether.v1.ServerAPI.Unsubscribe:input_type -> tether.v1.UnsubscribeRequest
+	19, // 17: tether.v1.ServerAPI.Info:input_type -> tether.v1.InfoRequest
+	1,  // 18: tether.v1.Tether.Connect:output_type -> tether.v1.ServerMessage
+	6,  // 19: tether.v1.ServerAPI.Publish:output_type -> tether.v1.PublishResponse
+	10, // 20: tether.v1.ServerAPI.Broadcast:output_type -> tether.v1.BroadcastResponse
+	12, // 21: tether.v1.ServerAPI.History:output_type -> tether.v1.HistoryResponse
+	14, // 22: tether.v1.ServerAPI.Presence:output_type -> tether.v1.PresenceResponse
+	16, // 23: tether.v1.ServerAPI.Disconnect:output_type -> tether.v1.DisconnectResponse
+	18, // 24: tether.v1.ServerAPI.Unsubscribe:output_type -> tether.v1.UnsubscribeResponse
+	20, // 25: tether.v1.ServerAPI.Info:output_type -> tether.v1.InfoResponse
+	18, // [18:26] is the sub-list for method output_type
+	10, // [10:18] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_tether_v1_tether_proto_init() }
@@ -1365,7 +1454,7 @@ func file_tether_v1_tether_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tether_v1_tether_proto_rawDesc), len(file_tether_v1_tether_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   21,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   2,
 		},
