@@ -22,6 +22,8 @@ vet:
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecodeCommand -fuzztime 60s ./protocol
+	$(GO) test -run '^$$' -fuzz FuzzAuthenticate -fuzztime 60s ./auth/jwt
+	$(GO) test -run '^$$' -fuzz FuzzConnect -fuzztime 60s ./internal/session
 	$(GO) test -run '^$$' -fuzz FuzzToken -fuzztime 20s ./backend/nats
 	$(GO) test -run '^$$' -fuzz FuzzReader -fuzztime 60s ./internal/wsconn
 	$(GO) test -run '^$$' -fuzz FuzzInflate -fuzztime 60s ./internal/wire

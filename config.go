@@ -61,6 +61,17 @@ type Config struct {
 	// (503 at the upgrade, a disconnect line on TCP, RESOURCE_EXHAUSTED on
 	// gRPC). Defaults to 100000.
 	MaxConns int
+	// MaxConnsPerIP caps the open connections from one remote IP address,
+	// all transports together; more are refused (429 at the upgrade, a
+	// disconnect line on TCP, RESOURCE_EXHAUSTED on gRPC). Behind a proxy
+	// every client has the proxy's address: limit there, and set this
+	// negative. Defaults to 1000; negative: no limit.
+	MaxConnsPerIP int
+	// HandshakeTimeout is how long an HTTP connection may take to send a
+	// whole request (the WebSocket upgrade, or an API call), and how long
+	// an idle keep-alive connection is kept: a client that sends its
+	// upgrade request slowly (slowloris) is closed at it. Defaults to 10s.
+	HandshakeTimeout time.Duration
 	// MaxSubscriptions caps the channels one connection subscribes to. Defaults to 128.
 	MaxSubscriptions int
 	// MaxChannels caps the channels the node holds at once (a channel lives while
@@ -102,8 +113,24 @@ type Config struct {
 	Authenticator auth.Authenticator
 	// Authorizer, when set, allows or refuses every subscribe, publish and
 	// history of a connection (permission_denied). Defaults to none: all
-	// allowed.
+	// allowed. Package auth/namespaces provides one.
 	Authorizer auth.Authorizer
+	// ConnectTimeout, with an Authenticator, is how long a connection may
+	// stay unauthenticated before it is closed with 4005. Defaults to 10s;
+	// negative: no limit.
+	ConnectTimeout time.Duration
+	// TokenCookie names a cookie of the WebSocket upgrade request that
+	// carries the connection token (for browsers with HttpOnly cookie
+	// sessions). Defaults to none. Authorization: Bearer is always read.
+	TokenCookie string
+	// TokenQuery lets the WebSocket upgrade request carry the token as
+	// ?token=. URLs end up in logs and browser history: prefer a header or
+	// a cookie. Defaults to false.
+	TokenQuery bool
+	// MaxConnsPerUser caps the connections authenticated as one user; the
+	// one over it gets too_many_connections and a close with 4006.
+	// Defaults to 100; negative: no limit.
+	MaxConnsPerUser int
 
 	// Backends are the broker, history and presence store the node uses.
 	// Defaults to the memory ones, or to NATS's when NATS.URL is set.
@@ -137,6 +164,10 @@ const (
 	defaultCommandBurst     = 200
 	defaultHistorySize      = 100
 	defaultHistoryTTL       = 5 * time.Minute
+	defaultConnectTimeout   = 10 * time.Second
+	defaultMaxConnsPerUser  = 100
+	defaultMaxConnsPerIP    = 1000
+	defaultHandshakeTimeout = 10 * time.Second
 
 	defaultCompressionMinSize = 256
 	defaultCompressionLevel   = 1
@@ -165,11 +196,16 @@ func (c Config) withDefaults() Config {
 	setDefault(&c.HistoryTTL, defaultHistoryTTL)
 	setDefault(&c.CompressionMinSize, defaultCompressionMinSize)
 	setDefault(&c.CompressionLevel, defaultCompressionLevel)
+	setDefault(&c.ConnectTimeout, defaultConnectTimeout)
+	setDefault(&c.MaxConnsPerUser, defaultMaxConnsPerUser)
+	setDefault(&c.MaxConnsPerIP, defaultMaxConnsPerIP)
+	setDefault(&c.HandshakeTimeout, defaultHandshakeTimeout)
 	return c
 }
 
 // resolved is the config a node runs with: c with its defaults, and each
-// negative "none" (CommandRate, HistorySize, HistoryTTL, CompressionMinSize) turned into the zero
+// negative "none" (CommandRate, HistorySize, HistoryTTL, CompressionMinSize,
+// ConnectTimeout, MaxConnsPerUser, MaxConnsPerIP) turned into the zero
 // that means none to the packages below.
 func (c Config) resolved() Config {
 	c = c.withDefaults()
@@ -177,6 +213,9 @@ func (c Config) resolved() Config {
 	c.HistorySize = max(c.HistorySize, 0)
 	c.HistoryTTL = max(c.HistoryTTL, 0)
 	c.CompressionMinSize = max(c.CompressionMinSize, 0)
+	c.ConnectTimeout = max(c.ConnectTimeout, 0)
+	c.MaxConnsPerUser = max(c.MaxConnsPerUser, 0)
+	c.MaxConnsPerIP = max(c.MaxConnsPerIP, 0)
 	return c
 }
 
@@ -206,6 +245,7 @@ func (c *Config) Validate() error {
 	// offset, from), and a subscriber must be able to hold more than one.
 	check(c.MaxOutbound >= 2*c.MaxMessageSize, "max outbound (%d) must be at least twice the max message size (%d)", c.MaxOutbound, c.MaxMessageSize)
 	check(c.MaxConns > 0, "max conns must be positive, not %d", c.MaxConns)
+	check(c.HandshakeTimeout > 0, "handshake timeout must be positive, not %v", c.HandshakeTimeout)
 	check(c.MaxSubscriptions > 0, "max subscriptions must be positive, not %d", c.MaxSubscriptions)
 	check(c.MaxChannels > 0, "max channels must be positive, not %d", c.MaxChannels)
 	check(c.MaxChannelLength > 0, "max channel length must be positive, not %d", c.MaxChannelLength)

@@ -63,12 +63,13 @@ type message struct {
 	Result json.RawMessage `json:"result"`
 	Error  *protocol.Error `json:"error"`
 
-	Channel   string          `json:"channel"`
-	Epoch     string          `json:"epoch"`
-	Offset    uint64          `json:"offset"`
-	Data      json.RawMessage `json:"data"`
-	Code      int             `json:"code"`
-	Reconnect bool            `json:"reconnect"`
+	Channel   string               `json:"channel"`
+	Epoch     string               `json:"epoch"`
+	Offset    uint64               `json:"offset"`
+	Data      json.RawMessage      `json:"data"`
+	From      *protocol.ClientInfo `json:"from"`
+	Code      int                  `json:"code"`
+	Reconnect bool                 `json:"reconnect"`
 }
 
 // read returns the next message, failing the test after 5s.

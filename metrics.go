@@ -34,6 +34,13 @@ func (n *Node) snapshot() metrics.Snapshot {
 		RecoveredFailed:   ss.RecoveredFailed.Load(),
 		RateLimited:       ss.RateLimited.Load(),
 		CommandErrors:     ss.CommandErrors.Load(),
+		AuthFailures:      ss.AuthFailures.Load(),
+		Refused: map[string]int64{
+			"per_ip":          n.conns.RefusedFromIP(),
+			"per_user":        ss.UserLimited.Load(),
+			"connect_timeout": ss.ConnectTimeouts.Load(),
+			"token_expired":   ss.TokensExpired.Load(),
+		},
 	}
 }
 

@@ -151,10 +151,14 @@ func New(cfg Config) (*Node, error) {
 		Context:          n.opCtx,
 		Authenticator:    cfg.Authenticator,
 		Authorizer:       cfg.Authorizer,
+		ConnectTimeout:   cfg.ConnectTimeout,
+		TokenCookie:      cfg.TokenCookie,
+		TokenQuery:       cfg.TokenQuery,
+		MaxConnsPerUser:  cfg.MaxConnsPerUser,
 		ObserveCommand:   n.metrics.ObserveCommand,
 	}, n.hub, log, "c")
 	n.beats = heartbeat.New(cfg.PingInterval, cfg.PongTimeout, nil)
-	n.conns = conns.New(conns.Config{MaxConns: cfg.MaxConns})
+	n.conns = conns.New(conns.Config{MaxConns: cfg.MaxConns, MaxPerIP: cfg.MaxConnsPerIP})
 
 	routeNBIOLogs()
 	ecfg := nbhttp.Config{
@@ -164,6 +168,9 @@ func New(cfg Config) (*Node, error) {
 		// A backstop under tether's own outbound limit (wsconn): nbio drops a
 		// connection whose unsent bytes pass this.
 		MaxWriteBufferSize: 2*cfg.MaxOutbound + 64<<10,
+		// The read deadline of a connection until its request is whole:
+		// slowloris clients are cut at it. The upgrade clears it.
+		KeepaliveTime: cfg.HandshakeTimeout,
 	}
 	if n.ln != nil {
 		addr := n.ln.Addr().String()

@@ -189,7 +189,14 @@ type grpcWire struct {
 
 func newGRPCWire(t testing.TB, cc *grpc.ClientConn) *grpcWire {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
+	return newGRPCWireContext(t, cc, context.Background())
+}
+
+// newGRPCWireContext is newGRPCWire with the stream's context made from
+// parent (outgoing metadata, say).
+func newGRPCWireContext(t testing.TB, cc *grpc.ClientConn, parent context.Context) *grpcWire {
+	t.Helper()
+	ctx, cancel := context.WithCancel(parent)
 	stream, err := tetherv1.NewTetherClient(cc).Connect(ctx)
 	if err != nil {
 		cancel()
@@ -412,3 +419,17 @@ func bytesReader(s string) io.Reader { return strings.NewReader(s) }
 
 // statusCode returns the gRPC status code of err as text.
 func statusCode(err error) string { return status.Code(err).String() }
+
+// dialWSWith dials /ws with a query string and upgrade request headers.
+func (e *env) dialWSWith(query string, h http.Header) *pconn {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, "ws://"+e.n.Addr().String()+"/ws"+query, &websocket.DialOptions{HTTPHeader: h})
+	if err != nil {
+		e.t.Fatalf("dial ws: %v", err)
+	}
+	w := wsWire{c}
+	e.t.Cleanup(w.close)
+	return &pconn{t: e.t, name: "ws", w: w}
+}

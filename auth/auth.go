@@ -12,6 +12,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/http"
 	"time"
 )
 
@@ -30,10 +31,23 @@ var (
 
 // Credentials are what a client presented to authenticate.
 type Credentials struct {
-	// Token is the token of the connect command.
+	// Token is the token of the connect or refresh command or, for a
+	// WebSocket connect without one, the token of the upgrade request
+	// (Authorization: Bearer, the token cookie, or ?token= when allowed).
 	Token string
 	// Client is the connection's client id.
 	Client string
+	// Transport is "websocket", "tcp" or "grpc".
+	Transport string
+	// RemoteAddr is the peer's address (host:port).
+	RemoteAddr string
+	// Header holds the WebSocket upgrade request's headers (for gRPC, the
+	// stream's metadata) until the connection has authenticated; nil on TCP
+	// and for refresh. Do not change it.
+	Header http.Header
+	// Refresh is true when the credentials come with a refresh command of
+	// an authenticated connection.
+	Refresh bool
 }
 
 // Identity is who a connection is, once authenticated.
@@ -58,6 +72,15 @@ type Authenticator interface {
 	Authenticate(ctx context.Context, c Credentials) (*Identity, error)
 }
 
+// A ChannelAuthenticator checks subscription tokens: a token that grants one
+// connection's user one channel. An Authenticator that also implements it is
+// asked when a subscribe carries a token; on success the channel counts as
+// granted (Identity.Channels) for that connection until it unsubscribes.
+// It must be safe for concurrent use.
+type ChannelAuthenticator interface {
+	AuthenticateChannel(ctx context.Context, id *Identity, channel, token string) error
+}
+
 // Action is a channel operation a connection asks for.
 type Action string
 
@@ -77,4 +100,21 @@ const (
 // connection that has not authenticated.
 type Authorizer interface {
 	Authorize(ctx context.Context, id *Identity, a Action, channel string) error
+}
+
+// Authenticated reports whether id is an authenticated user (not nil, with a
+// user id).
+func (id *Identity) Authenticated() bool { return id != nil && id.User != "" }
+
+// Granted reports whether id's credentials grant channel.
+func (id *Identity) Granted(channel string) bool {
+	if id == nil {
+		return false
+	}
+	for _, c := range id.Channels {
+		if c == channel {
+			return true
+		}
+	}
+	return false
 }

@@ -56,7 +56,7 @@ start_server() {
 	local kind=$1 addr
 	if [[ $kind == tether || $kind == before ]]; then
 		addr=$TETHER_ADDR
-		"$BIN/$kind" serve --http-addr "$addr" --log-level warn &
+		"$BIN/$kind" serve --http-addr "$addr" --log-level warn --max-conns-per-ip 0 &
 	else
 		addr=$BASELINE_ADDR
 		"$BIN/baseline" -addr "$addr" 2>/dev/null &

@@ -214,3 +214,17 @@ func (c *Client) deliver(cn *conn, p *protocol.Publication) {
 		s.apply(cn, p)
 	}
 }
+
+// serverUnsubscribed ends the subscription to channel that the server
+// ended (an unsubscribe push) and emits Unsubscribed.
+func (c *Client) serverUnsubscribed(channel string, code int, reason string) {
+	c.mu.Lock()
+	s := c.subs[channel]
+	c.mu.Unlock()
+	if s == nil {
+		return
+	}
+	err := fmt.Errorf("%w: unsubscribed by the server: %d %s", ErrUnsubscribed, code, reason)
+	s.detach(err)
+	c.emit(Event{Type: Unsubscribed, Channel: channel, Position: s.Position(), Err: err})
+}

@@ -29,6 +29,7 @@ type conn struct {
 	broken   error // set once by abort
 	watchdog *time.Timer
 	silence  time.Duration // ping interval + PingTimeout; 0: no watchdog
+	refresh  *time.Timer   // the next token refresh; nil: none
 }
 
 // call is a command waiting for its reply.
@@ -88,7 +89,11 @@ func (c *Client) connect(ctx context.Context) (*conn, error) {
 	c.wg.Add(1)
 	go cn.read()
 
-	res, err := cn.call(ctx, &protocol.Command{Op: protocol.OpConnect, Token: c.opts.Token}, nil)
+	token, err := c.token(ctx)
+	var res json.RawMessage
+	if err == nil {
+		res, err = cn.call(ctx, &protocol.Command{Op: protocol.OpConnect, Token: token}, nil)
+	}
 	stop()
 	if err == nil && ctx.Err() != nil {
 		err = ctx.Err()
@@ -103,6 +108,7 @@ func (c *Client) connect(ctx context.Context) (*conn, error) {
 		return nil, fmt.Errorf("client: connect to %s: %w", c.url, err)
 	}
 	cn.id = cr.Client
+	cn.scheduleRefresh(cr.Expiry)
 	if cr.Ping > 0 {
 		cn.arm(time.Duration(cr.Ping)*time.Second + c.opts.PingTimeout)
 	}
@@ -140,9 +146,7 @@ func (cn *conn) abort(err error) {
 		return
 	}
 	cn.broken = err
-	if cn.watchdog != nil {
-		cn.watchdog.Stop()
-	}
+	cn.stopTimers()
 	cn.mu.Unlock()
 	cn.cancel()
 	if cn.ws != nil {
@@ -197,9 +201,7 @@ func (cn *conn) read() {
 		cn.broken = err
 	}
 	err = cn.broken
-	if cn.watchdog != nil {
-		cn.watchdog.Stop()
-	}
+	cn.stopTimers()
 	pending := cn.pending
 	cn.pending = nil
 	cn.mu.Unlock()
@@ -235,6 +237,8 @@ func (cn *conn) handle(f *frame) error {
 		})
 	case protocol.PushPing:
 		go func() { _ = cn.write(&protocol.Command{Op: protocol.OpPong}) }()
+	case protocol.PushUnsubscribe:
+		cn.c.serverUnsubscribed(f.Channel, f.Code, f.Reason)
 	case protocol.PushDisconnect:
 		d := fmt.Errorf("server closed the connection: %d %s", f.Code, f.Reason)
 		if !f.Reconnect {

@@ -16,6 +16,16 @@
 //	...
 //	pos, err := c.Publish(ctx, "chat:lobby", json.RawMessage(`{"text":"hi"}`))
 //
+// # Tokens
+//
+// On a server that authenticates, WithToken sends a fixed token in connect;
+// WithTokenFunc asks for one before every connection attempt and, when the
+// server says the token expires, again a little before that, to send it in a
+// refresh command: the connection and its subscriptions go on. A client that
+// misses the expiry is disconnected (token_expired), reconnects with a fresh
+// token and recovers. A server API unsubscribe ends a subscription with an
+// Unsubscribed event and ErrUnsubscribed.
+//
 // # Concurrency
 //
 // All methods of Client and Subscription are safe for concurrent use by many

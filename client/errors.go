@@ -14,6 +14,9 @@ var (
 	ErrDisconnected = errors.New("client: disconnected by server")
 	// ErrSubscribed is returned by Subscribe for a channel already subscribed.
 	ErrSubscribed = errors.New("client: already subscribed")
+	// ErrUnsubscribed is the reason a subscription ended when the server
+	// ended it (an unsubscribe push from the server API).
+	ErrUnsubscribed = errors.New("client: unsubscribed by server")
 	// ErrBadOption is returned by Dial for an option with an invalid value.
 	ErrBadOption = errors.New("client: invalid option")
 )

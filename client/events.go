@@ -24,8 +24,9 @@ const (
 	// position delivered, Position the channel's current one; publications after
 	// Position follow. The application should reload its state (History can help).
 	Gap
-	// Unsubscribed: the server refused to resubscribe after a reconnect; Err
-	// says why. The subscription is over.
+	// Unsubscribed: the server refused to resubscribe after a reconnect, or
+	// ended the subscription (ErrUnsubscribed); Err says why. The
+	// subscription is over.
 	Unsubscribed
 )
 

@@ -14,6 +14,12 @@ import (
 type Options struct {
 	// Token is sent in the connect command. Defaults to none.
 	Token string
+	// TokenFunc, when set, is called for a token before every connection
+	// attempt (an error fails the attempt, which is retried after the
+	// reconnect delay) and before the token expires, when the connect or
+	// refresh result says it does: the client then sends refresh with the
+	// new token. It overrides Token. Defaults to none.
+	TokenFunc func(ctx context.Context) (string, error)
 	// Header is added to the WebSocket handshake request. Defaults to none.
 	Header http.Header
 	// HTTPClient performs the WebSocket handshake; its Transport dials the
@@ -92,6 +98,11 @@ func badOption(format string, args ...any) error {
 // WithToken sets Options.Token.
 func WithToken(token string) Option {
 	return func(o *Options) error { o.Token = token; return nil }
+}
+
+// WithTokenFunc sets Options.TokenFunc.
+func WithTokenFunc(f func(ctx context.Context) (string, error)) Option {
+	return func(o *Options) error { o.TokenFunc = f; return nil }
 }
 
 // WithHeader sets Options.Header.

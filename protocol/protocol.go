@@ -19,6 +19,7 @@ const (
 	OpHistory     = "history"
 	OpPing        = "ping"
 	OpPong        = "pong"
+	OpRefresh     = "refresh"
 )
 
 // Ops of the pushes the server sends without being asked.
@@ -26,6 +27,9 @@ const (
 	PushPub        = "pub"
 	PushDisconnect = "disconnect"
 	PushPing       = "ping"
+	// PushUnsubscribe tells a client the server ended one of its
+	// subscriptions (Unsubscribe).
+	PushUnsubscribe = "unsubscribe"
 )
 
 // Position names a place in a channel's stream: the epoch of its history and an
@@ -45,7 +49,8 @@ type Command struct {
 	Channel string `json:"channel,omitempty"`
 	// Data is the payload of publish: any JSON value.
 	Data json.RawMessage `json:"data,omitempty"`
-	// Token is the credential of connect.
+	// Token is the credential of connect and refresh, and the subscription
+	// token of subscribe.
 	Token string `json:"token,omitempty"`
 	// Recover asks subscribe to deliver what was published after this position.
 	Recover *Position `json:"recover,omitempty"`
@@ -95,6 +100,7 @@ const (
 	ErrNotSubscribed  = "not_subscribed"
 	ErrUnauthorized   = "unauthorized"
 	ErrTokenExpired   = "token_expired"
+	ErrTooManyConns   = "too_many_connections"
 	ErrPermission     = "permission_denied"
 	ErrRateLimited    = "rate_limited"
 	ErrUnavailable    = "unavailable"
@@ -161,7 +167,34 @@ type ConnectResult struct {
 	Version int    `json:"version"`
 	// Ping is the server's ping interval in seconds (0: the server does not ping).
 	Ping int `json:"ping,omitempty"`
+	Expiry
 }
+
+// Expiry says when a connection's credentials expire; both fields are zero
+// when they do not. A client sends refresh with a fresh token before then.
+type Expiry struct {
+	// Expires is the expiry in Unix seconds.
+	Expires int64 `json:"expires,omitempty"`
+	// TTL is the expiry in seconds from now.
+	TTL int64 `json:"ttl,omitempty"`
+}
+
+// RefreshResult is the result of refresh.
+type RefreshResult = Expiry
+
+// Unsubscribe is the unsubscribe push: the server ended a subscription.
+type Unsubscribe struct {
+	Op      string `json:"op"`
+	Channel string `json:"channel"`
+	Code    int    `json:"code"`
+	Reason  string `json:"reason"`
+}
+
+// Codes of the unsubscribe push.
+const (
+	// UnsubscribeServer: the server API unsubscribed the user.
+	UnsubscribeServer = 2000
+)
 
 // Disconnect is the disconnect push: why the server is closing the connection and
 // whether the client should reconnect. The same code closes the WebSocket.
@@ -186,6 +219,9 @@ const (
 	CloseSlowConsumer     = 4001
 	CloseHeartbeatTimeout = 4002
 	CloseForceReconnect   = 4003
+	CloseTokenExpired     = 4004
+	CloseConnectTimeout   = 4005
+	CloseTooManyConns     = 4006
 	CloseForceDisconnect  = 4500
 	CloseUnauthorized     = 4501
 	CloseBadRequest       = 4502
@@ -198,6 +234,10 @@ var (
 	DisconnectHeartbeatTimeout = Disconnect{Op: PushDisconnect, Code: CloseHeartbeatTimeout, Reason: "no heartbeat", Reconnect: true}
 	DisconnectForceReconnect   = Disconnect{Op: PushDisconnect, Code: CloseForceReconnect, Reason: "disconnected by server", Reconnect: true}
 	DisconnectForce            = Disconnect{Op: PushDisconnect, Code: CloseForceDisconnect, Reason: "disconnected by server", Reconnect: false}
+	DisconnectTokenExpired     = Disconnect{Op: PushDisconnect, Code: CloseTokenExpired, Reason: "token_expired", Reconnect: true}
+	DisconnectConnectTimeout   = Disconnect{Op: PushDisconnect, Code: CloseConnectTimeout, Reason: "no connect in time", Reconnect: true}
+	DisconnectUnauthorized     = Disconnect{Op: PushDisconnect, Code: CloseUnauthorized, Reason: "unauthorized", Reconnect: false}
+	DisconnectTooManyConns     = Disconnect{Op: PushDisconnect, Code: CloseTooManyConns, Reason: "too many connections for this user", Reconnect: true}
 )
 
 // DecodeCommand parses one command. On error the returned command still carries

@@ -45,6 +45,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	runs := fs.Int("runs", 1, "how many times to run")
 	timeout := fs.Duration("timeout", 5*time.Minute, "stop a run after this long")
 	compress := fs.Bool("compress", false, "clients offer permessage-deflate and inflate what comes compressed")
+	tokenSecret := fs.String("token-hmac-secret", "", "send connect with an HS256 token per client (users bench-N), signed with this secret")
+	sendConnect := fs.Bool("connect", false, "send connect (without a token) before subscribing: the baseline of a token run")
+	tokenKey := fs.String("token-key", "", "send connect with an RS256 or ES256 token per client, signed with this PEM private key")
 
 	var publishAddr string
 	var conns bench.ConnsOptions
@@ -99,6 +102,14 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return 2
 	}
 	t.APIKey = *apiKey
+	t.Connect = *sendConnect
+	if *tokenSecret != "" || *tokenKey != "" {
+		n := max(conns.Conns, fan.Subs, recon.Subs)
+		if t.Token, err = benchTokens(n, *tokenSecret, *tokenKey); err != nil {
+			fmt.Fprintln(stderr, "tether bench: tokens:", err)
+			return 2
+		}
+	}
 	if publishAddr != "" {
 		other, err := bench.TargetFor(*kind, publishAddr)
 		if err != nil {

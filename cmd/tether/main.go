@@ -3,6 +3,7 @@
 //	tether serve [flags]    run a server (tether serve -h lists the flags)
 //	tether bench <command>  load-test a running server (tether bench -h)
 //	tether client [flags] URL  an interactive client (tether client -h)
+//	tether token [flags]    print an HS256 token for development (tether token -h)
 //
 // Every flag can also be set with an environment variable: --http-addr is
 // TETHER_HTTP_ADDR. A flag given on the command line wins.
@@ -23,6 +24,7 @@ commands:
   serve    run a tether server
   bench    load-test a running server: conns, fanout, echo
   client   connect to a server: print subscriptions, publish stdin lines
+  token    print an HS256 connection token for development (--secret, --user)
 `
 
 func main() {
@@ -44,6 +46,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runBench(ctx, args[1:], stdout, stderr)
 	case "client":
 		return clientCmd(ctx, args[1:], os.Stdin, stdout, stderr)
+	case "token":
+		return tokenCmd(ctx, args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tetherhq/tether"
+	"github.com/tetherhq/tether/auth/namespaces"
 )
 
 // The listeners of `tether serve` by default. The library's Config has none:
@@ -40,6 +41,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.MaxMessageSize, "max-message-size", cfg.MaxMessageSize, "largest inbound message in bytes (larger: close 1009)")
 	fs.IntVar(&cfg.MaxOutbound, "max-outbound", cfg.MaxOutbound, "bytes queued per connection before it is closed as a slow consumer (4001)")
 	fs.IntVar(&cfg.MaxConns, "max-conns", cfg.MaxConns, "most open connections, all transports together")
+	fs.IntVar(&cfg.MaxConnsPerIP, "max-conns-per-ip", cfg.MaxConnsPerIP, "most open connections from one IP address, all transports together (0: no limit; behind a proxy, limit there)")
+	fs.DurationVar(&cfg.HandshakeTimeout, "handshake-timeout", cfg.HandshakeTimeout, "how long an HTTP connection may take to send its request (the upgrade): slowloris clients are closed at it")
 	fs.IntVar(&cfg.MaxSubscriptions, "max-subscriptions", cfg.MaxSubscriptions, "most channels per connection")
 	fs.IntVar(&cfg.MaxChannels, "max-channels", cfg.MaxChannels, "most channels the node holds at once")
 	fs.IntVar(&cfg.MaxChannelLength, "max-channel-length", cfg.MaxChannelLength, "longest channel name in bytes")
@@ -50,9 +53,20 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.CompressionLevel, "compression-level", 1, "deflate level of WebSocket compression, 1 (fastest) to 9 (smallest)")
 	fs.IntVar(&cfg.HistorySize, "history-size", cfg.HistorySize, "publications kept per channel for history and recovery (0: none)")
 	fs.DurationVar(&cfg.HistoryTTL, "history-ttl", cfg.HistoryTTL, "how long a publication is kept (0: until newer ones push it out)")
+	var af authFlags
+	fs.StringVar(&af.hmacSecret, "token-hmac-secret", "", "HS256 secret (at least 32 bytes) for connection and subscription tokens; any token option makes connections authenticate")
+	fs.StringVar(&af.publicKey, "token-public-key", "", "PEM file of an RSA (RS256) or P-256 (ES256) public key for tokens")
+	fs.StringVar(&af.jwksURL, "token-jwks-url", "", "JWKS URL whose keys verify RS256/ES256 tokens by kid (refetched on an unknown kid, at most once a minute)")
+	fs.StringVar(&af.audience, "token-audience", "", "required aud of tokens")
+	fs.StringVar(&af.issuer, "token-issuer", "", "required iss of tokens")
+	fs.StringVar(&cfg.TokenCookie, "token-cookie", "", "cookie of the WebSocket upgrade request that carries the token (HttpOnly cookie sessions)")
+	fs.BoolVar(&cfg.TokenQuery, "token-query", false, "accept the token as ?token= on the WebSocket URL (URLs leak into logs: prefer a header or cookie)")
+	fs.DurationVar(&cfg.ConnectTimeout, "connect-timeout", cfg.ConnectTimeout, "with token options: how long a connection may stay unauthenticated (close 4005; 0: forever)")
+	fs.IntVar(&cfg.MaxConnsPerUser, "max-conns-per-user", cfg.MaxConnsPerUser, "most connections authenticated as one user (0: no limit)")
+	configFile := fs.String("config", "", "YAML file with namespaces and any of these flags (http_addr: ...); flags and environment override it")
 	natsOpts := addNATSFlags(fs, &cfg.NATS)
 	shutdownTimeout := fs.Duration("shutdown-timeout", 10*time.Second, "how long shutdown waits for clients to leave")
-	allowAnon := fs.Bool("allow-anonymous", false, "serve on a non-loopback address with no API key")
+	allowAnon := fs.Bool("allow-anonymous", false, "without token options: serve on a non-loopback address with no API key; with them: let connections without a token (or a sub) in, anonymous")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	logFormat := fs.String("log-format", "text", "text or json")
 	if err := parseFlags(fs, args); err != nil {
@@ -61,6 +75,15 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintln(stderr, "tether serve:", err)
 		return 2
+	}
+	var nss []namespaces.Namespace
+	if *configFile != "" {
+		fc, err := applyConfigFile(fs, *configFile)
+		if err != nil {
+			fmt.Fprintln(stderr, "tether serve: --config:", err)
+			return 2
+		}
+		nss = fc.Namespaces
 	}
 
 	var level slog.Level
@@ -87,13 +110,36 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	noneIfZero(&cfg.HistoryTTL)
 	noneIfZero(&cfg.CompressionMinSize)
 	cfg.DisableCompression = !*compression
+	noneIfZero(&cfg.ConnectTimeout)
+	noneIfZero(&cfg.MaxConnsPerUser)
+	noneIfZero(&cfg.MaxConnsPerIP)
+	authn, err := af.authenticator(*allowAnon)
+	if err != nil {
+		fmt.Fprintln(stderr, "tether serve:", err)
+		return 2
+	}
+	if authn != nil {
+		cfg.Authenticator = authn
+	}
+	if authn != nil || len(nss) > 0 {
+		def := namespaces.Open
+		if authn != nil {
+			def = namespaces.Secure // clients publish only where a namespace says so
+		}
+		z, err := namespaces.New(def, nss)
+		if err != nil {
+			fmt.Fprintln(stderr, "tether serve: --config:", err)
+			return 2
+		}
+		cfg.Authorizer = z
+	}
 	if err := cfg.Validate(); err != nil { // every setting as given: a flag's 0 is not the default
 		fmt.Fprintln(stderr, "tether serve:", err)
 		return 1
 	}
 
 	for _, addr := range []string{cfg.HTTPAddr, cfg.TCPAddr, cfg.GRPCAddr} {
-		if addr != "" && cfg.APIKey == "" && !*allowAnon && !loopback(addr) {
+		if addr != "" && cfg.APIKey == "" && !*allowAnon && authn == nil && !loopback(addr) {
 			fmt.Fprintf(stderr, "tether serve: refusing to serve on %q with no API key: anyone who can reach it could publish.\n"+
 				"Set --api-key (or TETHER_API_KEY), listen on a loopback address, or pass --allow-anonymous.\n", addr)
 			return 2

@@ -35,6 +35,9 @@ type ConnsResult struct {
 	OpenSeconds    float64 `json:"open_seconds"`
 	Limit          string  `json:"limit,omitempty"`
 	ConnectsPerSec float64 `json:"connects_per_sec"`
+	// OpenCPUSeconds is the server CPU spent while the connections opened
+	// (handshake, connect with its token, subscribe).
+	OpenCPUSeconds float64 `json:"open_cpu_seconds"`
 }
 
 // LimitHit implements Result.
@@ -48,7 +51,7 @@ func (r *ConnsResult) Rows() [][2]string {
 	}
 	return [][2]string{
 		{"connections", fmt.Sprintf("%d asked, %d open, %d failed; server counts %s", r.Conns, r.Open, r.Failures, sc)},
-		{"opened in", fmt.Sprintf("%.2f s (%.0f per second)", r.OpenSeconds, r.ConnectsPerSec)},
+		{"opened in", fmt.Sprintf("%.2f s (%.0f per second), server CPU %.2f s", r.OpenSeconds, r.ConnectsPerSec, r.OpenCPUSeconds)},
 		latencyRow("connect latency", r.Connect),
 		{"server RSS", fmt.Sprintf("%.1f MiB before, %.1f MiB after", r.RSSBeforeMiB, r.RSSAfterMiB)},
 		{"RSS per connection", fmt.Sprintf("%.2f KiB", r.RSSPerConnKiB)},
@@ -83,6 +86,10 @@ func Conns(ctx context.Context, t Target, o ConnsOptions) (*ConnsResult, error) 
 	}
 	defer f.close()
 	opened := time.Since(start)
+	afterOpen, err := t.scrape(ctx, hc)
+	if err != nil {
+		return nil, err
+	}
 	if err := f.read(func(int, []byte) {}); err != nil {
 		return nil, err
 	}
@@ -102,6 +109,7 @@ func Conns(ctx context.Context, t Target, o ConnsOptions) (*ConnsResult, error) 
 		Connect:        f.connectLat.latency(),
 		OpenSeconds:    opened.Seconds(),
 		ConnectsPerSec: float64(f.open) / opened.Seconds(),
+		OpenCPUSeconds: afterOpen.CPUSeconds - before.CPUSeconds,
 	}
 	if f.open > 0 {
 		r.RSSPerConnKiB = (after.RSSBytes - before.RSSBytes) / float64(f.open) / 1024

@@ -68,7 +68,7 @@ func openFleet(ctx context.Context, t Target, n, concurrency int, channel string
 					d.LocalAddr = srcs[i%len(srcs)]
 				}
 				start := time.Now()
-				c, err := connectOne(ctx, d, u, t, sub)
+				c, err := connectOne(ctx, d, u, t, connectCmd(t, i), sub)
 				if err != nil {
 					mu.Lock()
 					f.failures++
@@ -90,8 +90,20 @@ func openFleet(ctx context.Context, t Target, n, concurrency int, channel string
 	return f, nil
 }
 
-// connectOne opens one connection to u and subscribes it when t asks.
-func connectOne(ctx context.Context, d *net.Dialer, u *url.URL, t Target, sub []byte) (*wsConn, error) {
+// connectCmd returns client i's connect command, or nil when t sends none.
+func connectCmd(t Target, i int) []byte {
+	switch {
+	case t.Token != nil:
+		return fmt.Appendf(nil, `{"id":2,"op":"connect","token":%q}`, t.Token(i))
+	case t.Connect:
+		return []byte(`{"id":2,"op":"connect"}`)
+	}
+	return nil
+}
+
+// connectOne opens one connection to u, sends connect (when not nil) and
+// subscribes it when t asks.
+func connectOne(ctx context.Context, d *net.Dialer, u *url.URL, t Target, connect, sub []byte) (*wsConn, error) {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	c, err := dialWS(ctx, d, u, t.Compress)
@@ -103,6 +115,12 @@ func connectOne(ctx context.Context, d *net.Dialer, u *url.URL, t Target, sub []
 	}
 	deadline, _ := ctx.Deadline()
 	_ = c.nc.SetDeadline(deadline)
+	if connect != nil { // its reply comes before the subscribe's: an error there fails the subscribe too
+		if err := c.writeMessage(opText, connect); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("bench: connect: %w", err)
+		}
+	}
 	if err := c.writeMessage(opText, sub); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("bench: subscribe: %w", err)

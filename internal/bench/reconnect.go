@@ -194,7 +194,7 @@ func Reconnect(ctx context.Context, t Target, o ReconnectOptions) (*ReconnectRes
 					d.LocalAddr = srcs[i%len(srcs)]
 				}
 				sub := fmt.Appendf(nil, `{"id":1,"op":"subscribe","channel":%q,"recover":{"epoch":%q,"offset":%d}}`, o.Channel, epoch, offsets[i])
-				c, err := connectOne(ctx, d, u, t, sub) // t.Subscribe: checked by Reconnect
+				c, err := connectOne(ctx, d, u, t, connectCmd(t, i), sub) // t.Subscribe: checked by Reconnect
 				var rep subscribeReply
 				if err == nil {
 					err = json.Unmarshal(c.reply, &rep)

@@ -42,6 +42,12 @@ type Target struct {
 	// Compress: clients offer permessage-deflate (without context takeover)
 	// and inflate what comes compressed.
 	Compress bool
+	// Token, when set, returns client i's connection token: each connection
+	// sends connect with it before it subscribes, on every (re)connect.
+	Token func(i int) string
+	// Connect makes each connection send connect (without a token unless
+	// Token is set) before it subscribes: the baseline of a token run.
+	Connect bool
 }
 
 // TargetFor returns the endpoints of a known server kind ("tether" or

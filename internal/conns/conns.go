@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"net"
 	"sync"
 	"sync/atomic"
 
@@ -60,6 +61,8 @@ var (
 	ErrDraining = errors.New("conns: shutting down")
 	// ErrTooMany: the maximum of open connections is reached.
 	ErrTooMany = errors.New("conns: too many connections")
+	// ErrTooManyFromIP: the remote address has MaxPerIP connections open.
+	ErrTooManyFromIP = errors.New("conns: too many connections from this address")
 )
 
 // Conn is a registered connection, as Shutdown sees it. It must be
@@ -91,6 +94,9 @@ type Config struct {
 	// DrainWorkers is how many connections Shutdown closes at once. Defaults
 	// to DefaultDrainWorkers.
 	DrainWorkers int
+	// MaxPerIP caps the connections admitted at once from one remote IP
+	// address (AdmitFrom), over all transports; 0 means no limit.
+	MaxPerIP int
 }
 
 // Registry admits, registers and drains connections. Make one with New and
@@ -108,8 +114,19 @@ type Registry struct {
 	seed   maphash.Seed
 	shards [shardCount]struct {
 		mu sync.Mutex
-		m  map[Conn]Transport
+		m  map[Conn]entry
 	}
+
+	maxPerIP   int
+	ipMu       sync.Mutex // a leaf, like the shard locks
+	perIP      map[string]int
+	refusedIPs atomic.Int64
+}
+
+// entry is what the registry knows of a registered connection.
+type entry struct {
+	t  Transport
+	ip string // counted against MaxPerIP; "" when admitted by Admit
 }
 
 // New returns an empty registry.
@@ -119,12 +136,15 @@ func New(cfg Config) *Registry {
 		workers: cfg.DrainWorkers,
 		empty:   make(chan struct{}),
 		seed:    maphash.MakeSeed(),
+
+		maxPerIP: cfg.MaxPerIP,
+		perIP:    make(map[string]int),
 	}
 	if r.workers <= 0 {
 		r.workers = DefaultDrainWorkers
 	}
 	for i := range r.shards {
-		r.shards[i].m = make(map[Conn]Transport)
+		r.shards[i].m = make(map[Conn]entry)
 	}
 	return r
 }
@@ -155,6 +175,57 @@ func (r *Registry) Admit(t Transport) error {
 	return nil
 }
 
+// IP returns the IP address of a remote address (host:port), the key of
+// MaxPerIP.
+func IP(remoteAddr string) string {
+	if host, _, err := net.SplitHostPort(remoteAddr); err == nil {
+		return host
+	}
+	return remoteAddr
+}
+
+// AdmitFrom is Admit for a connection from ip (see IP), which it counts
+// against MaxPerIP (unless ip is empty): past it, ErrTooManyFromIP. A nil
+// error must be followed
+// by AddFrom or CancelFrom with the same ip.
+func (r *Registry) AdmitFrom(t Transport, ip string) error {
+	if r.maxPerIP > 0 && ip != "" {
+		r.ipMu.Lock()
+		if r.perIP[ip] >= r.maxPerIP {
+			r.ipMu.Unlock()
+			r.refusedIPs.Add(1)
+			return ErrTooManyFromIP
+		}
+		r.perIP[ip]++
+		r.ipMu.Unlock()
+	}
+	if err := r.Admit(t); err != nil {
+		r.releaseIP(ip)
+		return err
+	}
+	return nil
+}
+
+// CancelFrom is Cancel for a connection admitted by AdmitFrom.
+func (r *Registry) CancelFrom(t Transport, ip string) {
+	r.release(t)
+	r.releaseIP(ip)
+}
+
+func (r *Registry) releaseIP(ip string) {
+	if r.maxPerIP <= 0 || ip == "" {
+		return
+	}
+	r.ipMu.Lock()
+	if r.perIP[ip]--; r.perIP[ip] <= 0 {
+		delete(r.perIP, ip)
+	}
+	r.ipMu.Unlock()
+}
+
+// RefusedFromIP returns how many connections MaxPerIP refused.
+func (r *Registry) RefusedFromIP() int64 { return r.refusedIPs.Load() }
+
 // Cancel gives back the place of an admitted connection that was never
 // added (its setup failed).
 func (r *Registry) Cancel(t Transport) { r.release(t) }
@@ -163,10 +234,17 @@ func (r *Registry) Cancel(t Transport) { r.release(t) }
 // When Shutdown has begun meanwhile, c is registered all the same (Shutdown
 // waits for its Remove) and Add returns ErrDraining: the caller must close c,
 // for Shutdown may have missed it.
-func (r *Registry) Add(t Transport, c Conn) error {
+func (r *Registry) Add(t Transport, c Conn) error { return r.AddFrom(t, c, "") }
+
+// AddFrom is Add for a connection admitted by AdmitFrom: Remove gives its
+// place back to ip.
+func (r *Registry) AddFrom(t Transport, c Conn, ip string) error {
+	if r.maxPerIP <= 0 {
+		ip = ""
+	}
 	sh := &r.shards[r.shardOf(c)]
 	sh.mu.Lock()
-	sh.m[c] = t
+	sh.m[c] = entry{t: t, ip: ip}
 	// Read under the lock: Shutdown sets draining before it visits the
 	// shards, so either this sees it or Shutdown sees c.
 	draining := r.draining.Load()
@@ -182,11 +260,14 @@ func (r *Registry) Add(t Transport, c Conn) error {
 func (r *Registry) Remove(c Conn) bool {
 	sh := &r.shards[r.shardOf(c)]
 	sh.mu.Lock()
-	t, ok := sh.m[c]
+	e, ok := sh.m[c]
 	delete(sh.m, c)
 	sh.mu.Unlock()
 	if ok {
-		r.release(t)
+		r.release(e.t)
+		if e.ip != "" {
+			r.releaseIP(e.ip)
+		}
 	}
 	return ok
 }
@@ -236,8 +317,8 @@ func (r *Registry) each(f func(Conn, Transport)) {
 	for i := range r.shards {
 		sh := &r.shards[i]
 		sh.mu.Lock()
-		for c, t := range sh.m {
-			f(c, t)
+		for c, e := range sh.m {
+			f(c, e.t)
 		}
 		sh.mu.Unlock()
 	}

@@ -332,3 +332,42 @@ func TestTransportString(t *testing.T) {
 		}
 	}
 }
+
+// TestMaxPerIP: one address gets MaxPerIP places, another address its own;
+// removing or cancelling gives a place back.
+func TestMaxPerIP(t *testing.T) {
+	r := New(Config{MaxPerIP: 2})
+	a, b := IP("10.0.0.1:5000"), IP("[::1]:80")
+	if a != "10.0.0.1" || b != "::1" {
+		t.Fatalf("IP: %q %q", a, b)
+	}
+	c1, c2 := &fakeIPConn{}, &fakeIPConn{}
+	for _, c := range []*fakeIPConn{c1, c2} {
+		if err := r.AdmitFrom(WebSocket, a); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.AddFrom(WebSocket, c, a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := r.AdmitFrom(TCP, a); !errors.Is(err, ErrTooManyFromIP) {
+		t.Fatalf("third from a: %v", err)
+	}
+	if err := r.AdmitFrom(TCP, b); err != nil {
+		t.Fatalf("from b: %v", err)
+	}
+	r.CancelFrom(TCP, b)
+	r.Remove(c1)
+	if err := r.AdmitFrom(GRPC, a); err != nil {
+		t.Fatalf("after a remove: %v", err)
+	}
+	r.CancelFrom(GRPC, a)
+	if r.RefusedFromIP() != 1 || r.Len() != 1 {
+		t.Fatalf("refused %d, len %d", r.RefusedFromIP(), r.Len())
+	}
+}
+
+type fakeIPConn struct{ _ int }
+
+func (*fakeIPConn) Close(protocol.Disconnect) {}
+func (*fakeIPConn) Drop()                     {}

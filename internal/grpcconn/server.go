@@ -14,13 +14,17 @@
 package grpcconn
 
 import (
+	"context"
 	"errors"
 	"io"
 	"log/slog"
+	"net/http"
 	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
 	"github.com/tetherhq/tether/internal/conns"
@@ -78,9 +82,14 @@ func New(cfg Config) *Server {
 
 // Connect implements tetherv1.TetherServer: it runs one session on stream.
 func (s *Server) Connect(stream tetherv1.Tether_ConnectServer) error {
-	if err := s.cfg.Conns.Admit(conns.GRPC); err != nil {
-		if errors.Is(err, conns.ErrDraining) {
+	p := peerOf(stream.Context())
+	ip := conns.IP(p.RemoteAddr)
+	if err := s.cfg.Conns.AdmitFrom(conns.GRPC, ip); err != nil {
+		switch {
+		case errors.Is(err, conns.ErrDraining):
 			return status.Error(codes.Unavailable, "server shutting down")
+		case errors.Is(err, conns.ErrTooManyFromIP):
+			return status.Error(codes.ResourceExhausted, "too many connections from your address")
 		}
 		return status.Error(codes.ResourceExhausted, "too many connections")
 	}
@@ -90,9 +99,9 @@ func (s *Server) Connect(stream tetherv1.Tether_ConnectServer) error {
 		closing: make(chan struct{}),
 		dropped: make(chan struct{}),
 	}
-	c.sess = s.cfg.Sessions.Open(c)
+	c.sess = s.cfg.Sessions.OpenPeer(c, p)
 	defer s.closed(c)
-	if err := s.cfg.Conns.Add(conns.GRPC, c); err != nil { // draining began meanwhile
+	if err := s.cfg.Conns.AddFrom(conns.GRPC, c, ip); err != nil { // draining began meanwhile
 		c.Close(protocol.DisconnectShutdown)
 	}
 
@@ -156,3 +165,19 @@ func (s *Server) closed(c *conn) {
 
 // Len returns the number of open streams, counting those being set up.
 func (s *Server) Len() int { return s.cfg.Conns.Count(conns.GRPC) }
+
+// peerOf describes a stream's peer: its address, and its metadata as
+// headers (a token may come as "authorization: Bearer ...").
+func peerOf(ctx context.Context) session.Peer {
+	p := session.Peer{Transport: "grpc"}
+	if pr, ok := peer.FromContext(ctx); ok && pr.Addr != nil {
+		p.RemoteAddr = pr.Addr.String()
+	}
+	if md, ok := metadata.FromIncomingContext(ctx); ok {
+		p.Header = make(http.Header, len(md))
+		for k, v := range md {
+			p.Header[http.CanonicalHeaderKey(k)] = v
+		}
+	}
+	return p
+}

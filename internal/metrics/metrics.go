@@ -48,6 +48,11 @@ type Snapshot struct {
 	RateLimited int64
 	// CommandErrors counts error replies.
 	CommandErrors int64
+	// AuthFailures counts tokens refused at connect, refresh or the upgrade.
+	AuthFailures int64
+	// Refused counts connections refused or closed by a limit, by limit:
+	// "per_ip", "per_user", "connect_timeout", "token_expired".
+	Refused map[string]int64
 }
 
 // Transport is one transport's figures in a Snapshot.
@@ -65,7 +70,7 @@ type Transport struct {
 // the ops the protocol has. Any other op is counted as "other".
 var knownOps = []string{
 	protocol.OpConnect, protocol.OpSubscribe, protocol.OpUnsubscribe, protocol.OpPublish,
-	protocol.OpHistory, protocol.OpPing, protocol.OpPong,
+	protocol.OpHistory, protocol.OpPing, protocol.OpPong, protocol.OpRefresh,
 }
 
 // Metrics is one node's metrics: a collector reading Snapshots and a command
@@ -138,6 +143,7 @@ type snapshotCollector struct {
 	publications, deliveries, bytesIn, bytesOut  *prometheus.Desc
 	slowConsumers, heartbeatTimeouts, recoveries *prometheus.Desc
 	rateLimited, commandErrors                   *prometheus.Desc
+	authFailures, refused                        *prometheus.Desc
 }
 
 func desc(name, help string, labels ...string) *prometheus.Desc {
@@ -159,6 +165,8 @@ func newSnapshotCollector(snapshot func() Snapshot) *snapshotCollector {
 		recoveries:        desc("recoveries_total", "Subscribes that asked for recovery, by result (ok: everything missed was delivered).", "result"),
 		rateLimited:       desc("rate_limited_commands_total", "Commands refused by the per-connection rate limit."),
 		commandErrors:     desc("command_errors_total", "Error replies sent to clients."),
+		authFailures:      desc("auth_failures_total", "Tokens refused at connect, refresh or the WebSocket upgrade."),
+		refused:           desc("limited_connections_total", "Connections refused or closed by a limit, by limit (per_ip, per_user, connect_timeout, token_expired).", "limit"),
 	}
 }
 
@@ -167,6 +175,7 @@ func (c *snapshotCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		c.connections, c.channels, c.subscriptions, c.publications, c.deliveries, c.bytesIn, c.bytesOut,
 		c.slowConsumers, c.heartbeatTimeouts, c.recoveries, c.rateLimited, c.commandErrors,
+		c.authFailures, c.refused,
 	} {
 		ch <- d
 	}
@@ -196,4 +205,8 @@ func (c *snapshotCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.recoveries, s.RecoveredFailed, "failed")
 	counter(c.rateLimited, s.RateLimited)
 	counter(c.commandErrors, s.CommandErrors)
+	counter(c.authFailures, s.AuthFailures)
+	for limit, v := range s.Refused {
+		counter(c.refused, v, limit)
+	}
 }

@@ -1,5 +1,6 @@
 // Package serverapi is tether's server API for backends: the HTTP endpoints
-// (/api/publish, /api/broadcast, /api/history, /api/disconnect, /api/info) and
+// (/api/publish, /api/broadcast, /api/history, /api/disconnect,
+// /api/unsubscribe, /api/info) and
 // their gRPC mirror (tether.v1.ServerAPI), over one Backend.
 //
 // Both transports share one access check (authorize: the API key as a Bearer
@@ -45,6 +46,12 @@ type Backend interface {
 	// Disconnect closes a client's connection by its client id, telling it
 	// whether to reconnect.
 	Disconnect(ctx context.Context, client string, reconnect bool) error
+	// DisconnectUser closes every connection of user, telling each whether
+	// to reconnect, and returns how many there were.
+	DisconnectUser(ctx context.Context, user string, reconnect bool) (int, error)
+	// Unsubscribe ends the subscriptions of every connection of user to
+	// channel and returns how many there were.
+	Unsubscribe(ctx context.Context, user, channel string) (int, error)
 	// Info returns the node's statistics.
 	Info() Info
 }
@@ -109,12 +116,14 @@ func New(cfg Config) *API {
 }
 
 // Routes adds the HTTP endpoints to mux: POST /api/publish, /api/broadcast,
-// /api/history and /api/disconnect, and GET or POST /api/info.
+// /api/history, /api/disconnect and /api/unsubscribe, and GET or POST
+// /api/info.
 func (a *API) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /api/publish", handle(a, a.publish))
 	mux.HandleFunc("POST /api/broadcast", handle(a, a.broadcast))
 	mux.HandleFunc("POST /api/history", handle(a, a.history))
 	mux.HandleFunc("POST /api/disconnect", handle(a, a.disconnect))
+	mux.HandleFunc("POST /api/unsubscribe", handle(a, a.unsubscribe))
 	mux.HandleFunc("POST /api/info", a.info)
 	mux.HandleFunc("GET /api/info", a.info)
 }
@@ -122,5 +131,9 @@ func (a *API) Routes(mux *http.ServeMux) {
 // errNoData refuses a publish or broadcast without data.
 var errNoData = protocol.NewError(protocol.ErrBadRequest, "data is required")
 
-// errNoClient refuses a disconnect without a client id.
-var errNoClient = protocol.NewError(protocol.ErrBadRequest, "client is required")
+// errNoClient refuses a disconnect without a client id or a user, or with
+// both.
+var errNoClient = protocol.NewError(protocol.ErrBadRequest, "exactly one of client and user is required")
+
+// errNoUser refuses an unsubscribe without a user.
+var errNoUser = protocol.NewError(protocol.ErrBadRequest, "user is required")

@@ -73,6 +73,14 @@ func (f *fakeBackend) Disconnect(ctx context.Context, client string, reconnect b
 	return f.record("disconnect "+client, ctx)
 }
 
+func (f *fakeBackend) DisconnectUser(ctx context.Context, user string, reconnect bool) (int, error) {
+	return 2, f.record("disconnect user "+user, ctx)
+}
+
+func (f *fakeBackend) Unsubscribe(ctx context.Context, user, channel string) (int, error) {
+	return 1, f.record("unsubscribe "+user+" "+channel, ctx)
+}
+
 func (f *fakeBackend) Info() Info {
 	_ = f.record("info", context.Background())
 	return Info{Connections: 3, TCPConnections: 1, ProtocolVersion: 1}
@@ -132,7 +140,11 @@ func TestHTTP(t *testing.T) {
 		{"history", "POST", "/api/history", "k", `{"channel":"a","since":{"epoch":"e","offset":1}}`, nil, 200, `"publications":[{"channel":"a","epoch":"e","offset":2,"data":"x","from":{"user":"ann"}}]`, "history a since e"},
 		{"disconnect", "POST", "/api/disconnect", "k", `{"client":"c1"}`, nil, 200, `{}`, "disconnect c1"},
 		{"disconnect unknown", "POST", "/api/disconnect", "k", `{"client":"c1"}`, errNoSuch, 404, `"code":"bad_request","message":"no such client"`, "disconnect c1"},
-		{"disconnect without client", "POST", "/api/disconnect", "k", `{}`, nil, 400, `client is required`, ""},
+		{"disconnect without client", "POST", "/api/disconnect", "k", `{}`, nil, 400, `exactly one of client and user is required`, ""},
+		{"disconnect client and user", "POST", "/api/disconnect", "k", `{"client":"c1","user":"ann"}`, nil, 400, `exactly one of client and user is required`, ""},
+		{"disconnect user", "POST", "/api/disconnect", "k", `{"user":"ann"}`, nil, 200, `{"disconnected":2}`, "disconnect user ann"},
+		{"unsubscribe", "POST", "/api/unsubscribe", "k", `{"user":"ann","channel":"c"}`, nil, 200, `{"unsubscribed":1}`, "unsubscribe ann c"},
+		{"unsubscribe without user", "POST", "/api/unsubscribe", "k", `{"channel":"c"}`, nil, 400, `user is required`, ""},
 		{"info by GET", "GET", "/api/info", "k", ``, nil, 200, `"connections":3`, "info"},
 		{"info by POST", "POST", "/api/info", "k", `{}`, nil, 200, `"tcp_connections":1`, "info"},
 		{"info, wrong key", "GET", "/api/info", "x", ``, nil, 401, `"code":"unauthorized"`, ""},

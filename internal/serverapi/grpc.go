@@ -137,13 +137,31 @@ func (g *grpcAPI) Presence(context.Context, *tetherv1.PresenceRequest) (*tetherv
 }
 
 func (g *grpcAPI) Disconnect(ctx context.Context, req *tetherv1.DisconnectRequest) (*tetherv1.DisconnectResponse, error) {
-	if req.GetClient() == "" {
+	if (req.GetClient() == "") == (req.GetUser() == "") {
 		return nil, grpcError(errNoClient)
+	}
+	if req.GetUser() != "" {
+		n, err := g.a.b.DisconnectUser(ctx, req.GetUser(), req.GetReconnect())
+		if err != nil {
+			return nil, grpcError(err)
+		}
+		return &tetherv1.DisconnectResponse{Disconnected: int64(n)}, nil
 	}
 	if err := g.a.b.Disconnect(ctx, req.GetClient(), req.GetReconnect()); err != nil {
 		return nil, grpcError(err)
 	}
 	return &tetherv1.DisconnectResponse{}, nil
+}
+
+func (g *grpcAPI) Unsubscribe(ctx context.Context, req *tetherv1.UnsubscribeRequest) (*tetherv1.UnsubscribeResponse, error) {
+	if req.GetUser() == "" {
+		return nil, grpcError(errNoUser)
+	}
+	n, err := g.a.b.Unsubscribe(ctx, req.GetUser(), req.GetChannel())
+	if err != nil {
+		return nil, grpcError(err)
+	}
+	return &tetherv1.UnsubscribeResponse{Unsubscribed: int64(n)}, nil
 }
 
 func (g *grpcAPI) Info(context.Context, *tetherv1.InfoRequest) (*tetherv1.InfoResponse, error) {

@@ -104,7 +104,25 @@ func TestGRPC(t *testing.T) {
 		{"disconnect without client", authed, nil, func(ctx context.Context) error {
 			_, err := api.Disconnect(ctx, &tetherv1.DisconnectRequest{})
 			return err
-		}, codes.InvalidArgument, "client is required", ""},
+		}, codes.InvalidArgument, "exactly one of client and user is required", ""},
+		{"disconnect user", authed, nil, func(ctx context.Context) error {
+			res, err := api.Disconnect(ctx, &tetherv1.DisconnectRequest{User: "ann"})
+			if err == nil && res.GetDisconnected() != 2 {
+				t.Errorf("disconnected %d", res.GetDisconnected())
+			}
+			return err
+		}, codes.OK, "", "disconnect user ann"},
+		{"unsubscribe", authed, nil, func(ctx context.Context) error {
+			res, err := api.Unsubscribe(ctx, &tetherv1.UnsubscribeRequest{User: "ann", Channel: "c"})
+			if err == nil && res.GetUnsubscribed() != 1 {
+				t.Errorf("unsubscribed %d", res.GetUnsubscribed())
+			}
+			return err
+		}, codes.OK, "", "unsubscribe ann c"},
+		{"unsubscribe without user", authed, nil, func(ctx context.Context) error {
+			_, err := api.Unsubscribe(ctx, &tetherv1.UnsubscribeRequest{Channel: "c"})
+			return err
+		}, codes.InvalidArgument, "user is required", ""},
 		{"info", authed, nil, func(ctx context.Context) error {
 			res, err := api.Info(ctx, &tetherv1.InfoRequest{})
 			if err == nil && (res.GetConnections() != 3 || res.GetTcpConnections() != 1 || res.GetProtocolVersion() != 1) {

@@ -131,15 +131,46 @@ func (a *API) history(ctx context.Context, req *historyRequest) (any, error) {
 
 type disconnectRequest struct {
 	Client    string `json:"client"`
+	User      string `json:"user"`
 	Reconnect bool   `json:"reconnect"`
 }
 
-// disconnect serves POST /api/disconnect {"client","reconnect"} -> {}.
+// disconnect serves POST /api/disconnect {"client","reconnect"} -> {}, and
+// {"user","reconnect"} -> {"disconnected":n}.
 func (a *API) disconnect(ctx context.Context, req *disconnectRequest) (any, error) {
-	if req.Client == "" {
+	switch {
+	case (req.Client == "") == (req.User == ""):
 		return nil, errNoClient
+	case req.User != "":
+		n, err := a.b.DisconnectUser(ctx, req.User, req.Reconnect)
+		if err != nil {
+			return nil, err
+		}
+		return struct {
+			Disconnected int `json:"disconnected"`
+		}{n}, nil
 	}
 	return struct{}{}, a.b.Disconnect(ctx, req.Client, req.Reconnect)
+}
+
+type unsubscribeRequest struct {
+	User    string `json:"user"`
+	Channel string `json:"channel"`
+}
+
+// unsubscribe serves POST /api/unsubscribe {"user","channel"} ->
+// {"unsubscribed":n}.
+func (a *API) unsubscribe(ctx context.Context, req *unsubscribeRequest) (any, error) {
+	if req.User == "" {
+		return nil, errNoUser
+	}
+	n, err := a.b.Unsubscribe(ctx, req.User, req.Channel)
+	if err != nil {
+		return nil, err
+	}
+	return struct {
+		Unsubscribed int `json:"unsubscribed"`
+	}{n}, nil
 }
 
 // info serves GET or POST /api/info -> the Backend's Info. A POST's body is

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"hash/maphash"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,6 +35,17 @@ type Config struct {
 	// Authorizer, when set, allows or refuses each subscribe, publish and
 	// history.
 	Authorizer auth.Authorizer
+	// ConnectTimeout, with an Authenticator, is how long a connection may
+	// stay unauthenticated before it is closed (4005); zero: forever.
+	ConnectTimeout time.Duration
+	// TokenCookie names the cookie of a WebSocket upgrade request that holds
+	// the connection token; empty: none.
+	TokenCookie string
+	// TokenQuery lets a WebSocket upgrade request carry the token as ?token=.
+	TokenQuery bool
+	// MaxConnsPerUser caps the connections authenticated as one user; zero:
+	// no limit.
+	MaxConnsPerUser int
 	// Context bounds the backend calls sessions make; its end fails them.
 	// Defaults to context.Background().
 	Context context.Context
@@ -52,6 +64,10 @@ type Stats struct {
 	RecoveredFailed   atomic.Int64 // subscribes that could not
 	Opened            atomic.Int64 // sessions opened
 	HeartbeatTimeouts atomic.Int64 // connections dropped for silence
+	AuthFailures      atomic.Int64 // tokens refused at connect, refresh or the upgrade
+	ConnectTimeouts   atomic.Int64 // connections closed for not authenticating in time
+	TokensExpired     atomic.Int64 // connections closed at their token's expiry
+	UserLimited       atomic.Int64 // connections refused by MaxConnsPerUser
 }
 
 const shardCount = 32
@@ -70,6 +86,7 @@ type Manager struct {
 	shards [shardCount]struct {
 		mu       sync.Mutex
 		sessions map[string]*Session
+		users    map[string][]*Session // authenticated sessions by user
 	}
 }
 
@@ -82,6 +99,7 @@ func NewManager(cfg Config, h *hub.Hub, log *slog.Logger, prefix string) *Manage
 	}
 	for i := range m.shards {
 		m.shards[i].sessions = make(map[string]*Session)
+		m.shards[i].users = make(map[string][]*Session)
 	}
 	return m
 }
@@ -89,15 +107,77 @@ func NewManager(cfg Config, h *hub.Hub, log *slog.Logger, prefix string) *Manage
 // Stats returns the manager's counters.
 func (m *Manager) Stats() *Stats { return &m.stats }
 
-// Open starts a session on conn.
-func (m *Manager) Open(conn Conn) *Session {
-	s := &Session{id: formatID(m.prefix, m.nextID.Add(1)), mgr: m, conn: conn}
+// Open starts a session on conn, whose peer is unknown.
+func (m *Manager) Open(conn Conn) *Session { return m.OpenPeer(conn, Peer{}) }
+
+// OpenPeer starts a session on conn. With an Authenticator, it authenticates
+// the token of p's upgrade request, if any (a refusal is answered to the
+// first command), or gives the connection ConnectTimeout to connect.
+func (m *Manager) OpenPeer(conn Conn, p Peer) *Session {
+	if m.cfg.Authenticator == nil { // nobody asks: keep no copy per connection
+		p.Header, p.Query = nil, nil
+	} else {
+		p.Header = p.Header.Clone() // the transport may reuse its request
+	}
+	s := &Session{id: formatID(m.prefix, m.nextID.Add(1)), mgr: m, conn: conn, peer: p}
 	sh := &m.shards[maphash.String(m.seed, s.id)%shardCount]
 	sh.mu.Lock()
 	sh.sessions[s.id] = s
 	sh.mu.Unlock()
 	m.stats.Opened.Add(1)
+	if m.cfg.Authenticator != nil {
+		s.startAuth()
+		s.peer.Query = nil
+	}
 	return s
+}
+
+// addUser counts s among user's connections, unless that would pass
+// MaxConnsPerUser. Anonymous sessions are not counted.
+func (m *Manager) addUser(s *Session, user string) bool {
+	if user == "" {
+		return true
+	}
+	sh := &m.shards[maphash.String(m.seed, user)%shardCount]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	set := sh.users[user]
+	if m.cfg.MaxConnsPerUser > 0 && len(set) >= m.cfg.MaxConnsPerUser {
+		return false
+	}
+	sh.users[user] = append(set, s)
+	return true
+}
+
+func (m *Manager) removeUser(s *Session, user string) {
+	if user == "" {
+		return
+	}
+	sh := &m.shards[maphash.String(m.seed, user)%shardCount]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	set := sh.users[user]
+	for i, x := range set {
+		if x == s {
+			set[i] = set[len(set)-1]
+			set[len(set)-1] = nil
+			set = set[:len(set)-1]
+			break
+		}
+	}
+	if len(set) == 0 {
+		delete(sh.users, user)
+	} else {
+		sh.users[user] = set
+	}
+}
+
+// UserSessions returns the open sessions authenticated as user.
+func (m *Manager) UserSessions(user string) []*Session {
+	sh := &m.shards[maphash.String(m.seed, user)%shardCount]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	return slices.Clone(sh.users[user])
 }
 
 func (m *Manager) remove(s *Session) {

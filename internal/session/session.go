@@ -10,7 +10,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"slices"
 	"strconv"
 	"sync"
@@ -44,12 +43,21 @@ type Session struct {
 	mgr  *Manager
 	conn Conn
 
+	peer Peer
+
 	mu     sync.Mutex
 	cmds   tokenBucket // the command rate limit
 	subs   []string    // channels subscribed; a slice, not a map: most hold one or two
 	closed bool
-	// identity is set by a successful connect with an Authenticator.
+	// identity is set by a successful connect (or upgrade token) with an
+	// Authenticator, and replaced by refresh.
 	identity *auth.Identity
+	// authErr is why the upgrade request's token was refused.
+	authErr *protocol.Error
+	// granted holds the channels subscription tokens granted.
+	granted      map[string]struct{}
+	connectTimer *time.Timer // ConnectTimeout, until the identity is set
+	expiryTimer  *time.Timer // the identity's expiry
 }
 
 // subscribed returns the index of channel in s.subs, or -1. Call it with s.mu held.
@@ -100,15 +108,24 @@ func (s *Session) handle(data []byte) string {
 		s.replyError(cmd.ID, protocol.NewError(protocol.ErrRateLimited, "more than %g commands per second", rate))
 		return cmd.Op
 	}
-	if perr := s.admit(cmd.Op); perr != nil {
-		s.replyError(cmd.ID, perr)
+	if perr, fatal := s.admit(cmd.Op); perr != nil {
+		if fatal {
+			s.refuseAuth(cmd.ID, perr)
+		} else {
+			s.replyError(cmd.ID, perr)
+		}
 		return cmd.Op
 	}
 	var result any
 	var perr *protocol.Error
 	switch cmd.Op {
 	case protocol.OpConnect:
-		result, perr = s.connect(cmd)
+		if result, perr = s.connect(cmd); perr != nil {
+			s.refuseAuth(cmd.ID, perr)
+			return cmd.Op
+		}
+	case protocol.OpRefresh:
+		result, perr = s.refresh(cmd)
 	case protocol.OpSubscribe:
 		perr = s.subscribe(cmd) // replies itself, under the channel's lock
 		if perr == nil {
@@ -136,16 +153,26 @@ func (s *Session) handle(data []byte) string {
 }
 
 // admit refuses the commands a connection may not send before it has
-// authenticated, when the node authenticates.
-func (s *Session) admit(op string) *protocol.Error {
+// authenticated, when the node authenticates. fatal says the connection
+// must close: its upgrade request's token was refused.
+func (s *Session) admit(op string) (perr *protocol.Error, fatal bool) {
 	switch op {
 	case protocol.OpConnect, protocol.OpPing, protocol.OpPong:
-		return nil
+		return nil, false
 	}
-	if s.mgr.cfg.Authenticator == nil || s.ident() != nil {
-		return nil
+	if s.mgr.cfg.Authenticator == nil {
+		return nil, false
 	}
-	return protocol.NewError(protocol.ErrUnauthorized, "connect with a token first")
+	s.mu.Lock()
+	id, authErr := s.identity, s.authErr
+	s.mu.Unlock()
+	switch {
+	case id != nil:
+		return nil, false
+	case authErr != nil:
+		return authErr, true
+	}
+	return protocol.NewError(protocol.ErrUnauthorized, "connect with a token first"), false
 }
 
 func (s *Session) ident() *auth.Identity {
@@ -185,34 +212,6 @@ func (b *tokenBucket) take(now time.Time, rate float64, burst int) bool {
 	return true
 }
 
-func (s *Session) connect(cmd *protocol.Command) (any, *protocol.Error) {
-	res := &protocol.ConnectResult{
-		Client:  s.id,
-		Version: protocol.Version,
-		Ping:    int(s.mgr.cfg.PingInterval.Seconds()),
-	}
-	a := s.mgr.cfg.Authenticator
-	if a == nil {
-		return res, nil
-	}
-	id, err := a.Authenticate(s.mgr.ctx, auth.Credentials{Token: cmd.Token, Client: s.id})
-	if err == nil && id == nil {
-		err = fmt.Errorf("%w: the authenticator returned no identity", auth.ErrUnauthorized)
-	}
-	if err != nil {
-		s.mgr.log.Info("authentication failed", "client", s.id, "err", err)
-		if errors.Is(err, auth.ErrTokenExpired) {
-			return nil, protocol.NewError(protocol.ErrTokenExpired, "the token has expired")
-		}
-		return nil, protocol.NewError(protocol.ErrUnauthorized, "the token is not valid")
-	}
-	s.mu.Lock()
-	s.identity = id
-	s.mu.Unlock()
-	res.User = id.User
-	return res, nil
-}
-
 // authorize asks the node's Authorizer whether the connection may do a on
 // channel.
 func (s *Session) authorize(a auth.Action, channel string) *protocol.Error {
@@ -220,7 +219,7 @@ func (s *Session) authorize(a auth.Action, channel string) *protocol.Error {
 	if z == nil {
 		return nil
 	}
-	if err := z.Authorize(s.mgr.ctx, s.ident(), a, channel); err != nil {
+	if err := z.Authorize(s.mgr.ctx, s.identityFor(channel), a, channel); err != nil {
 		if !errors.Is(err, auth.ErrPermissionDenied) {
 			s.mgr.log.Warn("authorizer failed", "client", s.id, "action", string(a), "err", err)
 		}
@@ -246,6 +245,25 @@ func (s *Session) subscribe(cmd *protocol.Command) *protocol.Error {
 	if perr := s.validChannel(cmd.Channel); perr != nil {
 		return perr
 	}
+	if cmd.Token != "" {
+		if perr := s.grant(cmd.Channel, cmd.Token); perr != nil {
+			return perr
+		}
+	}
+	perr := s.subscribeGranted(cmd)
+	if perr != nil && cmd.Token != "" {
+		s.mu.Lock()
+		if s.subscribed(cmd.Channel) < 0 {
+			delete(s.granted, cmd.Channel) // a grant lives with its subscription
+		}
+		s.mu.Unlock()
+	}
+	return perr
+}
+
+// subscribeGranted subscribes once the subscription token, if any, has
+// been taken into account.
+func (s *Session) subscribeGranted(cmd *protocol.Command) *protocol.Error {
 	if perr := s.authorize(auth.Subscribe, cmd.Channel); perr != nil {
 		return perr
 	}
@@ -297,6 +315,7 @@ func (s *Session) unsubscribe(cmd *protocol.Command) (any, *protocol.Error) {
 	}
 	s.mu.Lock()
 	ok := s.dropSub(cmd.Channel)
+	delete(s.granted, cmd.Channel)
 	s.mu.Unlock()
 	if !ok {
 		return nil, protocol.NewError(protocol.ErrNotSubscribed, "not subscribed to %q", cmd.Channel)
@@ -382,7 +401,16 @@ func (s *Session) Closed() {
 	s.closed = true
 	subs := s.subs
 	s.subs = nil
+	for _, t := range []*time.Timer{s.connectTimer, s.expiryTimer} {
+		if t != nil {
+			t.Stop()
+		}
+	}
+	id := s.identity
 	s.mu.Unlock()
+	if id != nil {
+		s.mgr.removeUser(s, id.User)
+	}
 	ctx := context.WithoutCancel(s.mgr.ctx) // a node shutting down still lets go
 	for _, ch := range subs {
 		s.mgr.hub.Unsubscribe(ctx, ch, s)
@@ -402,4 +430,21 @@ func (s *Session) hubError(op string, err error) *protocol.Error {
 	}
 	s.mgr.log.Warn("backend failed", "op", op, "client", s.id, "err", err)
 	return protocol.NewError(protocol.ErrUnavailable, "the channel backend failed; try again")
+}
+
+// Unsubscribe ends the session's subscription to channel on the server's
+// behalf and tells the client with an unsubscribe push. It reports whether
+// the session was subscribed.
+func (s *Session) Unsubscribe(ctx context.Context, channel string, code int, reason string) bool {
+	s.mu.Lock()
+	ok := s.dropSub(channel)
+	delete(s.granted, channel)
+	s.mu.Unlock()
+	if !ok {
+		return false
+	}
+	s.mgr.hub.Unsubscribe(ctx, channel, s)
+	b, _ := json.Marshal(&protocol.Unsubscribe{Op: protocol.PushUnsubscribe, Channel: channel, Code: code, Reason: reason})
+	s.write(s.conn.Format().AppendFrame(make([]byte, 0, len(b)+10), b))
+	return true
 }

@@ -167,16 +167,20 @@ func (s *Server) start() error {
 }
 
 func (s *Server) add(nc net.Conn) {
-	if err := s.cfg.Conns.Admit(conns.TCP); err != nil {
+	ip := conns.IP(nc.RemoteAddr().String())
+	if err := s.cfg.Conns.AdmitFrom(conns.TCP, ip); err != nil {
 		reason := "too many connections"
-		if errors.Is(err, conns.ErrDraining) {
+		switch {
+		case errors.Is(err, conns.ErrDraining):
 			reason = "server shutting down"
+		case errors.Is(err, conns.ErrTooManyFromIP):
+			reason = "too many connections from your address"
 		}
 		refuse(nc, reason)
 		return
 	}
 	if err := s.start(); err != nil {
-		s.cfg.Conns.Cancel(conns.TCP)
+		s.cfg.Conns.CancelFrom(conns.TCP, ip)
 		s.cfg.Logger.Error("tcp", "err", err)
 		refuse(nc, "server error")
 		return
@@ -191,7 +195,7 @@ func (s *Server) add(nc net.Conn) {
 	}
 	nbc, err := nbio.NBConn(nc)
 	if err != nil {
-		s.cfg.Conns.Cancel(conns.TCP)
+		s.cfg.Conns.CancelFrom(conns.TCP, ip)
 		_ = nc.Close()
 		s.cfg.Logger.Error("tcp: to event loop", "err", err)
 		return
@@ -204,12 +208,12 @@ func (s *Server) add(nc net.Conn) {
 		c.out = c.tls
 	}
 	c.touch()
-	c.sess = s.cfg.Sessions.Open(c)
+	c.sess = s.cfg.Sessions.OpenPeer(c, session.Peer{Transport: "tcp", RemoteAddr: nc.RemoteAddr().String()})
 	s.bySocket.Store(nbc, c)
 	if s.cfg.Heartbeats != nil {
 		s.cfg.Heartbeats.Add(c)
 	}
-	if err := s.cfg.Conns.Add(conns.TCP, c); err != nil { // draining began meanwhile
+	if err := s.cfg.Conns.AddFrom(conns.TCP, c, ip); err != nil { // draining began meanwhile
 		c.Close(protocol.DisconnectShutdown)
 	}
 	if _, err := s.engine.AddConn(nbc); err != nil {

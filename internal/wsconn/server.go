@@ -126,16 +126,20 @@ func (s *Server) handler(echo bool) http.Handler {
 			http.Error(w, "origin "+r.Header.Get("Origin")+" is not allowed; see --allowed-origins", http.StatusForbidden)
 			return
 		}
-		if err := s.cfg.Conns.Admit(conns.WebSocket); err != nil {
-			msg := "too many connections"
-			if errors.Is(err, conns.ErrDraining) {
+		ip := conns.IP(r.RemoteAddr)
+		if err := s.cfg.Conns.AdmitFrom(conns.WebSocket, ip); err != nil {
+			msg, status := "too many connections", http.StatusServiceUnavailable
+			switch {
+			case errors.Is(err, conns.ErrDraining):
 				msg = "server is shutting down"
+			case errors.Is(err, conns.ErrTooManyFromIP):
+				msg, status = "too many connections from your address", http.StatusTooManyRequests
 			}
-			http.Error(w, msg, http.StatusServiceUnavailable)
+			http.Error(w, msg, status)
 			return
 		}
-		if err := s.upgrade(w, r, echo); err != nil {
-			s.cfg.Conns.Cancel(conns.WebSocket)
+		if err := s.upgrade(w, r, echo, ip); err != nil {
+			s.cfg.Conns.CancelFrom(conns.WebSocket, ip)
 			s.cfg.Logger.Debug("websocket upgrade failed", "remote", r.RemoteAddr, "err", err)
 		}
 	})

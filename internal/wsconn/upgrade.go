@@ -17,6 +17,7 @@ import (
 	"github.com/lesismal/nbio/nbhttp"
 
 	"github.com/tetherhq/tether/internal/conns"
+	"github.com/tetherhq/tether/internal/session"
 	"github.com/tetherhq/tether/protocol"
 )
 
@@ -144,7 +145,7 @@ func appendSwitchingProtocols(b []byte, key, ext string) []byte {
 // callback, so the two never overlap. From a net/http server, a plain TCP
 // socket is moved to the event loop. Anything else (net/http's own TLS) is
 // read by a goroutine of its own, with blocking writes.
-func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, echo bool) error {
+func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, echo bool, ip string) error {
 	key, ext, status, err := s.checkHandshake(r)
 	if err != nil {
 		if status == http.StatusUpgradeRequired {
@@ -179,7 +180,7 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, echo bool) erro
 			// Hold wmu until the answer is out: once its session is open, c can
 			// be closed (by id, through the API) before it is registered.
 			c.wmu.Lock()
-			s.open(c, echo)
+			s.open(c, r, echo)
 			sock.SetSession(c) // from here the poller hands c the socket's bytes
 			sock.OnData(OnData)
 			c.queued.Add(int64(len(resp)))
@@ -188,7 +189,7 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, echo bool) erro
 			if err != nil {
 				_ = c.nb.Close() // the engine reports the close: closed runs
 			}
-			s.register(c)
+			s.register(c, ip)
 			return nil
 		}
 	}
@@ -200,7 +201,7 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, echo bool) erro
 	if tc, ok := hijacked.(*net.TCPConn); ok {
 		if nc, err := nbio.NBConn(tc); err == nil { // dups the socket and closes tc
 			c.nb = nc
-			s.open(c, echo)
+			s.open(c, r, echo)
 			nc.SetSession(c)
 			nc.OnData(OnData)
 			if err := s.cfg.Engine.AddTransferredConn(nc); err != nil {
@@ -211,31 +212,33 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, echo bool) erro
 				}
 				return fmt.Errorf("wsconn: move to the event loop: %w", err)
 			}
-			s.register(c)
+			s.register(c, ip)
 			return nil
 		}
 	}
 	c.nb = hijacked
 	_ = c.nb.SetDeadline(time.Time{})
-	s.open(c, echo)
-	s.register(c)
+	s.open(c, r, echo)
+	s.register(c, ip)
 	go s.readBlocking(c)
 	return nil
 }
 
-// open starts c's session on the protocol endpoint and publishes c (see load).
-func (s *Server) open(c *conn, echo bool) {
+// open starts c's session on the protocol endpoint, with what its upgrade
+// request r says of the peer, and publishes c (see load).
+func (s *Server) open(c *conn, r *http.Request, echo bool) {
 	if !echo {
-		c.sess = s.cfg.Sessions.Open(c)
+		c.sess = s.cfg.Sessions.OpenPeer(c, session.Peer{Transport: "websocket", RemoteAddr: r.RemoteAddr, Header: r.Header, Query: r.URL.Query()})
 	}
 	c.life.Store(uint32(makeLife(stateOpen, reasonNone, 0)))
 }
 
-// register makes c known to the registry (Shutdown, Abort) and the
+// register makes c, from address ip, known to the registry (Shutdown, Abort,
+// the per-address limit) and the
 // heartbeats, once it is open; a connection that closed meanwhile is taken out
 // again (closed found nothing to remove, so the place is freed here).
-func (s *Server) register(c *conn) {
-	draining := s.cfg.Conns.Add(conns.WebSocket, c) != nil
+func (s *Server) register(c *conn, ip string) {
+	draining := s.cfg.Conns.AddFrom(conns.WebSocket, c, ip) != nil
 	if s.cfg.Heartbeats != nil {
 		s.cfg.Heartbeats.Add(c)
 	}

@@ -824,10 +824,13 @@ func (x *PresenceResponse) GetClients() []*ClientInfo {
 
 type DisconnectRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// client is the client id (the "client" of the connect result).
+	// client is the client id (the "client" of the connect result). Exactly
+	// one of client and user is set.
 	Client string `protobuf:"bytes,1,opt,name=client,proto3" json:"client,omitempty"`
 	// reconnect tells the client whether to reconnect (close code 4003) or not (4500).
-	Reconnect     bool `protobuf:"varint,2,opt,name=reconnect,proto3" json:"reconnect,omitempty"`
+	Reconnect bool `protobuf:"varint,2,opt,name=reconnect,proto3" json:"reconnect,omitempty"`
+	// user disconnects every connection authenticated as this user.
+	User          string `protobuf:"bytes,3,opt,name=user,proto3" json:"user,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -876,8 +879,17 @@ func (x *DisconnectRequest) GetReconnect() bool {
 	return false
 }
 
+func (x *DisconnectRequest) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
 type DisconnectResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// disconnected is how many connections of the user were closed.
+	Disconnected  int64 `protobuf:"varint,1,opt,name=disconnected,proto3" json:"disconnected,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -912,6 +924,110 @@ func (*DisconnectResponse) Descriptor() ([]byte, []int) {
 	return file_tether_v1_tether_proto_rawDescGZIP(), []int{16}
 }
 
+func (x *DisconnectResponse) GetDisconnected() int64 {
+	if x != nil {
+		return x.Disconnected
+	}
+	return 0
+}
+
+type UnsubscribeRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	User          string                 `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	Channel       string                 `protobuf:"bytes,2,opt,name=channel,proto3" json:"channel,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UnsubscribeRequest) Reset() {
+	*x = UnsubscribeRequest{}
+	mi := &file_tether_v1_tether_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UnsubscribeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UnsubscribeRequest) ProtoMessage() {}
+
+func (x *UnsubscribeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tether_v1_tether_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UnsubscribeRequest.ProtoReflect.Descriptor instead.
+func (*UnsubscribeRequest) Descriptor() ([]byte, []int) {
+	return file_tether_v1_tether_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *UnsubscribeRequest) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *UnsubscribeRequest) GetChannel() string {
+	if x != nil {
+		return x.Channel
+	}
+	return ""
+}
+
+type UnsubscribeResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// unsubscribed is how many connections of the user were subscribed.
+	Unsubscribed  int64 `protobuf:"varint,1,opt,name=unsubscribed,proto3" json:"unsubscribed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UnsubscribeResponse) Reset() {
+	*x = UnsubscribeResponse{}
+	mi := &file_tether_v1_tether_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UnsubscribeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UnsubscribeResponse) ProtoMessage() {}
+
+func (x *UnsubscribeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tether_v1_tether_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UnsubscribeResponse.ProtoReflect.Descriptor instead.
+func (*UnsubscribeResponse) Descriptor() ([]byte, []int) {
+	return file_tether_v1_tether_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *UnsubscribeResponse) GetUnsubscribed() int64 {
+	if x != nil {
+		return x.Unsubscribed
+	}
+	return 0
+}
+
 type InfoRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -920,7 +1036,7 @@ type InfoRequest struct {
 
 func (x *InfoRequest) Reset() {
 	*x = InfoRequest{}
-	mi := &file_tether_v1_tether_proto_msgTypes[17]
+	mi := &file_tether_v1_tether_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -932,7 +1048,7 @@ func (x *InfoRequest) String() string {
 func (*InfoRequest) ProtoMessage() {}
 
 func (x *InfoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tether_v1_tether_proto_msgTypes[17]
+	mi := &file_tether_v1_tether_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -945,7 +1061,7 @@ func (x *InfoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InfoRequest.ProtoReflect.Descriptor instead.
 func (*InfoRequest) Descriptor() ([]byte, []int) {
-	return file_tether_v1_tether_proto_rawDescGZIP(), []int{17}
+	return file_tether_v1_tether_proto_rawDescGZIP(), []int{19}
 }
 
 // InfoResponse holds a node's statistics.
@@ -972,7 +1088,7 @@ type InfoResponse struct {
 
 func (x *InfoResponse) Reset() {
 	*x = InfoResponse{}
-	mi := &file_tether_v1_tether_proto_msgTypes[18]
+	mi := &file_tether_v1_tether_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -984,7 +1100,7 @@ func (x *InfoResponse) String() string {
 func (*InfoResponse) ProtoMessage() {}
 
 func (x *InfoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tether_v1_tether_proto_msgTypes[18]
+	mi := &file_tether_v1_tether_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -997,7 +1113,7 @@ func (x *InfoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InfoResponse.ProtoReflect.Descriptor instead.
 func (*InfoResponse) Descriptor() ([]byte, []int) {
-	return file_tether_v1_tether_proto_rawDescGZIP(), []int{18}
+	return file_tether_v1_tether_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *InfoResponse) GetConnections() int64 {
@@ -1105,7 +1221,7 @@ type NodeInfo struct {
 
 func (x *NodeInfo) Reset() {
 	*x = NodeInfo{}
-	mi := &file_tether_v1_tether_proto_msgTypes[19]
+	mi := &file_tether_v1_tether_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1117,7 +1233,7 @@ func (x *NodeInfo) String() string {
 func (*NodeInfo) ProtoMessage() {}
 
 func (x *NodeInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_tether_v1_tether_proto_msgTypes[19]
+	mi := &file_tether_v1_tether_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1130,7 +1246,7 @@ func (x *NodeInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeInfo.ProtoReflect.Descriptor instead.
 func (*NodeInfo) Descriptor() ([]byte, []int) {
-	return file_tether_v1_tether_proto_rawDescGZIP(), []int{19}
+	return file_tether_v1_tether_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *NodeInfo) GetName() string {
@@ -1210,11 +1326,18 @@ const file_tether_v1_tether_proto_rawDesc = "" +
 	"\x0fPresenceRequest\x12\x18\n" +
 	"\achannel\x18\x01 \x01(\tR\achannel\"C\n" +
 	"\x10PresenceResponse\x12/\n" +
-	"\aclients\x18\x01 \x03(\v2\x15.tether.v1.ClientInfoR\aclients\"I\n" +
+	"\aclients\x18\x01 \x03(\v2\x15.tether.v1.ClientInfoR\aclients\"]\n" +
 	"\x11DisconnectRequest\x12\x16\n" +
 	"\x06client\x18\x01 \x01(\tR\x06client\x12\x1c\n" +
-	"\treconnect\x18\x02 \x01(\bR\treconnect\"\x14\n" +
-	"\x12DisconnectResponse\"\r\n" +
+	"\treconnect\x18\x02 \x01(\bR\treconnect\x12\x12\n" +
+	"\x04user\x18\x03 \x01(\tR\x04user\"8\n" +
+	"\x12DisconnectResponse\x12\"\n" +
+	"\fdisconnected\x18\x01 \x01(\x03R\fdisconnected\"B\n" +
+	"\x12UnsubscribeRequest\x12\x12\n" +
+	"\x04user\x18\x01 \x01(\tR\x04user\x12\x18\n" +
+	"\achannel\x18\x02 \x01(\tR\achannel\"9\n" +
+	"\x13UnsubscribeResponse\x12\"\n" +
+	"\funsubscribed\x18\x01 \x01(\x03R\funsubscribed\"\r\n" +
 	"\vInfoRequest\"\x9b\x04\n" +
 	"\fInfoResponse\x12 \n" +
 	"\vconnections\x18\x01 \x01(\x03R\vconnections\x123\n" +
@@ -1238,14 +1361,15 @@ const file_tether_v1_tether_proto_rawDesc = "" +
 	"\fseen_unix_ms\x18\x04 \x01(\x03R\n" +
 	"seenUnixMs2K\n" +
 	"\x06Tether\x12A\n" +
-	"\aConnect\x12\x18.tether.v1.ClientMessage\x1a\x18.tether.v1.ServerMessage(\x010\x012\xa0\x03\n" +
+	"\aConnect\x12\x18.tether.v1.ClientMessage\x1a\x18.tether.v1.ServerMessage(\x010\x012\xee\x03\n" +
 	"\tServerAPI\x12@\n" +
 	"\aPublish\x12\x19.tether.v1.PublishRequest\x1a\x1a.tether.v1.PublishResponse\x12F\n" +
 	"\tBroadcast\x12\x1b.tether.v1.BroadcastRequest\x1a\x1c.tether.v1.BroadcastResponse\x12@\n" +
 	"\aHistory\x12\x19.tether.v1.HistoryRequest\x1a\x1a.tether.v1.HistoryResponse\x12C\n" +
 	"\bPresence\x12\x1a.tether.v1.PresenceRequest\x1a\x1b.tether.v1.PresenceResponse\x12I\n" +
 	"\n" +
-	"Disconnect\x12\x1c.tether.v1.DisconnectRequest\x1a\x1d.tether.v1.DisconnectResponse\x127\n" +
+	"Disconnect\x12\x1c.tether.v1.DisconnectRequest\x1a\x1d.tether.v1.DisconnectResponse\x12L\n" +
+	"\vUnsubscribe\x12\x1d.tether.v1.UnsubscribeRequest\x1a\x1e.tether.v1.UnsubscribeResponse\x127\n" +
 	"\x04Info\x12\x16.tether.v1.InfoRequest\x1a\x17.tether.v1.InfoResponseB5Z3github.com/tetherhq/tether/proto/tether/v1;tetherv1b\x06proto3"
 
 var (
@@ -1260,28 +1384,30 @@ func file_tether_v1_tether_proto_rawDescGZIP() []byte {
 	return file_tether_v1_tether_proto_rawDescData
 }
 
-var file_tether_v1_tether_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_tether_v1_tether_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_tether_v1_tether_proto_goTypes = []any{
-	(*ClientMessage)(nil),      // 0: tether.v1.ClientMessage
-	(*ServerMessage)(nil),      // 1: tether.v1.ServerMessage
-	(*Position)(nil),           // 2: tether.v1.Position
-	(*ClientInfo)(nil),         // 3: tether.v1.ClientInfo
-	(*Publication)(nil),        // 4: tether.v1.Publication
-	(*PublishRequest)(nil),     // 5: tether.v1.PublishRequest
-	(*PublishResponse)(nil),    // 6: tether.v1.PublishResponse
-	(*BroadcastRequest)(nil),   // 7: tether.v1.BroadcastRequest
-	(*BroadcastResult)(nil),    // 8: tether.v1.BroadcastResult
-	(*Error)(nil),              // 9: tether.v1.Error
-	(*BroadcastResponse)(nil),  // 10: tether.v1.BroadcastResponse
-	(*HistoryRequest)(nil),     // 11: tether.v1.HistoryRequest
-	(*HistoryResponse)(nil),    // 12: tether.v1.HistoryResponse
-	(*PresenceRequest)(nil),    // 13: tether.v1.PresenceRequest
-	(*PresenceResponse)(nil),   // 14: tether.v1.PresenceResponse
-	(*DisconnectRequest)(nil),  // 15: tether.v1.DisconnectRequest
-	(*DisconnectResponse)(nil), // 16: tether.v1.DisconnectResponse
-	(*InfoRequest)(nil),        // 17: tether.v1.InfoRequest
-	(*InfoResponse)(nil),       // 18: tether.v1.InfoResponse
-	(*NodeInfo)(nil),           // 19: tether.v1.NodeInfo
+	(*ClientMessage)(nil),       // 0: tether.v1.ClientMessage
+	(*ServerMessage)(nil),       // 1: tether.v1.ServerMessage
+	(*Position)(nil),            // 2: tether.v1.Position
+	(*ClientInfo)(nil),          // 3: tether.v1.ClientInfo
+	(*Publication)(nil),         // 4: tether.v1.Publication
+	(*PublishRequest)(nil),      // 5: tether.v1.PublishRequest
+	(*PublishResponse)(nil),     // 6: tether.v1.PublishResponse
+	(*BroadcastRequest)(nil),    // 7: tether.v1.BroadcastRequest
+	(*BroadcastResult)(nil),     // 8: tether.v1.BroadcastResult
+	(*Error)(nil),               // 9: tether.v1.Error
+	(*BroadcastResponse)(nil),   // 10: tether.v1.BroadcastResponse
+	(*HistoryRequest)(nil),      // 11: tether.v1.HistoryRequest
+	(*HistoryResponse)(nil),     // 12: tether.v1.HistoryResponse
+	(*PresenceRequest)(nil),     // 13: tether.v1.PresenceRequest
+	(*PresenceResponse)(nil),    // 14: tether.v1.PresenceResponse
+	(*DisconnectRequest)(nil),   // 15: tether.v1.DisconnectRequest
+	(*DisconnectResponse)(nil),  // 16: tether.v1.DisconnectResponse
+	(*UnsubscribeRequest)(nil),  // 17: tether.v1.UnsubscribeRequest
+	(*UnsubscribeResponse)(nil), // 18: tether.v1.UnsubscribeResponse
+	(*InfoRequest)(nil),         // 19: tether.v1.InfoRequest
+	(*InfoResponse)(nil),        // 20: tether.v1.InfoResponse
+	(*NodeInfo)(nil),            // 21: tether.v1.NodeInfo
 }
 var file_tether_v1_tether_proto_depIdxs = []int32{
 	3,  // 0: tether.v1.Publication.from:type_name -> tether.v1.ClientInfo
@@ -1293,23 +1419,25 @@ var file_tether_v1_tether_proto_depIdxs = []int32{
 	2,  // 6: tether.v1.HistoryResponse.position:type_name -> tether.v1.Position
 	4,  // 7: tether.v1.HistoryResponse.publications:type_name -> tether.v1.Publication
 	3,  // 8: tether.v1.PresenceResponse.clients:type_name -> tether.v1.ClientInfo
-	19, // 9: tether.v1.InfoResponse.nodes:type_name -> tether.v1.NodeInfo
+	21, // 9: tether.v1.InfoResponse.nodes:type_name -> tether.v1.NodeInfo
 	0,  // 10: tether.v1.Tether.Connect:input_type -> tether.v1.ClientMessage
 	5,  // 11: tether.v1.ServerAPI.Publish:input_type -> tether.v1.PublishRequest
 	7,  // 12: tether.v1.ServerAPI.Broadcast:input_type -> tether.v1.BroadcastRequest
 	11, // 13: tether.v1.ServerAPI.History:input_type -> tether.v1.HistoryRequest
 	13, // 14: tether.v1.ServerAPI.Presence:input_type -> tether.v1.PresenceRequest
 	15, // 15: tether.v1.ServerAPI.Disconnect:input_type -> tether.v1.DisconnectRequest
-	17, // 16: tether.v1.ServerAPI.Info:input_type -> tether.v1.InfoRequest
-	1,  // 17: tether.v1.Tether.Connect:output_type -> tether.v1.ServerMessage
-	6,  // 18: tether.v1.ServerAPI.Publish:output_type -> tether.v1.PublishResponse
-	10, // 19: tether.v1.ServerAPI.Broadcast:output_type -> tether.v1.BroadcastResponse
-	12, // 20: tether.v1.ServerAPI.History:output_type -> tether.v1.HistoryResponse
-	14, // 21: tether.v1.ServerAPI.Presence:output_type -> tether.v1.PresenceResponse
-	16, // 22: tether.v1.ServerAPI.Disconnect:output_type -> tether.v1.DisconnectResponse
-	18, // 23: tether.v1.ServerAPI.Info:output_type -> tether.v1.InfoResponse
-	17, // [17:24] is the sub-list for method output_type
-	10, // [10:17] is the sub-list for method input_type
+	17, // 16: tether.v1.ServerAPI.Unsubscribe:input_type -> tether.v1.UnsubscribeRequest
+	19, // 17: tether.v1.ServerAPI.Info:input_type -> tether.v1.InfoRequest
+	1,  // 18: tether.v1.Tether.Connect:output_type -> tether.v1.ServerMessage
+	6,  // 19: tether.v1.ServerAPI.Publish:output_type -> tether.v1.PublishResponse
+	10, // 20: tether.v1.ServerAPI.Broadcast:output_type -> tether.v1.BroadcastResponse
+	12, // 21: tether.v1.ServerAPI.History:output_type -> tether.v1.HistoryResponse
+	14, // 22: tether.v1.ServerAPI.Presence:output_type -> tether.v1.PresenceResponse
+	16, // 23: tether.v1.ServerAPI.Disconnect:output_type -> tether.v1.DisconnectResponse
+	18, // 24: tether.v1.ServerAPI.Unsubscribe:output_type -> tether.v1.UnsubscribeResponse
+	20, // 25: tether.v1.ServerAPI.Info:output_type -> tether.v1.InfoResponse
+	18, // [18:26] is the sub-list for method output_type
+	10, // [10:18] is the sub-list for method input_type
 	10, // [10:10] is the sub-list for extension type_name
 	10, // [10:10] is the sub-list for extension extendee
 	0,  // [0:10] is the sub-list for field type_name
@@ -1326,7 +1454,7 @@ func file_tether_v1_tether_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tether_v1_tether_proto_rawDesc), len(file_tether_v1_tether_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   20,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

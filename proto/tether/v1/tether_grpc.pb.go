@@ -137,12 +137,13 @@ var Tether_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	ServerAPI_Publish_FullMethodName    = "/tether.v1.ServerAPI/Publish"
-	ServerAPI_Broadcast_FullMethodName  = "/tether.v1.ServerAPI/Broadcast"
-	ServerAPI_History_FullMethodName    = "/tether.v1.ServerAPI/History"
-	ServerAPI_Presence_FullMethodName   = "/tether.v1.ServerAPI/Presence"
-	ServerAPI_Disconnect_FullMethodName = "/tether.v1.ServerAPI/Disconnect"
-	ServerAPI_Info_FullMethodName       = "/tether.v1.ServerAPI/Info"
+	ServerAPI_Publish_FullMethodName     = "/tether.v1.ServerAPI/Publish"
+	ServerAPI_Broadcast_FullMethodName   = "/tether.v1.ServerAPI/Broadcast"
+	ServerAPI_History_FullMethodName     = "/tether.v1.ServerAPI/History"
+	ServerAPI_Presence_FullMethodName    = "/tether.v1.ServerAPI/Presence"
+	ServerAPI_Disconnect_FullMethodName  = "/tether.v1.ServerAPI/Disconnect"
+	ServerAPI_Unsubscribe_FullMethodName = "/tether.v1.ServerAPI/Unsubscribe"
+	ServerAPI_Info_FullMethodName        = "/tether.v1.ServerAPI/Info"
 )
 
 // ServerAPIClient is the client API for ServerAPI service.
@@ -160,8 +161,11 @@ type ServerAPIClient interface {
 	// Presence returns who is subscribed to a channel. Not implemented yet:
 	// it answers UNIMPLEMENTED.
 	Presence(ctx context.Context, in *PresenceRequest, opts ...grpc.CallOption) (*PresenceResponse, error)
-	// Disconnect closes a client's connection, by client id.
+	// Disconnect closes a client's connection, by client id, or every
+	// connection of a user.
 	Disconnect(ctx context.Context, in *DisconnectRequest, opts ...grpc.CallOption) (*DisconnectResponse, error)
+	// Unsubscribe ends a user's subscriptions to a channel.
+	Unsubscribe(ctx context.Context, in *UnsubscribeRequest, opts ...grpc.CallOption) (*UnsubscribeResponse, error)
 	// Info returns the node's statistics.
 	Info(ctx context.Context, in *InfoRequest, opts ...grpc.CallOption) (*InfoResponse, error)
 }
@@ -224,6 +228,16 @@ func (c *serverAPIClient) Disconnect(ctx context.Context, in *DisconnectRequest,
 	return out, nil
 }
 
+func (c *serverAPIClient) Unsubscribe(ctx context.Context, in *UnsubscribeRequest, opts ...grpc.CallOption) (*UnsubscribeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UnsubscribeResponse)
+	err := c.cc.Invoke(ctx, ServerAPI_Unsubscribe_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *serverAPIClient) Info(ctx context.Context, in *InfoRequest, opts ...grpc.CallOption) (*InfoResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(InfoResponse)
@@ -249,8 +263,11 @@ type ServerAPIServer interface {
 	// Presence returns who is subscribed to a channel. Not implemented yet:
 	// it answers UNIMPLEMENTED.
 	Presence(context.Context, *PresenceRequest) (*PresenceResponse, error)
-	// Disconnect closes a client's connection, by client id.
+	// Disconnect closes a client's connection, by client id, or every
+	// connection of a user.
 	Disconnect(context.Context, *DisconnectRequest) (*DisconnectResponse, error)
+	// Unsubscribe ends a user's subscriptions to a channel.
+	Unsubscribe(context.Context, *UnsubscribeRequest) (*UnsubscribeResponse, error)
 	// Info returns the node's statistics.
 	Info(context.Context, *InfoRequest) (*InfoResponse, error)
 	mustEmbedUnimplementedServerAPIServer()
@@ -277,6 +294,9 @@ func (UnimplementedServerAPIServer) Presence(context.Context, *PresenceRequest) 
 }
 func (UnimplementedServerAPIServer) Disconnect(context.Context, *DisconnectRequest) (*DisconnectResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Disconnect not implemented")
+}
+func (UnimplementedServerAPIServer) Unsubscribe(context.Context, *UnsubscribeRequest) (*UnsubscribeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Unsubscribe not implemented")
 }
 func (UnimplementedServerAPIServer) Info(context.Context, *InfoRequest) (*InfoResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Info not implemented")
@@ -392,6 +412,24 @@ func _ServerAPI_Disconnect_Handler(srv interface{}, ctx context.Context, dec fun
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ServerAPI_Unsubscribe_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UnsubscribeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ServerAPIServer).Unsubscribe(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ServerAPI_Unsubscribe_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ServerAPIServer).Unsubscribe(ctx, req.(*UnsubscribeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _ServerAPI_Info_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(InfoRequest)
 	if err := dec(in); err != nil {
@@ -436,6 +474,10 @@ var ServerAPI_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Disconnect",
 			Handler:    _ServerAPI_Disconnect_Handler,
+		},
+		{
+			MethodName: "Unsubscribe",
+			Handler:    _ServerAPI_Unsubscribe_Handler,
 		},
 		{
 			MethodName: "Info",
