@@ -8,6 +8,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
+	"runtime/debug"
 	"time"
 
 	"github.com/tetherhq/tether"
@@ -21,6 +23,13 @@ const (
 	defaultTCPAddr  = "127.0.0.1:7070"
 	defaultGRPCAddr = "127.0.0.1:9090"
 )
+
+// gcPercent is the garbage collector's target `tether serve` runs with unless
+// GOGC is set. A connection server's heap is mostly state that lives as long as
+// its connections, and Go's default (100) lets the heap grow to twice that
+// before it collects, and keeps the pages: at 75, memory per idle connection is
+// about 15% lower at no measured cost in fan-out CPU (docs/benchmarks.md).
+const gcPercent = 75
 
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cfg := tether.DefaultConfig()
@@ -159,6 +168,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		log.Info("embedded NATS server", "url", cfg.NATS.URL, "data_dir", natsOpts.dataDir)
 	}
 
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(gcPercent)
+	}
 	node, err := tether.New(cfg)
 	if err != nil {
 		fmt.Fprintln(stderr, "tether serve:", err)

@@ -291,7 +291,7 @@ func (c *conn) UnderlayerConn() net.Conn { return c.nb }
 // socket (nbio's poller), as the TCP transport does: a session does not block
 // (package session's contract), and a hop to another goroutine per message
 // would cost more than most commands.
-func (c *conn) message(op byte, payload []byte, compressed bool) {
+func (c *conn) message(op byte, payload []byte, _ bool) {
 	if c.load().state() != stateOpen {
 		return // closing: data is discarded
 	}
