@@ -203,6 +203,9 @@ func (c *wsConn) readMessage() (opcode byte, payload []byte, err error) {
 			return 0, nil, err
 		}
 		if fin && compressed {
+			if !c.deflate {
+				return 0, nil, errors.New("bench: compressed frame without permessage-deflate")
+			}
 			c.zbuf, err = inflate(c.zbuf[:0], c.buf)
 			return msgOp, c.zbuf, err
 		}
