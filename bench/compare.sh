@@ -56,7 +56,10 @@ start_server() {
 	local kind=$1 addr
 	if [[ $kind == tether || $kind == before ]]; then
 		addr=$TETHER_ADDR
-		"$BIN/$kind" serve --http-addr "$addr" --log-level warn --max-conns-per-ip 0 &
+		local extra=()
+		# every client comes from this machine: lift the per-address limit where the revision has one
+		"$BIN/$kind" serve -h 2>&1 | grep -q -- -max-conns-per-ip && extra=(--max-conns-per-ip 0)
+		"$BIN/$kind" serve --http-addr "$addr" --log-level warn "${extra[@]}" &
 	else
 		addr=$BASELINE_ADDR
 		"$BIN/baseline" -addr "$addr" 2>/dev/null &
