@@ -53,14 +53,6 @@ func (r *ring) prune(now time.Time, ttl time.Duration) {
 	r.buf, r.start = kept, 0
 }
 
-// oldest returns the offset of the oldest entry kept.
-func (r *ring) oldest() (uint64, bool) {
-	if len(r.buf) == 0 {
-		return 0, false
-	}
-	return r.at(0).pub.Offset, true
-}
-
 // after returns up to limit publications with offsets above offset, oldest
 // first (limit below zero: all of them).
 func (r *ring) after(offset uint64, limit int) []*protocol.Publication {

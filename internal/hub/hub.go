@@ -202,9 +202,10 @@ func (h *Hub) maybeRemove(c *channel) {
 
 // Publish stores data in the channel's history, which gives it its position,
 // and hands it to the broker for every node subscribed to the channel. It
-// returns the publication's position. An error after the history took the
-// publication is wrapped with its position known to nobody else; the caller
-// reports it as a failure.
+// returns the publication's position. When the broker fails after the history
+// took the publication, Publish returns the broker's error: the publication is
+// kept (recovery finds it) but may not have been delivered live, and the
+// caller reports a failure.
 func (h *Hub) Publish(ctx context.Context, name string, data json.RawMessage, from *protocol.ClientInfo) (protocol.Position, error) {
 	p := &protocol.Publication{Channel: name, Data: data, From: from}
 	l := &h.pubLocks[h.hash(name)%lockCount]
