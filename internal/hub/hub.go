@@ -268,7 +268,7 @@ func (h *Hub) Subscribe(ctx context.Context, name string, s Subscriber, recover 
 	}
 	res, err := h.position(ctx, name, recover)
 	if err != nil {
-		h.Unsubscribe(ctx, name, s)
+		h.Unsubscribe(context.WithoutCancel(ctx), name, s) // undone even when ctx ended the read
 		return err
 	}
 	m.mu.Lock()
