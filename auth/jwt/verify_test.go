@@ -116,7 +116,10 @@ func TestCacheExpiry(t *testing.T) {
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
 	a, _ := New(Config{HMACSecret: secret, CacheTTL: time.Minute, Now: clock})
-	sign := func(c gojwt.MapClaims) string { s, _ := gojwt.NewWithClaims(gojwt.SigningMethodHS256, c).SignedString(secret); return s }
+	sign := func(c gojwt.MapClaims) string {
+		s, _ := gojwt.NewWithClaims(gojwt.SigningMethodHS256, c).SignedString(secret)
+		return s
+	}
 	short := sign(gojwt.MapClaims{"sub": "ann", "exp": now.Add(30 * time.Second).Unix(), "channels": []string{"a"}})
 	long := sign(gojwt.MapClaims{"sub": "bob", "exp": now.Add(time.Hour).Unix()})
 	ctx := context.Background()
