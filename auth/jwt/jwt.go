@@ -12,8 +12,8 @@
 // only, the three algorithms above, claims decoded once into a typed struct.
 // golang-jwt, which tether used before, cost 2.5 times as much per HS256
 // token. A connection token verified once is remembered by its SHA-256 until
-// its exp (at most Config.CacheTTL), so that a reconnect storm costs a hash
-// per token instead of a signature check.
+// its exp (at most Config.CacheTTL) when its algorithm is RS256 or ES256, so
+// that a reconnect storm costs a hash per token instead of a signature check.
 package jwt
 
 import (
@@ -30,6 +30,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/tetherhq/tether/auth"
@@ -60,10 +61,12 @@ type Config struct {
 	// without sub) in, as an anonymous identity. Defaults to false: such
 	// connections are unauthorized.
 	AllowAnonymous bool
-	// CacheSize caps the tokens whose identity is remembered once verified,
-	// so that a token presented again (a reconnect, a refresh with the same
-	// token) costs a hash instead of a signature check. Defaults to 65536;
-	// negative: no cache.
+	// CacheSize caps the RS256 and ES256 tokens whose identity is
+	// remembered once verified, so that a token presented again (a
+	// reconnect, a refresh with the same token) costs a hash instead of a
+	// signature check (about 0.5 us instead of 30 us for RS256). HS256
+	// tokens are not cached: their check costs about what the hash does.
+	// Defaults to 65536; negative: no cache.
 	CacheSize int
 	// CacheTTL is how long a verified token is remembered at most (never
 	// past its exp): a key removed from the JWKS admits its tokens for up to
@@ -147,7 +150,9 @@ func New(cfg Config) (*Authenticator, error) {
 	if ttl <= 0 {
 		ttl = defaultCacheTTL
 	}
-	a.cache = newCache(size, ttl)
+	if len(a.rsa)+len(a.ec) > 0 || a.jwks != nil {
+		a.cache = newCache(size, ttl)
+	}
 	return a, nil
 }
 
@@ -190,7 +195,8 @@ func (a *Authenticator) Authenticate(ctx context.Context, c auth.Credentials) (*
 		return nil, fmt.Errorf("%w: no token", auth.ErrUnauthorized)
 	}
 	var key [sha256.Size]byte
-	if a.cache != nil {
+	cached := a.cacheable(c.Token)
+	if cached {
 		key = hashOf(c.Token)
 		if id, ok := a.cache.get(&key, a.cfg.Now()); ok {
 			return id, nil
@@ -210,12 +216,26 @@ func (a *Authenticator) Authenticate(ctx context.Context, c auth.Credentials) (*
 	if cl.ExpiresAt.Set {
 		id.ExpiresAt = cl.ExpiresAt.Time
 	}
-	if a.cache != nil && id.User != "" { // an anonymous identity depends on c.Refresh: not cached
+	if cached && id.User != "" { // an anonymous identity depends on c.Refresh: not cached
 		a.cache.put(&key, id, a.cfg.Now())
 		cp := *id // the cached one is shared: never handed out
 		return &cp, nil
 	}
 	return id, nil
+}
+
+// cacheable reports whether token's identity is looked for in the cache, and
+// kept there once verified: with a cache, for a public-key algorithm.
+func (a *Authenticator) cacheable(token string) bool {
+	if a.cache == nil {
+		return false
+	}
+	i := strings.IndexByte(token, '.')
+	if i < 0 {
+		return false
+	}
+	hd, _, err := a.headers.decode(token[:i])
+	return err == nil && hd.Alg != "HS256"
 }
 
 // AuthenticateChannel implements auth.ChannelAuthenticator: token must be

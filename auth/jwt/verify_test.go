@@ -108,16 +108,17 @@ func TestVerifyTable(t *testing.T) {
 }
 
 // TestCacheExpiry: a cached token stops being accepted at its exp and past
-// the cache's TTL, and the identity handed out is the caller's own.
+// the cache's TTL, and the identity handed out is the caller's own. (HS256
+// tokens are not cached: an ES256 key here.)
 func TestCacheExpiry(t *testing.T) {
-	secret := []byte("k")
+	ek, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	var mu sync.Mutex
 	now := time.Now()
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
-	a, _ := New(Config{HMACSecret: secret, CacheTTL: time.Minute, Now: clock})
+	a, _ := New(Config{PublicKeys: []crypto.PublicKey{&ek.PublicKey}, CacheTTL: time.Minute, Now: clock})
 	sign := func(c gojwt.MapClaims) string {
-		s, _ := gojwt.NewWithClaims(gojwt.SigningMethodHS256, c).SignedString(secret)
+		s, _ := gojwt.NewWithClaims(gojwt.SigningMethodES256, c).SignedString(ek)
 		return s
 	}
 	short := sign(gojwt.MapClaims{"sub": "ann", "exp": now.Add(30 * time.Second).Unix(), "channels": []string{"a"}})
