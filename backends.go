@@ -3,7 +3,9 @@ package tether
 import (
 	"context"
 	"errors"
+	"time"
 
+	"github.com/tetherhq/tether/auth/namespaces"
 	"github.com/tetherhq/tether/backend"
 	"github.com/tetherhq/tether/backend/memory"
 	"github.com/tetherhq/tether/internal/hub"
@@ -42,10 +44,18 @@ func (n *Node) openBackends() (hub.Config, error) {
 			b.Broker = nb.Broker()
 		}
 	}
+	var perChannel func(string) (int, time.Duration)
+	if n.cfg.ChannelHistory != nil {
+		perChannel = func(channel string) (int, time.Duration) {
+			h := n.channelHistory(channel)
+			return h.Size, h.TTL
+		}
+	}
 	if b.History == nil {
 		h := memory.NewHistory(memory.HistoryConfig{
 			Size:        n.cfg.HistorySize,
 			TTL:         n.cfg.HistoryTTL,
+			Channel:     perChannel,
 			MaxChannels: n.cfg.MaxChannels,
 			// A channel with subscribers here keeps its epoch, however quiet.
 			Keep: func(channel string) bool {
@@ -65,14 +75,38 @@ func (n *Node) openBackends() (hub.Config, error) {
 		n.owned = append(n.owned, p)
 	}
 	n.backends = b
+	var recoverable func(string) bool
+	if n.cfg.ChannelHistory != nil {
+		custom, onNATS := n.cfg.Backends.History != nil, nb != nil && n.cfg.Backends.History == nil
+		if custom || onNATS {
+			n.log.Warn("per-channel history sizes and TTLs (a namespace's history_size and history_ttl) apply to the memory history only; " +
+				"this node's history keeps the node's for every channel, and a namespace's recover still applies")
+		}
+		recoverable = func(channel string) bool {
+			h := n.channelHistory(channel)
+			switch {
+			case custom:
+				return h.Recover
+			case onNATS:
+				return h.Recover && n.cfg.HistorySize > 0
+			}
+			return h.Recover && h.Size > 0
+		}
+	}
 	return hub.Config{
-		Broker:      b.Broker,
-		History:     b.History,
-		Recoverable: n.cfg.Backends.History != nil || n.cfg.HistorySize > 0,
-		MaxChannels: n.cfg.MaxChannels,
+		Broker:             b.Broker,
+		History:            b.History,
+		Recoverable:        n.cfg.Backends.History != nil || n.cfg.HistorySize > 0,
+		ChannelRecoverable: recoverable,
+		MaxChannels:        n.cfg.MaxChannels,
 		// A healthy subscriber never meets the outbound limit in one write.
 		MaxBatchBytes: n.cfg.MaxOutbound / 4,
 	}, nil
+}
+
+// channelHistory returns channel's history settings (Config.ChannelHistory).
+func (n *Node) channelHistory(channel string) namespaces.ChannelHistory {
+	return n.cfg.ChannelHistory(channel, namespaces.ChannelHistory{Size: n.cfg.HistorySize, TTL: n.cfg.HistoryTTL, Recover: true})
 }
 
 // backendsReady reports whether every backend that can tell

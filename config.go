@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tetherhq/tether/auth"
+	"github.com/tetherhq/tether/auth/namespaces"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -105,6 +106,17 @@ type Config struct {
 	// HistoryTTL is how long a publication is kept. Defaults to 5m; negative:
 	// until HistorySize newer ones push it out.
 	HistoryTTL time.Duration
+	// ChannelHistory, when set, gives channels history settings of their
+	// own: called with a channel and the node's settings (HistorySize and
+	// HistoryTTL as resolved, Recover true), it returns the channel's.
+	// (*namespaces.Authorizer).History is one: the history_size,
+	// history_ttl and recover of the channel's namespace. Size and TTL apply
+	// to the memory history only (a NATS stream keeps HistorySize for every
+	// channel: New logs a warning); Recover applies to every history. It is
+	// called when a channel is first met and on every subscribe: it must be
+	// cheap and safe for concurrent use. Defaults to none: every channel has
+	// the node's settings.
+	ChannelHistory func(channel string, node namespaces.ChannelHistory) namespaces.ChannelHistory
 
 	// Authenticator, when set, checks the token of every connection's connect
 	// command; commands other than connect, ping and pong are refused

@@ -2,7 +2,8 @@
 // part of a channel's name before its first ':' ("chat" in "chat:lobby").
 // Each namespace says who may subscribe, publish, read history and presence:
 // everyone, authenticated users, only those the credentials grant the
-// channel to, or nobody (the server API only).
+// channel to, or nobody (the server API only); and how its channels keep
+// history (History), which the node applies.
 //
 // A user channel, whose name after the namespace starts with '#' and lists
 // user ids separated by commas ("dm:#alice,bob"), admits exactly the users
@@ -16,6 +17,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/tetherhq/tether/auth"
 )
@@ -48,6 +50,29 @@ type Namespace struct {
 	Publish   Rule `yaml:"publish"`
 	History   Rule `yaml:"history"`
 	Presence  Rule `yaml:"presence"`
+
+	// HistorySize is how many publications each channel of the namespace
+	// keeps for history and recovery. Nil: the default namespace's, else
+	// the node's (--history-size); 0: none.
+	HistorySize *int `yaml:"history_size"`
+	// HistoryTTL is how long a publication is kept. Nil: the default
+	// namespace's, else the node's (--history-ttl); 0: until newer ones push
+	// it out.
+	HistoryTTL *time.Duration `yaml:"history_ttl"`
+	// Recover says whether a subscribe may recover the publications it
+	// missed; with false it gets a reply with recoverable and recovered
+	// false. Nil: the default namespace's, else true.
+	Recover *bool `yaml:"recover"`
+}
+
+// ChannelHistory is how a channel keeps its publications.
+type ChannelHistory struct {
+	// Size is how many publications the channel keeps; 0: none.
+	Size int
+	// TTL is how long a publication is kept; 0: until newer ones push it out.
+	TTL time.Duration
+	// Recover says whether a subscribe may recover what it missed.
+	Recover bool
 }
 
 // Secure is the default namespace when connections authenticate: users may
@@ -101,6 +126,15 @@ func New(def Namespace, namespaces []Namespace) (*Authorizer, error) {
 }
 
 func fill(n, def Namespace) Namespace {
+	if n.HistorySize == nil {
+		n.HistorySize = def.HistorySize
+	}
+	if n.HistoryTTL == nil {
+		n.HistoryTTL = def.HistoryTTL
+	}
+	if n.Recover == nil {
+		n.Recover = def.Recover
+	}
 	for _, p := range []struct{ r, d *Rule }{{&n.Subscribe, &def.Subscribe}, {&n.Publish, &def.Publish}, {&n.History, &def.History}, {&n.Presence, &def.Presence}} {
 		if *p.r == "" {
 			*p.r = *p.d
@@ -120,7 +154,33 @@ func (n Namespace) check() error {
 			return fmt.Errorf("namespaces: %q: %s must be all, users, granted or none, not %q", n.Name, r.what, r.r)
 		}
 	}
+	if n.HistorySize != nil && *n.HistorySize < 0 {
+		return fmt.Errorf("namespaces: %q: history_size must not be negative, not %d", n.Name, *n.HistorySize)
+	}
+	if n.HistoryTTL != nil && *n.HistoryTTL < 0 {
+		return fmt.Errorf("namespaces: %q: history_ttl must not be negative, not %v", n.Name, *n.HistoryTTL)
+	}
 	return nil
+}
+
+// SetsHistory reports whether n sets history_size or history_ttl.
+func (n Namespace) SetsHistory() bool { return n.HistorySize != nil || n.HistoryTTL != nil }
+
+// History returns how channel keeps its publications: node, with what the
+// channel's namespace sets in its place. It is cheap and safe for
+// concurrent use.
+func (a *Authorizer) History(channel string, node ChannelHistory) ChannelHistory {
+	n := a.Namespace(channel)
+	if n.HistorySize != nil {
+		node.Size = *n.HistorySize
+	}
+	if n.HistoryTTL != nil {
+		node.TTL = *n.HistoryTTL
+	}
+	if n.Recover != nil {
+		node.Recover = *n.Recover
+	}
+	return node
 }
 
 // Namespace returns the rules that apply to channel.

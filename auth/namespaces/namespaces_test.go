@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/tetherhq/tether/auth"
 )
@@ -46,5 +47,38 @@ func TestPresenceAndDefaults(t *testing.T) {
 		if (err == nil) != tt.allowed || (err != nil && !errors.Is(err, auth.ErrPermissionDenied)) {
 			t.Errorf("%v %s %s: %v, want allowed=%v", tt.id, tt.act, tt.channel, err, tt.allowed)
 		}
+	}
+}
+
+// TestHistory: a namespace's history settings replace the node's, those it
+// leaves out come from the "" namespace, then from the node.
+func TestHistory(t *testing.T) {
+	size, ttl, off := 7, time.Minute, false
+	zero := 0
+	a, err := New(Open, []Namespace{
+		{Name: "", HistoryTTL: &ttl},
+		{Name: "chat", HistorySize: &size},
+		{Name: "quiet", HistorySize: &zero, Recover: &off},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	node := ChannelHistory{Size: 100, TTL: time.Hour, Recover: true}
+	for _, tt := range []struct {
+		channel string
+		want    ChannelHistory
+	}{
+		{"chat:a", ChannelHistory{7, time.Minute, true}},
+		{"quiet:a", ChannelHistory{0, time.Minute, false}},
+		{"news", ChannelHistory{100, time.Minute, true}},
+		{"other:a", ChannelHistory{100, time.Minute, true}},
+	} {
+		if got := a.History(tt.channel, node); got != tt.want {
+			t.Errorf("%s: %+v, want %+v", tt.channel, got, tt.want)
+		}
+	}
+	neg := -1
+	if _, err := New(Open, []Namespace{{Name: "x", HistorySize: &neg}}); err == nil {
+		t.Error("a negative history_size was taken")
 	}
 }

@@ -24,6 +24,13 @@ type HistoryConfig struct {
 	// TTL is how long a publication is kept. Zero keeps it until it falls out
 	// of Size.
 	TTL time.Duration
+	// Channel, when set, gives a channel a size and TTL of its own in place
+	// of Size and TTL (a namespace's history_size and history_ttl). It is
+	// called once, when the store first meets the channel, with a lock of the
+	// store held: it must be cheap and must not call the store. Sweeps run
+	// at the pace of TTL and MetaTTL; a shorter TTL of a channel's is still
+	// applied by every Read and Append.
+	Channel func(channel string) (size int, ttl time.Duration)
 	// MetaTTL is how long a channel's position (epoch and offset) is kept once
 	// it holds no publication and nothing was appended to it. Past it the
 	// channel is forgotten, unless Keep holds it, and its next publication
@@ -68,6 +75,7 @@ type stream struct {
 	epoch   string
 	offset  uint64
 	ring    ring
+	ttl     time.Duration
 	touched time.Time // last Append, or creation
 }
 
@@ -114,7 +122,11 @@ func (h *History) lock(channel string) (*stream, func(), error) {
 			sh.mu.Unlock()
 			return nil, nil, backend.ErrTooManyChannels
 		}
-		s = &stream{epoch: newEpoch(), touched: h.cfg.Now(), ring: ring{size: h.cfg.Size}}
+		size, ttl := h.cfg.Size, h.cfg.TTL
+		if h.cfg.Channel != nil {
+			size, ttl = h.cfg.Channel(channel)
+		}
+		s = &stream{epoch: newEpoch(), touched: h.cfg.Now(), ring: ring{size: size}, ttl: ttl}
 		sh.channels[channel] = s
 	}
 	return s, sh.mu.Unlock, nil
@@ -136,7 +148,7 @@ func (h *History) Append(ctx context.Context, pub *protocol.Publication) (protoc
 	}
 	s.offset++
 	now := h.cfg.Now()
-	s.ring.prune(now, h.cfg.TTL)
+	s.ring.prune(now, s.ttl)
 	s.ring.push(pub, now)
 	s.touched = now
 	return protocol.Position{Epoch: s.epoch, Offset: s.offset}, nil
@@ -152,7 +164,7 @@ func (h *History) Read(ctx context.Context, channel string, q backend.Query) (ba
 		return backend.Result{}, err
 	}
 	defer unlock()
-	s.ring.prune(h.cfg.Now(), h.cfg.TTL)
+	s.ring.prune(h.cfg.Now(), s.ttl)
 	res := backend.Result{Top: protocol.Position{Epoch: s.epoch, Offset: s.offset}}
 	if q.Limit == 0 || q.Limit < backend.NoLimit {
 		return res, nil
@@ -177,7 +189,7 @@ func (h *History) Sweep() {
 		sh := &h.shards[i]
 		sh.mu.Lock()
 		for name, s := range sh.channels {
-			s.ring.prune(now, h.cfg.TTL)
+			s.ring.prune(now, s.ttl)
 			if s.ring.len() == 0 && now.Sub(s.touched) > h.cfg.MetaTTL && (h.cfg.Keep == nil || !h.cfg.Keep(name)) {
 				delete(sh.channels, name)
 				h.channels.Add(-1)

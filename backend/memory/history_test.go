@@ -212,3 +212,47 @@ func TestHistorySweeper(t *testing.T) {
 		t.Fatalf("second Close: %v", err)
 	}
 }
+
+// TestHistoryPerChannel: a channel's own size and TTL (HistoryConfig.Channel)
+// apply to it, and the store's to the others.
+func TestHistoryPerChannel(t *testing.T) {
+	h, clock := newClockHistory(t, memory.HistoryConfig{Size: 5, TTL: time.Hour,
+		Channel: func(channel string) (int, time.Duration) {
+			switch channel {
+			case "big":
+				return 8, time.Hour
+			case "short":
+				return 8, time.Minute
+			case "none":
+				return 0, 0
+			}
+			return 5, time.Hour
+		}})
+	for _, ch := range []string{"big", "short", "none", "other"} {
+		for range 10 {
+			appendPub(t, h, ch)
+		}
+	}
+	kept := func(ch string) int {
+		res, err := h.Read(context.Background(), ch, backend.Query{Limit: backend.NoLimit})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(res.Publications)
+	}
+	for _, tt := range []struct {
+		channel string
+		want    int
+	}{{"big", 8}, {"short", 8}, {"none", 0}, {"other", 5}} {
+		if got := kept(tt.channel); got != tt.want {
+			t.Errorf("%s keeps %d publications, want %d", tt.channel, got, tt.want)
+		}
+	}
+	clock.Advance(2 * time.Minute)
+	if got := kept("short"); got != 0 {
+		t.Errorf("short keeps %d publications past its TTL, want 0", got)
+	}
+	if got := kept("big"); got != 8 {
+		t.Errorf("big keeps %d publications within its TTL, want 8", got)
+	}
+}

@@ -45,6 +45,10 @@ func TestServeAuthFlags(t *testing.T) {
 	writeFile(t, unknown, "http_addr: 127.0.0.1:0\n\nmax_conn: 5\n")
 	rule := filepath.Join(dir, "rule.yaml")
 	writeFile(t, rule, "namespaces:\n  - name: chat\n    subscribe: everyone\n")
+	hist := filepath.Join(dir, "hist.yaml")
+	writeFile(t, hist, "namespaces:\n  - name: chat\n    history_size: 10\n")
+	negative := filepath.Join(dir, "negative.yaml")
+	writeFile(t, negative, "namespaces:\n  - name: chat\n    history_ttl: -1s\n")
 	tests := []struct {
 		name string
 		args []string
@@ -57,6 +61,8 @@ func TestServeAuthFlags(t *testing.T) {
 		{"unknown namespace key", []string{"--config", bad}, 2, `line 5: field pubish not found`},
 		{"unknown top-level key", []string{"--config", unknown}, 2, `line 3: unknown key "max_conn"`},
 		{"bad rule", []string{"--config", rule}, 2, "must be all, users, granted or none"},
+		{"namespace history on NATS", []string{"--config", hist, "--nats", "nats://127.0.0.1:1"}, 2, `namespace "chat" sets history_size or history_ttl: with NATS`},
+		{"negative history_ttl", []string{"--config", negative}, 2, "history_ttl must not be negative"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -66,6 +72,24 @@ func TestServeAuthFlags(t *testing.T) {
 				t.Fatalf("exit %d, stderr %q; want %d and %q", code, errb.String(), tt.code, tt.msg)
 			}
 		})
+	}
+}
+
+// TestNamespaceHistoryKeys: a namespace's history_size, history_ttl and
+// recover are read from the file, and left nil when absent.
+func TestNamespaceHistoryKeys(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tether.yaml")
+	writeFile(t, path, "namespaces:\n  - name: chat\n    history_size: 50\n    history_ttl: 90s\n    recover: false\n  - name: news\n")
+	fc, err := applyConfigFile(flag.NewFlagSet("x", flag.ContinueOnError), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chat, news := fc.Namespaces[0], fc.Namespaces[1]
+	if chat.HistorySize == nil || *chat.HistorySize != 50 || chat.HistoryTTL == nil || *chat.HistoryTTL != 90*time.Second || chat.Recover == nil || *chat.Recover {
+		t.Fatalf("chat %+v", chat)
+	}
+	if news.SetsHistory() || news.Recover != nil {
+		t.Fatalf("news %+v", news)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/tetherhq/tether"
 	"github.com/tetherhq/tether/auth/namespaces"
 )
 
@@ -79,4 +80,22 @@ func scalar(n *yaml.Node) (string, error) {
 		return strings.Join(vs, ","), nil
 	}
 	return "", errors.New("a plain value or a list is expected")
+}
+
+// channelHistory makes the namespaces' history_size, history_ttl and recover
+// the node's per-channel history settings, when one of them sets any. A NATS
+// stream keeps one size and age for every channel: with NATS, a namespace
+// that sets history_size or history_ttl is an error.
+func channelHistory(cfg *tether.Config, z *namespaces.Authorizer, nss []namespaces.Namespace, nats bool) error {
+	set := false
+	for _, n := range nss {
+		if nats && n.SetsHistory() {
+			return fmt.Errorf("namespace %q sets history_size or history_ttl: with NATS one JetStream stream keeps the same history for every channel (--history-size, --history-ttl)", n.Name)
+		}
+		set = set || n.SetsHistory() || n.Recover != nil
+	}
+	if set {
+		cfg.ChannelHistory = z.History
+	}
+	return nil
 }

@@ -141,6 +141,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		cfg.Authorizer = z
+		if err := channelHistory(&cfg, z, nss, natsOpts.url != ""); err != nil {
+			fmt.Fprintln(stderr, "tether serve: --config:", err)
+			return 2
+		}
 	}
 	if err := cfg.Validate(); err != nil { // every setting as given: a flag's 0 is not the default
 		fmt.Fprintln(stderr, "tether serve:", err)

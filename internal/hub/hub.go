@@ -57,6 +57,10 @@ type Config struct {
 	// Recoverable is told to subscribers: whether History keeps publications,
 	// so that recovery can succeed.
 	Recoverable bool
+	// ChannelRecoverable, when set, says it per channel in place of
+	// Recoverable. A subscribe that asks to recover a channel it refuses
+	// gets recoverable and recovered false, without a history read.
+	ChannelRecoverable func(channel string) bool
 	// Workers is the number of goroutines that share one batch's deliveries.
 	// Defaults to GOMAXPROCS.
 	Workers int
@@ -326,18 +330,23 @@ func (h *Hub) join(ctx context.Context, name string, s Subscriber, m *member) er
 
 // position reads the channel's position and, with recover, what came after it.
 func (h *Hub) position(ctx context.Context, name string, recover *protocol.Position) (*protocol.SubscribeResult, error) {
+	recoverable, read := h.cfg.Recoverable, true
+	if h.cfg.ChannelRecoverable != nil {
+		recoverable = h.cfg.ChannelRecoverable(name)
+		read = recoverable // recovery is off for the channel: recovered false
+	}
 	q := backend.Query{}
-	if recover != nil {
+	if recover != nil && read {
 		q = backend.Query{Since: recover, Limit: backend.NoLimit}
 	}
 	r, err := h.cfg.History.Read(ctx, name, q)
 	if err != nil {
 		return nil, err
 	}
-	res := &protocol.SubscribeResult{Epoch: r.Top.Epoch, Offset: r.Top.Offset, Recoverable: h.cfg.Recoverable}
+	res := &protocol.SubscribeResult{Epoch: r.Top.Epoch, Offset: r.Top.Offset, Recoverable: recoverable}
 	if recover != nil {
 		res.Recovering = true
-		if res.Recovered = complete(*recover, r); res.Recovered {
+		if res.Recovered = read && complete(*recover, r); res.Recovered {
 			res.Publications = r.Publications
 		}
 	}
