@@ -3,6 +3,7 @@ package tether_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -57,6 +58,17 @@ func TestSlowloris(t *testing.T) {
 	if d := time.Since(start); d > 5*time.Second {
 		t.Fatalf("slow connections closed after %v, want about the 500ms timeout", d)
 	}
+	want := fmt.Sprintf(`tether_limited_connections_total{limit="handshake_timeout"} %d`, slow)
+	scraper := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}} // no idle connection of its own to time out
+	waitFor(t, want, func() bool { // the count follows the close the client saw
+		resp, err := scraper.Get(e.httpURL("/metrics"))
+		if err != nil {
+			return false
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return strings.Contains(string(body), want)
+	})
 }
 
 // TestMaxConnsPerIP: past the per-address limit a connection is refused

@@ -36,10 +36,11 @@ func (n *Node) snapshot() metrics.Snapshot {
 		CommandErrors:     ss.CommandErrors.Load(),
 		AuthFailures:      ss.AuthFailures.Load(),
 		Refused: map[string]int64{
-			"per_ip":          n.conns.RefusedFromIP(),
-			"per_user":        ss.UserLimited.Load(),
-			"connect_timeout": ss.ConnectTimeouts.Load(),
-			"token_expired":   ss.TokensExpired.Load(),
+			"per_ip":            n.conns.RefusedFromIP(),
+			"per_user":          ss.UserLimited.Load(),
+			"connect_timeout":   ss.ConnectTimeouts.Load(),
+			"token_expired":     ss.TokensExpired.Load(),
+			"handshake_timeout": n.handshakeTimeouts.Load(),
 		},
 	}
 }

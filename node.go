@@ -41,6 +41,7 @@ package tether
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -49,6 +50,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/lesismal/nbio"
 	"github.com/lesismal/nbio/nbhttp"
 
 	"github.com/tetherhq/tether/backend"
@@ -84,6 +86,8 @@ type Node struct {
 	backends Backends         // in use, defaults filled in
 	owned    []backend.Closer // backends the node made, closed at Shutdown
 	started  time.Time
+	// handshakeTimeouts counts HTTP connections closed by HandshakeTimeout.
+	handshakeTimeouts atomic.Int64
 
 	ctx    context.Context // ends when Shutdown starts
 	cancel context.CancelFunc
@@ -184,6 +188,11 @@ func New(cfg Config) (*Node, error) {
 	}
 	n.engine = nbhttp.NewEngine(ecfg)
 	fenceAccepts(n.engine)
+	n.engine.OnClose(func(_ net.Conn, err error) {
+		if errors.Is(err, nbio.ErrReadTimeout) { // only HTTP connections have a read deadline (KeepaliveTime)
+			n.handshakeTimeouts.Add(1)
+		}
+	})
 	n.engine.OnWrittenSize(wsconn.OnWrittenSize)
 	n.engine.OnData(wsconn.OnData)
 	n.ws = wsconn.New(wsconn.Config{

@@ -51,7 +51,8 @@ type Snapshot struct {
 	// AuthFailures counts tokens refused at connect, refresh or the upgrade.
 	AuthFailures int64
 	// Refused counts connections refused or closed by a limit, by limit:
-	// "per_ip", "per_user", "connect_timeout", "token_expired".
+	// "per_ip", "per_user", "connect_timeout", "token_expired",
+	// "handshake_timeout".
 	Refused map[string]int64
 }
 
@@ -166,7 +167,7 @@ func newSnapshotCollector(snapshot func() Snapshot) *snapshotCollector {
 		rateLimited:       desc("rate_limited_commands_total", "Commands refused by the per-connection rate limit."),
 		commandErrors:     desc("command_errors_total", "Error replies sent to clients."),
 		authFailures:      desc("auth_failures_total", "Tokens refused at connect, refresh or the WebSocket upgrade."),
-		refused:           desc("limited_connections_total", "Connections refused or closed by a limit, by limit (per_ip, per_user, connect_timeout, token_expired).", "limit"),
+		refused:           desc("limited_connections_total", "Connections refused or closed by a limit, by limit (per_ip, per_user, connect_timeout, token_expired, handshake_timeout).", "limit"),
 	}
 }
 
