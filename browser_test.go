@@ -85,7 +85,7 @@ func TestChatPageGap(t *testing.T) {
 	cfg := tethertest.Config()
 	cfg.HistorySize = 3
 	n := tethertest.NewNode(t, cfg)
-	b := newBrowser(t, 30*time.Second)
+	b := newBrowser(t, 45*time.Second)
 	tb := b.open("tab", tethertest.HTTPURL(n, "/?shared=0#gap"))
 	waitConnected(tb, "gap")
 	publishChat(t, n, "gap", "api", "m1")
