@@ -1,13 +1,17 @@
 package tether_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/tetherhq/tether/auth/namespaces"
+	"github.com/tetherhq/tether/backend/memory"
 	"github.com/tetherhq/tether/protocol"
 	"github.com/tetherhq/tether/tethertest"
 )
@@ -72,5 +76,41 @@ func TestNamespaceHistory(t *testing.T) {
 				t.Errorf("%s: history %s %v, want %d publications", name, m.Result, m.Error, tt.history)
 			}
 		}
+	}
+}
+
+// TestChannelHistoryOtherStore: with a history the node did not make (NATS's,
+// or the embedder's), per-channel sizes cannot apply: New says so in its log,
+// and recover still applies.
+func TestChannelHistoryOtherStore(t *testing.T) {
+	off := false
+	z, err := namespaces.New(namespaces.Open, []namespaces.Namespace{{Name: "norec", Recover: &off}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := memory.NewHistory(memory.HistoryConfig{Size: 10})
+	t.Cleanup(func() { _ = h.Close(context.Background()) })
+	var logs bytes.Buffer
+	cfg := tethertest.Config()
+	cfg.Authorizer, cfg.ChannelHistory, cfg.Backends.History = z, z.History, h
+	cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	e := startEnv(t, cfg, false)
+	if !strings.Contains(logs.String(), "apply to the memory history only") {
+		t.Fatalf("no warning in the log:\n%s", logs.String())
+	}
+	epochs := map[string]string{}
+	for _, ch := range []string{"norec:a", "plain"} {
+		p, err := e.n.Publish(context.Background(), ch, json.RawMessage(`1`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		epochs[ch] = p.Epoch
+	}
+	c := e.dialTCP()
+	if res := c.subscribe("norec:a", &protocol.Position{Epoch: epochs["norec:a"]}); res.Recoverable || res.Recovered {
+		t.Errorf("norec:a: %+v, want recovery off", res)
+	}
+	if res := c.subscribe("plain", &protocol.Position{Epoch: epochs["plain"]}); !res.Recoverable || !res.Recovered || len(res.Publications) != 1 {
+		t.Errorf("plain: %+v, want recovered with 1 publication", res)
 	}
 }
