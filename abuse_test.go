@@ -59,8 +59,10 @@ func TestSlowloris(t *testing.T) {
 		t.Fatalf("slow connections closed after %v, want about the 500ms timeout", d)
 	}
 	want := fmt.Sprintf(`tether_limited_connections_total{limit="handshake_timeout"} %d`, slow)
-	scraper := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}} // no idle connection of its own to time out
-	waitFor(t, want, func() bool { // the count follows the close the client saw
+	// The scraper keeps no idle connection of its own to time out; the count
+	// follows the close the client saw.
+	scraper := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	waitFor(t, want, func() bool {
 		resp, err := scraper.Get(e.httpURL("/metrics"))
 		if err != nil {
 			return false
