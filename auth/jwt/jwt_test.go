@@ -2,6 +2,7 @@ package jwt
 
 import (
 	"context"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -136,11 +137,14 @@ func TestNewRefusesNoKey(t *testing.T) {
 // the error never quotes the token.
 func FuzzAuthenticate(f *testing.F) {
 	secret := []byte("fuzz")
-	valid, _ := gojwt.NewWithClaims(gojwt.SigningMethodHS256, gojwt.MapClaims{"sub": "ann", "info": map[string]int{"a": 1}}).SignedString(secret)
-	for _, s := range []string{valid, "", "a.b.c", "eyJhbGciOiJub25lIn0.eyJzdWIiOiJhIn0.", valid[:len(valid)-2]} {
+	ek, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	claims := gojwt.MapClaims{"sub": "ann", "info": map[string]int{"a": 1}}
+	valid, _ := gojwt.NewWithClaims(gojwt.SigningMethodHS256, claims).SignedString(secret)
+	es, _ := gojwt.NewWithClaims(gojwt.SigningMethodES256, claims).SignedString(ek)
+	for _, s := range []string{valid, es, "", "a.b.c", "eyJhbGciOiJub25lIn0.eyJzdWIiOiJhIn0.", valid[:len(valid)-2], es[:len(es)-3]} {
 		f.Add(s)
 	}
-	a, _ := New(Config{HMACSecret: secret})
+	a, _ := New(Config{HMACSecret: secret, PublicKeys: []crypto.PublicKey{&ek.PublicKey}}) // ES256 tokens go through the cache
 	f.Fuzz(func(t *testing.T, token string) {
 		id, err := a.Authenticate(context.Background(), auth.Credentials{Token: token})
 		if err == nil {
