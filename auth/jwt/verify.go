@@ -137,7 +137,7 @@ func newHMACs(secret []byte) *hmacs {
 func (h *hmacs) verify(input string, sig []byte) bool {
 	m := h.pool.Get().(hash.Hash)
 	m.Reset()
-	m.Write([]byte(input)) // does not allocate: the compiler sees the conversion does not escape
+	m.Write([]byte(input))
 	var buf [sha256.Size]byte
 	ok := hmac.Equal(m.Sum(buf[:0]), sig)
 	h.pool.Put(m)
@@ -192,7 +192,10 @@ func (a *Authenticator) verify(ctx context.Context, token string) (*claims, erro
 	if err := decodeJSON(token[h1+1:p2], &cl); err != nil {
 		return nil, unauthorized(errMalformed)
 	}
-	return &cl, a.validate(&cl)
+	if err := a.validate(&cl); err != nil {
+		return nil, err
+	}
+	return &cl, nil
 }
 
 // verifySignature checks sig over input with the keys of hd.Alg.
