@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tetherhq/tether"
+	"github.com/tetherhq/tether/backend"
 	tnats "github.com/tetherhq/tether/backend/nats"
 	"github.com/tetherhq/tether/backend/nats/embedded"
 	"github.com/tetherhq/tether/protocol"
@@ -84,6 +85,25 @@ func TestNATSTwoNodes(t *testing.T) {
 	defer r.mu.Unlock()
 	if err := checkSequence(r.pubs, epoch, 1, 20); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestNATSPresenceShared: with --nats, the nodes share one presence store:
+// a member one node adds is listed by the other.
+func TestNATSPresenceShared(t *testing.T) {
+	srv := startNATS(t, t.TempDir(), 0)
+	a := tethertest.NewNode(t, natsConfig(srv.URL()))
+	b := tethertest.NewNode(t, natsConfig(srv.URL()))
+	if _, ok := a.PresenceStore().(*tnats.Presence); !ok {
+		t.Fatalf("the node's presence store is %T, want *nats.Presence", a.PresenceStore())
+	}
+	ctx := context.Background()
+	if err := a.PresenceStore().Add(ctx, "room", backend.Member{Client: "c1", User: "ann"}); err != nil {
+		t.Fatal(err)
+	}
+	ms, err := b.PresenceStore().Members(ctx, "room")
+	if err != nil || len(ms) != 1 || ms[0].Client != "c1" || ms[0].User != "ann" {
+		t.Fatalf("the other node lists %+v, %v; want c1 of ann", ms, err)
 	}
 }
 

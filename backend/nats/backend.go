@@ -42,6 +42,13 @@ type Config struct {
 	// HistoryTTL is how long a publication is kept (the stream's max age).
 	// Zero keeps it until HistorySize newer ones push it out.
 	HistoryTTL time.Duration
+	// PresenceBucket is the key-value bucket of presence. Defaults to
+	// Stream + "_PRESENCE".
+	PresenceBucket string
+	// PresenceTTL is how long a member stays in the presence bucket without
+	// being added again: the bound on how long the members of a node that
+	// died stay listed. Defaults to one minute, as the memory store.
+	PresenceTTL time.Duration
 	// Linger is how long the Broker keeps a channel's NATS subscription after
 	// the node withdrew its interest, so that a subscriber that comes back
 	// soon does not churn. Defaults to 2s; negative: none.
@@ -67,6 +74,8 @@ const (
 	defaultStream  = "TETHER"
 	defaultLinger  = 2 * time.Second
 	defaultTimeout = 5 * time.Second
+	// defaultPresenceTTL is the memory store's default too.
+	defaultPresenceTTL = time.Minute
 	// maxHeads caps the channels whose last position a Backend remembers.
 	maxHeads = 1 << 17
 )
@@ -81,9 +90,12 @@ type Backend struct {
 	stream  string
 	broker  *Broker
 	history *History
-	closed  atomic.Bool
-	once    sync.Once
-	nodes   nodes
+	// presence and kv are the presence store and its bucket.
+	presence *Presence
+	kv       jetstream.KeyValue
+	closed   atomic.Bool
+	once     sync.Once
+	nodes    nodes
 
 	seed  maphash.Seed
 	heads [64]struct {
@@ -115,6 +127,12 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 	if cfg.Replicas <= 0 {
 		cfg.Replicas = 1
 	}
+	if cfg.PresenceBucket == "" {
+		cfg.PresenceBucket = cfg.Stream + "_PRESENCE"
+	}
+	if cfg.PresenceTTL <= 0 {
+		cfg.PresenceTTL = defaultPresenceTTL
+	}
 	if cfg.Linger == 0 {
 		cfg.Linger = defaultLinger
 	}
@@ -130,6 +148,7 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 	}
 	b.broker = &Broker{b: b, subs: make(map[string]*interest)}
 	b.history = &History{b: b}
+	b.presence = &Presence{b: b}
 	opts := append([]natsgo.Option{
 		natsgo.Name(cfg.Name),
 		natsgo.MaxReconnects(-1),
@@ -152,6 +171,9 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 	b.nc = nc
 	if b.js, err = jetstream.New(nc); err == nil {
 		err = b.ensureStream(ctx)
+	}
+	if err == nil {
+		err = b.ensureBucket(ctx)
 	}
 	if err != nil {
 		nc.Close()
@@ -205,6 +227,29 @@ func (b *Backend) ensureStream(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("nats: stream %s: %w", b.stream, err)
 	}
+	return nil
+}
+
+// ensureBucket creates the presence bucket, or updates its TTL to cfg's.
+func (b *Backend) ensureBucket(ctx context.Context) error {
+	ctx, cancel := b.bound(ctx)
+	defer cancel()
+	storage := jetstream.FileStorage
+	if b.cfg.MemoryStorage {
+		storage = jetstream.MemoryStorage
+	}
+	kv, err := b.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      b.cfg.PresenceBucket,
+		Description: "tether presence: one key per channel member",
+		History:     1,
+		TTL:         b.cfg.PresenceTTL,
+		Storage:     storage,
+		Replicas:    b.cfg.Replicas,
+	})
+	if err != nil {
+		return fmt.Errorf("nats: presence bucket %s: %w", b.cfg.PresenceBucket, err)
+	}
+	b.kv = kv
 	return nil
 }
 
