@@ -93,6 +93,7 @@ type Backend struct {
 	// presence and kv are the presence store and its bucket.
 	presence *Presence
 	kv       jetstream.KeyValue
+	keeper   *keeper
 	closed   atomic.Bool
 	once     sync.Once
 	nodes    nodes
@@ -110,6 +111,7 @@ type head struct {
 	prev   uint64 // the sequence of the message before it on the subject
 	epoch  string
 	offset uint64
+	at     time.Time // when it was stored; zero when this node does not know
 }
 
 // Open connects to NATS, creates the history stream or updates its settings,
@@ -179,6 +181,7 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 		nc.Close()
 		return nil, err
 	}
+	b.startKeeper()
 	return b, nil
 }
 
@@ -212,7 +215,9 @@ func (b *Backend) ensureStream(ctx context.Context) error {
 	if b.cfg.MemoryStorage {
 		storage = jetstream.MemoryStorage
 	}
-	perSubject := int64(max(b.cfg.HistorySize, 1))
+	// One more than the history: the channel's last message may be a
+	// marker, which holds no publication (Read returns HistorySize at most).
+	perSubject := int64(max(b.cfg.HistorySize, 0) + 1)
 	_, err := b.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:              b.stream,
 		Description:       "tether history: one subject per channel",
@@ -280,6 +285,7 @@ func (b *Backend) Close(ctx context.Context) error {
 	b.once.Do(func() {
 		b.closed.Store(true)
 		b.stopAnnouncing()
+		b.stopKeeper()
 		b.broker.closeAll()
 		fctx, cancel := b.bound(ctx)
 		defer cancel()

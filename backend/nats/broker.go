@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	natsgo "github.com/nats-io/nats.go"
@@ -53,6 +54,23 @@ type interest struct {
 	// Owned by the subscription's goroutine once ready is closed.
 	lastSeq   uint64
 	lastEpoch string
+	// touched is when the channel last had a message, as far as this node
+	// knows (unix nanoseconds), for the keeper (keep.go).
+	touched atomic.Int64
+}
+
+// interests returns the channels this node has subscribers to, lingering
+// ones left out.
+func (br *Broker) interests() []*interest {
+	br.mu.Lock()
+	defer br.mu.Unlock()
+	out := make([]*interest, 0, len(br.subs))
+	for _, in := range br.subs {
+		if !in.lingering {
+			out = append(out, in)
+		}
+	}
+	return out
 }
 
 // Register implements backend.Broker. It can be called once.
@@ -137,6 +155,11 @@ func (br *Broker) Subscribe(ctx context.Context, channel string) error {
 		return fmt.Errorf("nats: subscribe: %w", err)
 	}
 	in.lastSeq, in.lastEpoch = last.seq, last.epoch
+	if last.at.IsZero() {
+		touch(&in.touched)
+	} else {
+		in.touched.Store(last.at.UnixNano())
+	}
 	close(in.ready)
 	return nil
 }
@@ -187,6 +210,7 @@ func (br *Broker) Unsubscribe(_ context.Context, channel string) error {
 // receive handles one message of in's subscription, on its goroutine.
 func (br *Broker) receive(in *interest, m *natsgo.Msg) {
 	<-in.ready
+	touch(&in.touched)
 	seqHdr := m.Header.Get(hdrSeq)
 	if seqHdr == "" { // not positioned by this package's History: as it is
 		br.deliver(m.Data)
@@ -232,7 +256,7 @@ func (br *Broker) fill(in *interest, prev uint64) {
 		return // the hole stays: clients see it by its offsets and recover
 	}
 	for _, s := range msgs {
-		if s.seq <= in.lastSeq || s.seq > prev || s.offset == 0 {
+		if s.seq <= in.lastSeq || s.seq > prev || s.marker() {
 			continue
 		}
 		in.lastSeq, in.lastEpoch = s.seq, s.epoch

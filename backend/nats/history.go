@@ -195,7 +195,11 @@ func (h *History) window(ctx context.Context, subject string, top head) ([]store
 			return nil, err
 		}
 	}
-	return run(msgs, top), nil
+	out := run(msgs, top)
+	if n := len(out); n > h.b.cfg.HistorySize { // a marker took no room
+		out = out[n-h.b.cfg.HistorySize:]
+	}
+	return out, nil
 }
 
 // run keeps the publications of msgs in top's epoch that lead to top without
@@ -203,7 +207,7 @@ func (h *History) window(ctx context.Context, subject string, top head) ([]store
 func run(msgs []stored, top head) []stored {
 	var out []stored
 	for _, s := range msgs {
-		if s.epoch != top.epoch || s.offset == 0 || s.seq > top.seq {
+		if s.epoch != top.epoch || s.marker() || s.seq > top.seq {
 			continue
 		}
 		if n := len(out); n > 0 && out[n-1].offset+1 != s.offset {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -27,9 +28,16 @@ const (
 type stored struct {
 	seq    uint64
 	epoch  string
-	offset uint64 // 0: an epoch marker, no publication
-	data   []byte // the encoded publication
+	offset uint64 // a marker's is its channel's offset when it was written
+	data   []byte // the encoded publication; empty: a marker
+	at     time.Time
 }
+
+// marker says s holds no publication, only its channel's position: offset 0
+// in a new epoch (History.Read of an empty subject), or the offset of the
+// channel's last publication (written by a node that keeps a quiet channel's
+// position, Broker.keep).
+func (s stored) marker() bool { return len(s.data) == 0 }
 
 // parse reads a stored message's position from its headers.
 func parse(seq uint64, hdr natsgo.Header, data []byte) (stored, error) {
@@ -68,9 +76,10 @@ type msgGet struct {
 
 type msgGetResponse struct {
 	Message *struct {
-		Seq  uint64 `json:"seq"`
-		Hdrs []byte `json:"hdrs"`
-		Data []byte `json:"data"`
+		Time time.Time `json:"time"`
+		Seq  uint64    `json:"seq"`
+		Hdrs []byte    `json:"hdrs"`
+		Data []byte    `json:"data"`
 	} `json:"message"`
 	Error *jetstream.APIError `json:"error"`
 }
@@ -108,7 +117,9 @@ func (b *Backend) get(ctx context.Context, req msgGet) (stored, error) {
 			return stored{}, fmt.Errorf("nats: stream get: %w", err)
 		}
 	}
-	return parse(resp.Message.Seq, hdr, resp.Message.Data)
+	s, err := parse(resp.Message.Seq, hdr, resp.Message.Data)
+	s.at = resp.Message.Time
+	return s, err
 }
 
 // last returns the last message of subject as the stream's leader has it,
@@ -121,7 +132,7 @@ func (b *Backend) last(ctx context.Context, subject string) (head, error) {
 	if err != nil {
 		return head{}, err
 	}
-	return head{seq: s.seq, epoch: s.epoch, offset: s.offset}, nil
+	return head{seq: s.seq, epoch: s.epoch, offset: s.offset, at: s.at}, nil
 }
 
 // scan returns subject's messages with sequences from..upTo (upTo zero: to
