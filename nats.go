@@ -57,7 +57,7 @@ func (n *Node) openNATS() (*tnats.Backend, error) {
 	b, err := tnats.Open(ctx, tnats.Config{
 		URL: c.URL, Options: c.Options, Name: c.Name, Prefix: c.Prefix, Stream: c.Stream,
 		Replicas: c.Replicas, MemoryStorage: c.MemoryStorage,
-		HistorySize: n.cfg.HistorySize, HistoryTTL: n.cfg.HistoryTTL,
+		HistorySize: n.cfg.HistorySize, HistoryTTL: n.cfg.HistoryTTL, MaxChannels: n.cfg.MaxChannels,
 		Logger: n.log,
 	})
 	if err != nil {

@@ -107,6 +107,28 @@ func TestNATSPresenceShared(t *testing.T) {
 	}
 }
 
+// TestNATSMaxChannels: with --nats, Config.MaxChannels caps the channels of
+// the shared history, all nodes together.
+func TestNATSMaxChannels(t *testing.T) {
+	srv := startNATS(t, t.TempDir(), 0)
+	cfg := natsConfig(srv.URL())
+	cfg.MaxChannels = 2
+	a := tethertest.NewNode(t, cfg)
+	b := tethertest.NewNode(t, cfg)
+	ctx := context.Background()
+	for _, ch := range []string{"one", "two"} {
+		if _, err := a.Publish(ctx, ch, numbered(1)); err != nil {
+			t.Fatalf("Publish(%s): %v", ch, err)
+		}
+	}
+	if _, err := b.Publish(ctx, "three", numbered(1)); !errors.Is(err, tether.ErrTooManyChannels) {
+		t.Fatalf("Publish to a third channel on the other node: %v, want ErrTooManyChannels", err)
+	}
+	if _, err := b.Publish(ctx, "one", numbered(2)); err != nil {
+		t.Fatalf("Publish to a channel held: %v", err)
+	}
+}
+
 // TestNATSUnreachable: a node whose NATS does not answer does not start, and
 // says why.
 func TestNATSUnreachable(t *testing.T) {

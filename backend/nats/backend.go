@@ -49,6 +49,12 @@ type Config struct {
 	// being added again: the bound on how long the members of a node that
 	// died stay listed. Defaults to one minute, as the memory store.
 	PresenceTTL time.Duration
+	// MaxChannels caps the channels the history holds, all nodes together
+	// (the stream's subjects): an Append or Read that would add one more
+	// returns backend.ErrTooManyChannels. The count is read from the stream
+	// every second, so other nodes can take it past the cap by what they
+	// create in a second. Zero: no cap.
+	MaxChannels int
 	// Linger is how long the Broker keeps a channel's NATS subscription after
 	// the node withdrew its interest, so that a subscriber that comes back
 	// soon does not churn. Defaults to 2s; negative: none.
@@ -94,6 +100,7 @@ type Backend struct {
 	presence *Presence
 	kv       jetstream.KeyValue
 	keeper   *keeper
+	channels channelCount
 	closed   atomic.Bool
 	once     sync.Once
 	nodes    nodes

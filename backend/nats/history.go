@@ -43,10 +43,17 @@ func (h *History) Append(ctx context.Context, pub *protocol.Publication) (protoc
 			return protocol.Position{}, err
 		}
 	}
+	admitted := false
 	for range maxAttempts {
 		epoch, offset := last.epoch, last.offset+1
 		if last.seq == 0 { // the subject is empty: a new epoch
 			epoch, offset = newEpoch(), 1
+			if !admitted {
+				if err := b.admitChannel(ctx); err != nil {
+					return protocol.Position{}, err
+				}
+				admitted = true
+			}
 		}
 		cp := &protocol.Publication{Channel: pub.Channel, Epoch: epoch, Offset: offset, Data: pub.Data, From: pub.From}
 		data, err := cp.Encode()
@@ -159,6 +166,7 @@ func (h *History) Read(ctx context.Context, channel string, q backend.Query) (ba
 // publication), so that its first publication takes the epoch Read tells.
 func (h *History) top(ctx context.Context, channel, subject string) (head, error) {
 	b := h.b
+	admitted := false
 	for range maxAttempts {
 		top, err := b.last(ctx, subject)
 		if err != nil || top.seq != 0 {
@@ -166,6 +174,12 @@ func (h *History) top(ctx context.Context, channel, subject string) (head, error
 				b.setHead(channel, top)
 			}
 			return top, err
+		}
+		if !admitted {
+			if err := b.admitChannel(ctx); err != nil {
+				return head{}, err
+			}
+			admitted = true
 		}
 		epoch := newEpoch()
 		seq, err := h.store(ctx, subject, epoch, 0, nil, 0)
