@@ -20,7 +20,7 @@ import (
 
 // startNATS starts an in-process NATS server with JetStream in dir, on port
 // (0: a free one), and shuts it down when t ends.
-func startNATS(t *testing.T, dir string, port int) *embedded.Server {
+func startNATS(t testing.TB, dir string, port int) *embedded.Server {
 	t.Helper()
 	s, err := embedded.Start(embedded.Config{Dir: dir, Port: port})
 	if err != nil {

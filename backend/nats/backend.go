@@ -188,6 +188,7 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 		nc.Close()
 		return nil, err
 	}
+	b.broker.disp.start(b.broker.receive)
 	b.startKeeper()
 	return b, nil
 }
@@ -300,6 +301,7 @@ func (b *Backend) Close(ctx context.Context) error {
 			b.log.Warn("nats: flush at close", "err", err)
 		}
 		b.nc.Close()
+		b.broker.disp.close()
 	})
 	return nil
 }

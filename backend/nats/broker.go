@@ -27,12 +27,13 @@ var (
 // has interest (and Config.Linger after), so a publication crosses NATS once
 // per interested node, already encoded.
 //
-// Each subscription delivers on a goroutine of its own (nats.go's), one
-// message at a time: a channel's handler calls never overlap, and a gap
-// filled from the stream holds up that channel only.
+// The subscriptions deliver on a fixed set of goroutines, each channel on
+// one of them (dispatcher): a channel's handler calls never overlap, and a
+// gap filled from the stream holds up the channels of its shard only.
 type Broker struct {
 	b      *Backend
 	handle func(*protocol.Publication)
+	disp   dispatcher
 
 	mu     sync.Mutex // guards subs and closed
 	subs   map[string]*interest
@@ -42,6 +43,7 @@ type Broker struct {
 // interest is this node's subscription to one channel.
 type interest struct {
 	channel string
+	subject string // the broker subject
 	sub     *natsgo.Subscription
 	ready   chan struct{} // closed once lastSeq is set
 	// lingering and gen are guarded by Broker.mu: a linger timer removes the
@@ -133,10 +135,11 @@ func (br *Broker) Subscribe(ctx context.Context, channel string) error {
 		br.mu.Unlock()
 		return nil
 	}
-	in := &interest{channel: channel, ready: make(chan struct{})}
-	sub, err := b.nc.Subscribe(b.brokerSubject(channel), func(m *natsgo.Msg) { br.receive(in, m) })
+	in := &interest{channel: channel, subject: b.brokerSubject(channel), ready: make(chan struct{})}
+	sub, err := b.nc.ChanSubscribe(in.subject, br.disp.add(in.subject, in))
 	if err != nil {
 		br.mu.Unlock()
+		br.disp.remove(in.subject, in)
 		return fmt.Errorf("nats: subscribe: %w", err)
 	}
 	in.sub = sub
@@ -171,7 +174,7 @@ func (br *Broker) drop(in *interest) {
 		delete(br.subs, in.channel)
 	}
 	br.mu.Unlock()
-	_ = in.sub.Unsubscribe()
+	br.unsubscribe(in)
 	select {
 	case <-in.ready:
 	default:
@@ -190,7 +193,7 @@ func (br *Broker) Unsubscribe(_ context.Context, channel string) error {
 	}
 	if br.b.cfg.Linger < 0 {
 		delete(br.subs, channel)
-		_ = in.sub.Unsubscribe()
+		br.unsubscribe(in)
 		return nil
 	}
 	in.lingering = true
@@ -201,7 +204,7 @@ func (br *Broker) Unsubscribe(_ context.Context, channel string) error {
 		defer br.mu.Unlock()
 		if in.lingering && in.gen == gen && br.subs[channel] == in {
 			delete(br.subs, channel)
-			_ = in.sub.Unsubscribe()
+			br.unsubscribe(in)
 		}
 	})
 	return nil
@@ -284,8 +287,15 @@ func (br *Broker) closeAll() {
 		if in.timer != nil {
 			in.timer.Stop()
 		}
-		_ = in.sub.Unsubscribe()
+		br.unsubscribe(in)
 	}
+}
+
+// unsubscribe ends in's subscription; messages of it still queued are
+// dropped.
+func (br *Broker) unsubscribe(in *interest) {
+	_ = in.sub.Unsubscribe()
+	br.disp.remove(in.subject, in)
 }
 
 // Check implements backend.Checker.
