@@ -2,6 +2,7 @@ package tether_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
@@ -126,6 +127,45 @@ func TestNATSMaxChannels(t *testing.T) {
 	}
 	if _, err := b.Publish(ctx, "one", numbered(2)); err != nil {
 		t.Fatalf("Publish to a channel held: %v", err)
+	}
+}
+
+// TestNATSQuietChannel leaves a channel with a subscriber quiet for longer
+// than the history TTL: its next publication reaches the subscriber in the
+// same epoch, and a client whose position is older than what is kept is
+// told it did not recover, in that epoch too.
+func TestNATSQuietChannel(t *testing.T) {
+	const ttl = time.Second
+	srv := startNATS(t, t.TempDir(), 0)
+	cfg := natsConfig(srv.URL())
+	cfg.HistoryTTL = ttl
+	a := tethertest.NewNode(t, cfg)
+	b := tethertest.NewNode(t, cfg)
+	c := dial(t, a)
+	sub := c.subscribe("quiet")
+	ctx := context.Background()
+	first, err := b.Publish(ctx, "quiet", numbered(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := c.read(); m.Op != "pub" || m.Epoch != first.Epoch || m.Offset != 1 || sub.Epoch != first.Epoch {
+		t.Fatalf("got %+v after subscribing at %+v, want offset 1 of %s", m, sub, first.Epoch)
+	}
+	time.Sleep(3 * ttl) // the time that passes is what is tested
+	if _, err := b.Publish(ctx, "quiet", numbered(2)); err != nil {
+		t.Fatal(err)
+	}
+	if m := c.read(); m.Op != "pub" || m.Epoch != first.Epoch || m.Offset != 2 {
+		t.Fatalf("after the quiet time: %+v, want offset 2 of %s", m, first.Epoch)
+	}
+	late := dial(t, b)
+	m := late.call(protocol.Command{Op: protocol.OpSubscribe, Channel: "quiet", Recover: &protocol.Position{Epoch: first.Epoch}})
+	var res protocol.SubscribeResult
+	if m.Error != nil || json.Unmarshal(m.Result, &res) != nil {
+		t.Fatalf("subscribe with recovery: %+v", m)
+	}
+	if res.Recovered || res.Epoch != first.Epoch || res.Offset != 2 {
+		t.Fatalf("recovering from offset 0 after offset 1 expired: %+v, want recovered:false at %s/2", res, first.Epoch)
 	}
 }
 
