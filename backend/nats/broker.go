@@ -30,6 +30,9 @@ var (
 // The subscriptions deliver on a fixed set of goroutines, each channel on
 // one of them (dispatcher): a channel's handler calls never overlap, and a
 // gap filled from the stream holds up the channels of its shard only.
+//
+// Lock order: Broker.mu, then a dispatcher shard's lock; the handler is
+// called with neither held.
 type Broker struct {
 	b      *Backend
 	handle func(*protocol.Publication)
@@ -53,7 +56,7 @@ type interest struct {
 	timer     *time.Timer
 	// lastSeq is the stream sequence of the last publication delivered (or
 	// the subject's last when the subscription began), lastEpoch its epoch.
-	// Owned by the subscription's goroutine once ready is closed.
+	// Owned by the channel's dispatcher goroutine once ready is closed.
 	lastSeq   uint64
 	lastEpoch string
 	// touched is when the channel last had a message, as far as this node
