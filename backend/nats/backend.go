@@ -219,10 +219,6 @@ func redact(urls string) string {
 func (b *Backend) ensureStream(ctx context.Context) error {
 	ctx, cancel := b.bound(ctx)
 	defer cancel()
-	storage := jetstream.FileStorage
-	if b.cfg.MemoryStorage {
-		storage = jetstream.MemoryStorage
-	}
 	// One more than the history: the channel's last message may be a
 	// marker, which holds no publication (Read returns HistorySize at most).
 	perSubject := int64(max(b.cfg.HistorySize, 0) + 1)
@@ -230,7 +226,7 @@ func (b *Backend) ensureStream(ctx context.Context) error {
 		Name:              b.stream,
 		Description:       "tether history: one subject per channel",
 		Subjects:          []string{b.cfg.Prefix + ".h.>"},
-		Storage:           storage,
+		Storage:           b.storage(),
 		Replicas:          b.cfg.Replicas,
 		MaxMsgsPerSubject: perSubject,
 		MaxAge:            max(b.cfg.HistoryTTL, 0),
@@ -243,20 +239,24 @@ func (b *Backend) ensureStream(ctx context.Context) error {
 	return nil
 }
 
+// storage is where the stream and the bucket keep their messages.
+func (b *Backend) storage() jetstream.StorageType {
+	if b.cfg.MemoryStorage {
+		return jetstream.MemoryStorage
+	}
+	return jetstream.FileStorage
+}
+
 // ensureBucket creates the presence bucket, or updates its TTL to cfg's.
 func (b *Backend) ensureBucket(ctx context.Context) error {
 	ctx, cancel := b.bound(ctx)
 	defer cancel()
-	storage := jetstream.FileStorage
-	if b.cfg.MemoryStorage {
-		storage = jetstream.MemoryStorage
-	}
 	kv, err := b.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      b.cfg.PresenceBucket,
 		Description: "tether presence: one key per channel member",
 		History:     1,
 		TTL:         b.cfg.PresenceTTL,
-		Storage:     storage,
+		Storage:     b.storage(),
 		Replicas:    b.cfg.Replicas,
 	})
 	if err != nil {
