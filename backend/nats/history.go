@@ -43,6 +43,14 @@ func (h *History) Append(ctx context.Context, pub *protocol.Publication) (protoc
 			return protocol.Position{}, err
 		}
 	}
+	// pub itself is encoded for each attempt (its encoding is what is
+	// stored and what subscribers get); a refused attempt starts again from
+	// the publication as given.
+	given := *pub
+	fail := func(err error) (protocol.Position, error) {
+		*pub = given
+		return protocol.Position{}, err
+	}
 	admitted := false
 	for range maxAttempts {
 		epoch, offset := last.epoch, last.offset+1
@@ -50,34 +58,32 @@ func (h *History) Append(ctx context.Context, pub *protocol.Publication) (protoc
 			epoch, offset = newEpoch(), 1
 			if !admitted {
 				if err := b.admitChannel(ctx); err != nil {
-					return protocol.Position{}, err
+					return fail(err)
 				}
 				admitted = true
 			}
 		}
-		cp := &protocol.Publication{Channel: pub.Channel, Epoch: epoch, Offset: offset, Data: pub.Data, From: pub.From}
-		data, err := cp.Encode()
+		*pub = given
+		pub.Epoch, pub.Offset = epoch, offset
+		data, err := pub.Encode()
 		if err != nil {
-			return protocol.Position{}, err
+			return fail(err)
 		}
 		seq, err := h.store(ctx, subject, epoch, offset, data, last.seq)
 		if isWrongLast(err) {
 			if last, err = b.last(ctx, subject); err != nil {
-				return protocol.Position{}, err
+				return fail(err)
 			}
 			continue
 		}
 		if err != nil {
 			b.forgetHead(pub.Channel)
-			return protocol.Position{}, err
+			return fail(err)
 		}
 		b.setHead(pub.Channel, head{seq: seq, prev: last.seq, epoch: epoch, offset: offset})
-		pub.Epoch, pub.Offset = epoch, offset
-		if _, err := pub.Encode(); err != nil {
-			return protocol.Position{}, err // cannot happen: cp encoded
-		}
 		return protocol.Position{Epoch: epoch, Offset: offset}, nil
 	}
+	*pub = given
 	return protocol.Position{}, fmt.Errorf("nats: append to %s: %d attempts lost to other nodes", pub.Channel, maxAttempts)
 }
 
