@@ -29,14 +29,14 @@ type stored struct {
 	seq    uint64
 	epoch  string
 	offset uint64 // a marker's is its channel's offset when it was written
-	data   []byte // the encoded publication; empty: a marker
-	at     time.Time
+	data   []byte    // the encoded publication; empty: a marker
+	at     time.Time // when the stream stored it; set by leader gets only
 }
 
 // marker says s holds no publication, only its channel's position: offset 0
 // in a new epoch (History.Read of an empty subject), or the offset of the
 // channel's last publication (written by a node that keeps a quiet channel's
-// position, Broker.keep).
+// position, Backend.keep).
 func (s stored) marker() bool { return len(s.data) == 0 }
 
 // parse reads a stored message's position from its headers.
