@@ -28,7 +28,7 @@ const (
 type stored struct {
 	seq    uint64
 	epoch  string
-	offset uint64 // a marker's is its channel's offset when it was written
+	offset uint64    // a marker's is its channel's offset when it was written
 	data   []byte    // the encoded publication; empty: a marker
 	at     time.Time // when the stream stored it; set by leader gets only
 }
