@@ -100,7 +100,7 @@ func (p *Presence) Members(ctx context.Context, channel string) ([]backend.Membe
 		}
 		var m backend.Member
 		if err := json.Unmarshal(data, &m); err != nil {
-			return fmt.Errorf("nats: presence: a member that is not JSON: %w", err)
+			return fmt.Errorf("a member that is not JSON: %w", err)
 		}
 		out = append(out, m)
 		return nil
