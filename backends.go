@@ -43,6 +43,9 @@ func (n *Node) openBackends() (hub.Config, error) {
 		if b.Broker == nil {
 			b.Broker = nb.Broker()
 		}
+		if b.Presence == nil {
+			b.Presence = nb.Presence()
+		}
 	}
 	var perChannel func(string) (int, time.Duration)
 	if n.cfg.ChannelHistory != nil {
