@@ -50,6 +50,11 @@ func TestPresence(t *testing.T, s PresenceSuite) {
 	t.Run("Concurrent", s.testPresenceConcurrent)
 	t.Run("Canceled", s.testPresenceCanceled)
 	t.Run("Closed", s.testPresenceClosed)
+	// Stores that are a backend.PresenceTracker; the others skip these.
+	t.Run("TrackerJoinLeave", s.testTrackerJoinLeave)
+	t.Run("TrackerConcurrentUsers", s.testTrackerConcurrentUsers)
+	t.Run("TrackerRefresh", s.testTrackerRefresh)
+	t.Run("TrackerCanceledAndClosed", s.testTrackerCanceled)
 }
 
 // presenceCase is one test's store and what it needs to drive it.
