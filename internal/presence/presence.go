@@ -1,0 +1,392 @@
+// Package presence is a node's side of presence: it adds the node's
+// connections to the presence store (package backend) when they subscribe to
+// a channel that keeps presence and removes them when they go, keeps their
+// entries alive with batched refreshes, and turns the changes into presence
+// pushes: joins and leaves (per connection or per user) and occupancy,
+// coalesced per channel into one push per window, sent through the broker so
+// that the subscribers of every node get them.
+//
+// Whether a user's connection is its first or last in a channel is decided
+// by the store (backend.PresenceTracker), which may be shared by several
+// nodes, never by this node's connections alone. The package keeps, per
+// channel, only the client ids of this node's members (for the refreshes)
+// and the window's pending changes: O(1) work per join or leave, O(1) pushes
+// per window whatever the channel's size.
+//
+// It does no I/O of its own besides the store and broker calls, and knows
+// nothing of connections, sessions or the protocol's commands.
+//
+// Lock order: shard.mu, then channel.mu; store and broker calls are made
+// under channel.mu (which serialises a channel's changes on this node, so
+// that the window sees them in the store's order) and never under shard.mu.
+package presence
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"hash/maphash"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tetherhq/tether/auth"
+	"github.com/tetherhq/tether/backend"
+	"github.com/tetherhq/tether/protocol"
+)
+
+// Defaults of Config.
+const (
+	DefaultWindow          = 500 * time.Millisecond
+	DefaultMaxListed       = 100
+	DefaultRefreshInterval = 20 * time.Second
+	refreshBatch           = 1000 // clients per Refresh call
+)
+
+// Config configures a Presence.
+type Config struct {
+	// Store keeps the members. Required. A backend.PresenceTracker gets joins
+	// and leaves per user right across nodes; another store gets them per
+	// connection, and refreshes by Members and Add.
+	Store backend.Presence
+	// Broker carries the pushes to every node when it is a
+	// backend.PushBroker; otherwise (or when nil) they go to Deliver only.
+	Broker backend.Broker
+	// Deliver hands a push's payload to this node's subscribers of channel.
+	// Required. It is called from the broker's goroutines or the window's
+	// timer, must not block, and must not keep payload.
+	Deliver func(channel string, payload []byte)
+	// Window is how long changes are gathered into one push per channel.
+	// Defaults to DefaultWindow (500 ms): a subscriber gets at most two
+	// presence pushes per second per node that changes the channel.
+	Window time.Duration
+	// MaxListed caps the members a push lists, joins and leaves together;
+	// past it the push carries only their counts. Defaults to
+	// DefaultMaxListed (100).
+	MaxListed int
+	// RefreshInterval is how often this node renews its members' entries in
+	// the store, in batches. Defaults to DefaultRefreshInterval (20 s); it
+	// must be well under the store's TTL (the memory store's: 1 min).
+	RefreshInterval time.Duration
+	// Logger takes store and broker failures. Defaults to discarding them.
+	Logger *slog.Logger
+}
+
+// Stats are counters of a Presence since it started.
+type Stats struct {
+	Pushes  atomic.Int64 // pushes sent (one per channel per window)
+	Changes atomic.Int64 // joins and leaves taken into windows
+	Errors  atomic.Int64 // failed store or broker calls
+}
+
+const shardCount = 32
+
+// Presence is a node's presence. All methods are safe for concurrent use.
+type Presence struct {
+	cfg     Config
+	tracker backend.PresenceTracker // nil when the store is not one
+	pusher  backend.PushBroker      // nil when the broker is not one
+	log     *slog.Logger
+	seed    maphash.Seed
+	stats   Stats
+	closed  atomic.Bool
+	shards  [shardCount]shard
+}
+
+type shard struct {
+	mu       sync.Mutex
+	channels map[string]*channel
+}
+
+// channel is one channel's presence on this node. Its fields are guarded by
+// mu.
+type channel struct {
+	name string
+	opts auth.PresenceOptions
+	mu   sync.Mutex
+	// clients are this node's members of the channel.
+	clients map[string]struct{}
+	// removed: dropped from its shard; a Join that finds it looks again.
+	removed bool
+	// The window: its pending joins and leaves, by who they are about, and
+	// whether a flush is scheduled.
+	pending   map[key]pending
+	scheduled bool
+	// stats are the counts after the latest change; sent the ones the last
+	// push carried.
+	stats, sent backend.PresenceStats
+}
+
+// key is whom a pending change is about: a user (per-user join_leave) or a
+// client.
+type key struct{ user, client string }
+
+type pending struct {
+	m    backend.Member
+	join bool
+}
+
+// New returns a Presence and registers its push handler with cfg.Broker when
+// it is a backend.PushBroker. Call Run to refresh entries, Close to stop.
+func New(cfg Config) (*Presence, error) {
+	if cfg.Store == nil || cfg.Deliver == nil {
+		return nil, errors.New("presence: a store and a Deliver function are required")
+	}
+	if cfg.Window <= 0 {
+		cfg.Window = DefaultWindow
+	}
+	if cfg.MaxListed <= 0 {
+		cfg.MaxListed = DefaultMaxListed
+	}
+	if cfg.RefreshInterval <= 0 {
+		cfg.RefreshInterval = DefaultRefreshInterval
+	}
+	p := &Presence{cfg: cfg, log: cfg.Logger, seed: maphash.MakeSeed()}
+	if p.log == nil {
+		p.log = slog.New(slog.DiscardHandler)
+	}
+	p.tracker, _ = cfg.Store.(backend.PresenceTracker)
+	if pb, ok := cfg.Broker.(backend.PushBroker); ok {
+		if err := pb.RegisterPush(cfg.Deliver); err != nil {
+			return nil, err
+		}
+		p.pusher = pb
+	}
+	for i := range p.shards {
+		p.shards[i].channels = make(map[string]*channel)
+	}
+	return p, nil
+}
+
+// Stats returns the counters.
+func (p *Presence) Stats() *Stats { return &p.stats }
+
+func (p *Presence) shard(name string) *shard {
+	return &p.shards[maphash.String(p.seed, name)%shardCount]
+}
+
+// lockChannel returns the named channel, locked, creating it with opts when
+// create is set; nil when there is none and create is not set.
+func (p *Presence) lockChannel(name string, opts auth.PresenceOptions, create bool) *channel {
+	sh := p.shard(name)
+	for {
+		sh.mu.Lock()
+		c := sh.channels[name]
+		if c == nil {
+			if !create {
+				sh.mu.Unlock()
+				return nil
+			}
+			c = &channel{name: name, opts: opts, clients: make(map[string]struct{})}
+			sh.channels[name] = c
+		}
+		sh.mu.Unlock()
+		c.mu.Lock()
+		if !c.removed {
+			return c
+		}
+		c.mu.Unlock()
+	}
+}
+
+// release drops c, locked by the caller, from its shard when it holds
+// nothing, and unlocks it.
+func (p *Presence) release(c *channel) {
+	if len(c.clients) > 0 || c.scheduled {
+		c.mu.Unlock()
+		return
+	}
+	c.removed = true
+	c.mu.Unlock()
+	sh := p.shard(c.name)
+	sh.mu.Lock()
+	if sh.channels[c.name] == c {
+		delete(sh.channels, c.name)
+	}
+	sh.mu.Unlock()
+}
+
+// Join adds m to channel's members, with the channel's options opts (which
+// must be the same for every Join of the channel, with Track set), and
+// takes the change into the channel's window.
+func (p *Presence) Join(ctx context.Context, channel string, m backend.Member, opts auth.PresenceOptions) error {
+	if p.closed.Load() {
+		return backend.ErrClosed
+	}
+	c := p.lockChannel(channel, opts, true)
+	var ch backend.PresenceChange
+	var err error
+	if p.tracker != nil {
+		ch, err = p.tracker.Join(ctx, channel, m)
+	} else {
+		_, had := c.clients[m.Client]
+		if err = p.cfg.Store.Add(ctx, channel, m); err == nil && !had {
+			ch = backend.PresenceChange{Member: m, Changed: true, UserChanged: true}
+			ch.Stats, err = p.cfg.Store.Stats(ctx, channel)
+		}
+	}
+	if err != nil {
+		p.stats.Errors.Add(1)
+		p.release(c)
+		return err
+	}
+	c.clients[m.Client] = struct{}{}
+	p.note(c, ch, true)
+	c.mu.Unlock()
+	return nil
+}
+
+// Leave removes client from channel's members, when it is one of this
+// node's, and takes the change into the channel's window. It does nothing
+// for a client that did not Join: a connection calls it for each of its
+// subscriptions when it goes.
+func (p *Presence) Leave(ctx context.Context, channel, client string) error {
+	c := p.lockChannel(channel, auth.PresenceOptions{}, false)
+	if c == nil {
+		return nil
+	}
+	if _, ok := c.clients[client]; !ok {
+		c.mu.Unlock()
+		return nil
+	}
+	delete(c.clients, client)
+	var ch backend.PresenceChange
+	var err error
+	if p.tracker != nil {
+		ch, err = p.tracker.Leave(ctx, channel, client)
+	} else if err = p.cfg.Store.Remove(ctx, channel, client); err == nil {
+		ch = backend.PresenceChange{Member: backend.Member{Client: client}, Changed: true, UserChanged: true}
+		ch.Stats, err = p.cfg.Store.Stats(ctx, channel)
+	}
+	if err != nil {
+		// The entry stays in the store until its TTL: no more refreshes.
+		p.stats.Errors.Add(1)
+		p.log.Warn("presence: leave failed", "channel", channel, "client", client, "err", err)
+	} else {
+		p.note(c, ch, false)
+	}
+	p.release(c)
+	return err
+}
+
+// note takes one change of c, locked, into its window, and schedules the
+// window's push when it needs one.
+func (p *Presence) note(c *channel, ch backend.PresenceChange, join bool) {
+	if !ch.Changed {
+		return
+	}
+	c.stats = ch.Stats
+	push := c.opts.Occupancy
+	switch c.opts.JoinLeave {
+	case auth.JoinLeaveClients:
+		p.pend(c, key{client: ch.Member.Client}, ch.Member, join)
+		push = true
+	case auth.JoinLeaveUsers:
+		if ch.UserChanged {
+			k := key{user: ch.Member.User}
+			if k.user == "" {
+				k.client = ch.Member.Client
+			}
+			p.pend(c, k, ch.Member, join)
+			push = true
+		}
+	}
+	if push && !c.scheduled {
+		c.scheduled = true
+		time.AfterFunc(p.cfg.Window, func() { p.flush(c) })
+	}
+}
+
+// pend records a join or leave of k in c's window: a leave cancels a
+// pending join of k and a join a pending leave (a reconnect inside the
+// window is no news).
+func (p *Presence) pend(c *channel, k key, m backend.Member, join bool) {
+	p.stats.Changes.Add(1)
+	if c.pending == nil {
+		c.pending = make(map[key]pending)
+	}
+	if prev, ok := c.pending[k]; ok && prev.join != join {
+		delete(c.pending, k)
+		return
+	}
+	c.pending[k] = pending{m: m, join: join}
+}
+
+// flush ends c's window: it sends the push of its pending changes and of
+// its counts, if they changed.
+func (p *Presence) flush(c *channel) {
+	c.mu.Lock()
+	c.scheduled = false
+	push := protocol.Presence{Op: protocol.PushPresence, Channel: c.name}
+	list := len(c.pending) <= p.cfg.MaxListed
+	for _, pe := range c.pending {
+		if pe.join {
+			push.Joined++
+			if list {
+				push.Join = append(push.Join, wireMember(pe.m))
+			}
+		} else {
+			push.Left++
+			if list {
+				push.Leave = append(push.Leave, wireMember(pe.m))
+			}
+		}
+	}
+	c.pending = nil
+	if c.opts.Occupancy && c.stats != c.sent {
+		c.sent = c.stats
+		push.Occupancy = &protocol.PresenceStats{Clients: c.stats.Clients, Users: c.stats.Users}
+	}
+	p.release(c)
+	if push.Joined == 0 && push.Left == 0 && push.Occupancy == nil {
+		return
+	}
+	payload, err := json.Marshal(&push)
+	if err != nil { // members' info is valid JSON: cannot happen
+		p.stats.Errors.Add(1)
+		p.log.Error("presence: encode push", "channel", c.name, "err", err)
+		return
+	}
+	p.stats.Pushes.Add(1)
+	if p.pusher == nil {
+		p.cfg.Deliver(c.name, payload)
+		return
+	}
+	if err := p.pusher.Push(context.Background(), c.name, payload); err != nil {
+		p.stats.Errors.Add(1)
+		p.log.Warn("presence: push failed", "channel", c.name, "err", err)
+	}
+}
+
+// wireMember is m as the protocol carries it.
+func wireMember(m backend.Member) protocol.Member {
+	var at int64
+	if !m.ConnectedAt.IsZero() {
+		at = m.ConnectedAt.UnixMilli()
+	}
+	return protocol.Member{Client: m.Client, User: m.User, Info: m.Info, ConnectedAt: at}
+}
+
+// Members returns the channel's members, across nodes, as the protocol
+// carries them.
+func (p *Presence) Members(ctx context.Context, channel string) ([]protocol.Member, error) {
+	ms, err := p.cfg.Store.Members(ctx, channel)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]protocol.Member, len(ms))
+	for i, m := range ms {
+		out[i] = wireMember(m)
+	}
+	return out, nil
+}
+
+// Counts returns the channel's counts of clients and users, across nodes.
+func (p *Presence) Counts(ctx context.Context, channel string) (protocol.PresenceStats, error) {
+	s, err := p.cfg.Store.Stats(ctx, channel)
+	return protocol.PresenceStats{Clients: s.Clients, Users: s.Users}, err
+}
+
+// Close stops taking joins. Windows already scheduled still send their push.
+func (p *Presence) Close() { p.closed.Store(true) }

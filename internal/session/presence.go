@@ -1,0 +1,113 @@
+package session
+
+import (
+	"context"
+	"time"
+
+	"github.com/tetherhq/tether/auth"
+	"github.com/tetherhq/tether/backend"
+	"github.com/tetherhq/tether/internal/wire"
+	"github.com/tetherhq/tether/protocol"
+)
+
+// sessionPresence is what a session keeps for presence, allocated at its
+// first subscribe to a channel that keeps presence: a connection that never
+// uses presence pays one nil pointer.
+type sessionPresence struct {
+	// since is when the connection first joined a channel's presence: its
+	// members' connected_at.
+	since time.Time
+}
+
+// presenceOptions returns how presence works in channel; Track is false
+// when the node has no presence or its Authorizer no PresencePolicy.
+func (s *Session) presenceOptions(channel string) auth.PresenceOptions {
+	if s.mgr.cfg.Presence == nil {
+		return auth.PresenceOptions{}
+	}
+	pol, ok := s.mgr.cfg.Authorizer.(auth.PresencePolicy)
+	if !ok {
+		return auth.PresenceOptions{}
+	}
+	return pol.PresenceOptions(channel)
+}
+
+// joinPresence adds the session to channel's presence, once it is
+// subscribed, when the channel keeps presence. A store failure is logged:
+// the subscription stands without presence.
+func (s *Session) joinPresence(channel string) {
+	opts := s.presenceOptions(channel)
+	if !opts.Track {
+		return
+	}
+	m := backend.Member{Client: s.id}
+	s.mu.Lock()
+	if s.pres == nil {
+		s.pres = &sessionPresence{since: time.Now()}
+	}
+	m.ConnectedAt = s.pres.since
+	if s.identity != nil {
+		m.User, m.Info = s.identity.User, s.identity.Info
+	}
+	s.mu.Unlock()
+	p := s.mgr.cfg.Presence
+	if err := p.Join(s.mgr.ctx, channel, m, opts); err != nil {
+		s.mgr.log.Warn("presence: join failed", "client", s.id, "channel", channel, "err", err)
+		return
+	}
+	s.mu.Lock()
+	gone := s.closed || s.subscribed(channel) < 0
+	s.mu.Unlock()
+	if gone { // closed or unsubscribed meanwhile, maybe before its leave ran
+		s.leavePresence(channel)
+	}
+}
+
+// leavePresence removes the session from channel's presence, if it is there.
+func (s *Session) leavePresence(channel string) {
+	if p := s.mgr.cfg.Presence; p != nil {
+		_ = p.Leave(context.WithoutCancel(s.mgr.ctx), channel, s.id) // logged by Leave
+	}
+}
+
+// presenceChannel checks a presence or presence_stats command: a valid
+// channel, the presence permission and a channel that keeps presence.
+func (s *Session) presenceChannel(cmd *protocol.Command) *protocol.Error {
+	if perr := s.validChannel(cmd.Channel); perr != nil {
+		return perr
+	}
+	if perr := s.authorize(auth.Presence, cmd.Channel); perr != nil {
+		return perr
+	}
+	if !s.presenceOptions(cmd.Channel).Track {
+		return protocol.NewError(protocol.ErrPermission, "presence is off in %q", cmd.Channel)
+	}
+	return nil
+}
+
+func (s *Session) presence(cmd *protocol.Command) (any, *protocol.Error) {
+	if perr := s.presenceChannel(cmd); perr != nil {
+		return nil, perr
+	}
+	ms, err := s.mgr.cfg.Presence.Members(s.mgr.ctx, cmd.Channel)
+	if err != nil {
+		return nil, s.hubError(cmd.Op, err)
+	}
+	return &protocol.PresenceResult{Members: ms}, nil
+}
+
+func (s *Session) presenceStats(cmd *protocol.Command) (any, *protocol.Error) {
+	if perr := s.presenceChannel(cmd); perr != nil {
+		return nil, perr
+	}
+	st, err := s.mgr.cfg.Presence.Counts(s.mgr.ctx, cmd.Channel)
+	if err != nil {
+		return nil, s.hubError(cmd.Op, err)
+	}
+	return &st, nil
+}
+
+// Push writes a presence push; it implements hub.Pusher.
+func (s *Session) Push(m *wire.Message) {
+	s.write(m.Frame(s.conn.Format()))
+}
