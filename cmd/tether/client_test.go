@@ -196,7 +196,9 @@ func TestClientCommandPresence(t *testing.T) {
 	defer feed.Close()
 	stdout, stderr := newOutBuffer(), newOutBuffer()
 	code := make(chan int, 1)
-	go func() { code <- clientCmd(ctx, []string{"--sub", "room:1", "ws://" + n.Addr().String() + "/ws"}, stdin, stdout, stderr) }()
+	go func() {
+		code <- clientCmd(ctx, []string{"--sub", "room:1", "ws://" + n.Addr().String() + "/ws"}, stdin, stdout, stderr)
+	}()
 	stderr.waitFor(t, "subscribed to room:1", "room:1: joined: c", "room:1: 1 clients, 0 users")
 	other := newOutBuffer()
 	otherCtx, stopOther := context.WithCancel(ctx)
