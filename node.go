@@ -219,7 +219,7 @@ func New(cfg Config) (*Node, error) {
 	n.wg.Add(1)
 	go func() { defer n.wg.Done(); n.beats.Run(n.ctx) }()
 	n.wg.Add(1)
-	go func() { defer n.wg.Done(); n.presence.Run(n.ctx) }()
+	go func() { defer n.wg.Done(); n.refreshPresence(n.ctx) }()
 	if err := n.startTransports(); err != nil {
 		n.closeListeners() // or stop waits for the accept loops forever
 		n.stop(context.Background())

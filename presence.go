@@ -36,16 +36,38 @@ func (n *Node) openPresence() error {
 		Deliver: func(channel string, payload []byte) {
 			h.Push(channel, wire.NewMessage(payload))
 		},
-		Window:          n.cfg.Presence.Window,
-		MaxListed:       n.cfg.Presence.MaxListed,
-		RefreshInterval: n.cfg.Presence.RefreshInterval,
-		Logger:          n.log,
+		Window:    n.cfg.Presence.Window,
+		MaxListed: n.cfg.Presence.MaxListed,
+		Logger:    n.log,
 	})
 	if err != nil {
 		return err
 	}
 	n.presence = p
 	return nil
+}
+
+// defaultPresenceRefresh is PresenceConfig.RefreshInterval's default.
+const defaultPresenceRefresh = 20 * time.Second
+
+// refreshPresence renews the node's presence entries every
+// RefreshInterval until ctx ends: one pass over the sessions, one batch per
+// channel.
+func (n *Node) refreshPresence(ctx context.Context) {
+	every := n.cfg.Presence.RefreshInterval
+	if every <= 0 {
+		every = defaultPresenceRefresh
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			n.sessions.RefreshPresence(ctx)
+		}
+	}
 }
 
 // Presence returns the members of channel: the connections subscribed to

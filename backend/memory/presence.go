@@ -1,8 +1,8 @@
 package memory
 
 import (
-	"bytes"
 	"context"
+	"encoding/json"
 	"hash/maphash"
 	"sync"
 	"time"
@@ -57,11 +57,36 @@ type roster struct {
 	head, tail *member            // by last Add, oldest first
 }
 
-// member is one member of a roster, linked in the order of its last Add.
+// member is one member of a roster, linked in the order of its last Add:
+// a backend.Member packed into 80 bytes (Info as a string, times as Unix
+// nanoseconds), where the Member itself and its time of last Add would take
+// 112.
 type member struct {
-	backend.Member
-	added      int64 // unix nanoseconds: 16 bytes less per member than a time.Time
-	prev, next *member
+	client, user string
+	info         string
+	connectedAt  int64 // 0: the zero time
+	added        int64
+	prev, next   *member
+}
+
+func (e *member) set(m backend.Member) {
+	e.client, e.user, e.info = m.Client, m.User, string(m.Info)
+	e.connectedAt = 0
+	if !m.ConnectedAt.IsZero() {
+		e.connectedAt = m.ConnectedAt.UnixNano()
+	}
+}
+
+// export returns e as a backend.Member, with an Info of its own.
+func (e *member) export() backend.Member {
+	m := backend.Member{Client: e.client, User: e.user}
+	if e.info != "" {
+		m.Info = json.RawMessage(e.info)
+	}
+	if e.connectedAt != 0 {
+		m.ConnectedAt = time.Unix(0, e.connectedAt)
+	}
+	return m
 }
 
 // NewPresence returns a Presence and starts its sweeper.
@@ -114,7 +139,7 @@ func (p *Presence) Add(ctx context.Context, channel string, m backend.Member) er
 }
 
 // Join implements backend.PresenceTracker. The store keeps its own copy of
-// m.Info; the returned Member shares it and must not be modified.
+// m.Info.
 func (p *Presence) Join(ctx context.Context, channel string, m backend.Member) (backend.PresenceChange, error) {
 	sh, r, err := p.lock(ctx, channel)
 	if err != nil {
@@ -125,7 +150,6 @@ func (p *Presence) Join(ctx context.Context, channel string, m backend.Member) (
 		r = &roster{members: make(map[string]*member), users: make(map[string]int)}
 		sh.channels[channel] = r
 	}
-	m.Info = bytes.Clone(m.Info)
 	e := r.members[m.Client]
 	changed := e == nil
 	if changed {
@@ -133,13 +157,14 @@ func (p *Presence) Join(ctx context.Context, channel string, m backend.Member) (
 		r.members[m.Client] = e
 	} else {
 		r.unlink(e)
-		r.countUser(e.User, -1)
+		r.countUser(e.user, -1)
 	}
-	e.Member, e.added = m, p.cfg.Now().UnixNano()
+	e.set(m)
+	e.added = p.cfg.Now().UnixNano()
 	userChanged := changed && (m.User == "" || r.users[m.User] == 0)
 	r.countUser(m.User, 1)
 	r.pushBack(e)
-	return backend.PresenceChange{Member: e.Member, Changed: changed, UserChanged: userChanged, Stats: r.stats()}, nil
+	return backend.PresenceChange{Member: e.export(), Changed: changed, UserChanged: userChanged, Stats: r.stats()}, nil
 }
 
 // Remove implements backend.Presence.
@@ -161,7 +186,7 @@ func (p *Presence) Leave(ctx context.Context, channel, client string) (backend.P
 	var c backend.PresenceChange
 	if e := r.members[client]; e != nil {
 		r.remove(e)
-		c = backend.PresenceChange{Member: e.Member, Changed: true, UserChanged: e.User == "" || r.users[e.User] == 0}
+		c = backend.PresenceChange{Member: e.export(), Changed: true, UserChanged: e.user == "" || r.users[e.user] == 0}
 	}
 	c.Stats = r.stats()
 	if len(r.members) == 0 {
@@ -192,7 +217,7 @@ func (p *Presence) Refresh(ctx context.Context, channel string, clients []string
 }
 
 // Members implements backend.Presence. The members come in the order of
-// their last Add; their Info is shared and must not be modified.
+// their last Add.
 func (p *Presence) Members(ctx context.Context, channel string) ([]backend.Member, error) {
 	sh, r, err := p.lock(ctx, channel)
 	if err != nil {
@@ -204,7 +229,7 @@ func (p *Presence) Members(ctx context.Context, channel string) ([]backend.Membe
 	}
 	out := make([]backend.Member, 0, len(r.members))
 	for e := r.head; e != nil; e = e.next {
-		out = append(out, e.Member)
+		out = append(out, e.export())
 	}
 	return out, nil
 }
@@ -275,8 +300,8 @@ func (r *roster) prune(now time.Time, ttl time.Duration) {
 
 func (r *roster) remove(e *member) {
 	r.unlink(e)
-	r.countUser(e.User, -1)
-	delete(r.members, e.Client)
+	r.countUser(e.user, -1)
+	delete(r.members, e.client)
 }
 
 func (r *roster) countUser(user string, delta int) {

@@ -8,10 +8,14 @@
 //
 // Whether a user's connection is its first or last in a channel is decided
 // by the store (backend.PresenceTracker), which may be shared by several
-// nodes, never by this node's connections alone. The package keeps, per
-// channel, only the client ids of this node's members (for the refreshes)
-// and the window's pending changes: O(1) work per join or leave, O(1) pushes
-// per window whatever the channel's size.
+// nodes, never by this node's connections alone. The package keeps nothing
+// per member: per channel, only the window's pending changes, while there
+// are some; O(1) work per join or leave, O(1) pushes per window whatever the
+// channel's size. The caller knows its connections' channels and hands them
+// to Refresh in batches.
+//
+// A connection must Join a channel at most once before it Leaves it, and
+// must Leave every channel it joined: the package does not check.
 //
 // It does no I/O of its own besides the store and broker calls, and knows
 // nothing of connections, sessions or the protocol's commands.
@@ -38,10 +42,9 @@ import (
 
 // Defaults of Config.
 const (
-	DefaultWindow          = 500 * time.Millisecond
-	DefaultMaxListed       = 100
-	DefaultRefreshInterval = 20 * time.Second
-	refreshBatch           = 1000 // clients per Refresh call
+	DefaultWindow    = 500 * time.Millisecond
+	DefaultMaxListed = 100
+	refreshBatch     = 1000 // clients per PresenceTracker.Refresh call
 )
 
 // Config configures a Presence.
@@ -65,10 +68,6 @@ type Config struct {
 	// past it the push carries only their counts. Defaults to
 	// DefaultMaxListed (100).
 	MaxListed int
-	// RefreshInterval is how often this node renews its members' entries in
-	// the store, in batches. Defaults to DefaultRefreshInterval (20 s); it
-	// must be well under the store's TTL (the memory store's: 1 min).
-	RefreshInterval time.Duration
 	// Logger takes store and broker failures. Defaults to discarding them.
 	Logger *slog.Logger
 }
@@ -99,14 +98,14 @@ type shard struct {
 	channels map[string]*channel
 }
 
-// channel is one channel's presence on this node. Its fields are guarded by
-// mu.
+// channel is one channel's presence on this node, while it has a change
+// in progress or a window open. Its fields are guarded by mu.
 type channel struct {
 	name string
-	opts auth.PresenceOptions
 	mu   sync.Mutex
-	// clients are this node's members of the channel.
-	clients map[string]struct{}
+	// opts are the options of the latest Join or Leave (the same for every
+	// one of a channel)
+	opts auth.PresenceOptions
 	// removed: dropped from its shard; a Join that finds it looks again.
 	removed bool
 	// The window: its pending joins and leaves, by who they are about, and
@@ -114,8 +113,10 @@ type channel struct {
 	pending   map[key]pending
 	scheduled bool
 	// stats are the counts after the latest change; sent the ones the last
-	// push carried.
+	// push carried, if hasSent (a channel dropped between windows forgets
+	// them, and sends its counts again).
 	stats, sent backend.PresenceStats
+	hasSent     bool
 }
 
 // key is whom a pending change is about: a user (per-user join_leave) or a
@@ -128,7 +129,7 @@ type pending struct {
 }
 
 // New returns a Presence and registers its push handler with cfg.Broker when
-// it is a backend.PushBroker. Call Run to refresh entries, Close to stop.
+// it is a backend.PushBroker.
 func New(cfg Config) (*Presence, error) {
 	if cfg.Store == nil || cfg.Deliver == nil {
 		return nil, errors.New("presence: a store and a Deliver function are required")
@@ -138,9 +139,6 @@ func New(cfg Config) (*Presence, error) {
 	}
 	if cfg.MaxListed <= 0 {
 		cfg.MaxListed = DefaultMaxListed
-	}
-	if cfg.RefreshInterval <= 0 {
-		cfg.RefreshInterval = DefaultRefreshInterval
 	}
 	p := &Presence{cfg: cfg, log: cfg.Logger, seed: maphash.MakeSeed()}
 	if p.log == nil {
@@ -166,19 +164,14 @@ func (p *Presence) shard(name string) *shard {
 	return &p.shards[maphash.String(p.seed, name)%shardCount]
 }
 
-// lockChannel returns the named channel, locked, creating it with opts when
-// create is set; nil when there is none and create is not set.
-func (p *Presence) lockChannel(name string, opts auth.PresenceOptions, create bool) *channel {
+// lockChannel returns the named channel, locked, creating it when needed.
+func (p *Presence) lockChannel(name string) *channel {
 	sh := p.shard(name)
 	for {
 		sh.mu.Lock()
 		c := sh.channels[name]
 		if c == nil {
-			if !create {
-				sh.mu.Unlock()
-				return nil
-			}
-			c = &channel{name: name, opts: opts, clients: make(map[string]struct{})}
+			c = &channel{name: name}
 			sh.channels[name] = c
 		}
 		sh.mu.Unlock()
@@ -190,10 +183,10 @@ func (p *Presence) lockChannel(name string, opts auth.PresenceOptions, create bo
 	}
 }
 
-// release drops c, locked by the caller, from its shard when it holds
-// nothing, and unlocks it.
+// release drops c, locked by the caller, from its shard when it has no
+// window open, and unlocks it.
 func (p *Presence) release(c *channel) {
-	if len(c.clients) > 0 || c.scheduled {
+	if c.scheduled {
 		c.mu.Unlock()
 		return
 	}
@@ -214,48 +207,36 @@ func (p *Presence) Join(ctx context.Context, channel string, m backend.Member, o
 	if p.closed.Load() {
 		return backend.ErrClosed
 	}
-	c := p.lockChannel(channel, opts, true)
+	c := p.lockChannel(channel)
+	c.opts = opts
 	var ch backend.PresenceChange
 	var err error
 	if p.tracker != nil {
 		ch, err = p.tracker.Join(ctx, channel, m)
-	} else {
-		_, had := c.clients[m.Client]
-		if err = p.cfg.Store.Add(ctx, channel, m); err == nil && !had {
-			ch = backend.PresenceChange{Member: m, Changed: true, UserChanged: true}
-			ch.Stats, err = p.cfg.Store.Stats(ctx, channel)
-		}
+	} else if err = p.cfg.Store.Add(ctx, channel, m); err == nil {
+		ch = backend.PresenceChange{Member: m, Changed: true, UserChanged: true}
+		ch.Stats, err = p.cfg.Store.Stats(ctx, channel)
 	}
 	if err != nil {
 		p.stats.Errors.Add(1)
-		p.release(c)
-		return err
+	} else {
+		p.note(c, ch, true)
 	}
-	c.clients[m.Client] = struct{}{}
-	p.note(c, ch, true)
-	c.mu.Unlock()
-	return nil
+	p.release(c)
+	return err
 }
 
-// Leave removes client from channel's members, when it is one of this
-// node's, and takes the change into the channel's window. It does nothing
-// for a client that did not Join: a connection calls it for each of its
-// subscriptions when it goes.
-func (p *Presence) Leave(ctx context.Context, channel, client string) error {
-	c := p.lockChannel(channel, auth.PresenceOptions{}, false)
-	if c == nil {
-		return nil
-	}
-	if _, ok := c.clients[client]; !ok {
-		c.mu.Unlock()
-		return nil
-	}
-	delete(c.clients, client)
+// Leave removes client from channel's members, and takes the change into the
+// channel's window, with the options opts of its Join.
+func (p *Presence) Leave(ctx context.Context, channel, client string, opts auth.PresenceOptions) error {
+	c := p.lockChannel(channel)
+	c.opts = opts
 	var ch backend.PresenceChange
 	var err error
 	if p.tracker != nil {
 		ch, err = p.tracker.Leave(ctx, channel, client)
 	} else if err = p.cfg.Store.Remove(ctx, channel, client); err == nil {
+		// Without a tracker a leave lists the client id only.
 		ch = backend.PresenceChange{Member: backend.Member{Client: client}, Changed: true, UserChanged: true}
 		ch.Stats, err = p.cfg.Store.Stats(ctx, channel)
 	}
@@ -285,8 +266,8 @@ func (p *Presence) note(c *channel, ch backend.PresenceChange, join bool) {
 	case auth.JoinLeaveUsers:
 		if ch.UserChanged {
 			k := key{user: ch.Member.User}
-			if k.user == "" {
-				k.client = ch.Member.Client
+			if k.user == "" || p.tracker == nil { // without a tracker: per connection
+				k = key{client: ch.Member.Client}
 			}
 			p.pend(c, k, ch.Member, join)
 			push = true
@@ -334,8 +315,8 @@ func (p *Presence) flush(c *channel) {
 		}
 	}
 	c.pending = nil
-	if c.opts.Occupancy && c.stats != c.sent {
-		c.sent = c.stats
+	if c.opts.Occupancy && (!c.hasSent || c.stats != c.sent) {
+		c.sent, c.hasSent = c.stats, true
 		push.Occupancy = &protocol.PresenceStats{Clients: c.stats.Clients, Users: c.stats.Users}
 	}
 	p.release(c)

@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/tetherhq/tether/auth"
@@ -63,10 +64,62 @@ func (s *Session) joinPresence(channel string) {
 	}
 }
 
-// leavePresence removes the session from channel's presence, if it is there.
+// leavePresence removes the session from channel's presence, when the
+// channel keeps presence and the session has joined one.
 func (s *Session) leavePresence(channel string) {
-	if p := s.mgr.cfg.Presence; p != nil {
-		_ = p.Leave(context.WithoutCancel(s.mgr.ctx), channel, s.id) // logged by Leave
+	s.mu.Lock()
+	joined := s.pres != nil
+	s.mu.Unlock()
+	if !joined {
+		return
+	}
+	if opts := s.presenceOptions(channel); opts.Track {
+		_ = s.mgr.cfg.Presence.Leave(context.WithoutCancel(s.mgr.ctx), channel, s.id, opts) // logged by Leave
+	}
+}
+
+// RefreshPresence renews the presence entries of every session's channels
+// that keep presence, one batch per channel. The node calls it every
+// presence refresh interval, well within the presence store's TTL.
+func (m *Manager) RefreshPresence(ctx context.Context) {
+	p := m.cfg.Presence
+	if p == nil {
+		return
+	}
+	batches := make(map[string][]string)
+	tracked := make(map[string]bool)
+	for i := range m.shards {
+		sh := &m.shards[i]
+		sh.mu.Lock()
+		ss := make([]*Session, 0, len(sh.sessions))
+		for _, s := range sh.sessions {
+			ss = append(ss, s)
+		}
+		sh.mu.Unlock()
+		for _, s := range ss {
+			s.mu.Lock()
+			var subs []string
+			if s.pres != nil && !s.closed {
+				subs = slices.Clone(s.subs)
+			}
+			s.mu.Unlock()
+			for _, ch := range subs {
+				track, known := tracked[ch]
+				if !known {
+					track = s.presenceOptions(ch).Track
+					tracked[ch] = track
+				}
+				if track {
+					batches[ch] = append(batches[ch], s.id)
+				}
+			}
+		}
+	}
+	for ch, clients := range batches {
+		if ctx.Err() != nil {
+			return
+		}
+		_ = p.Refresh(ctx, ch, clients) // logged by Refresh
 	}
 }
 
