@@ -20,9 +20,10 @@
 // It does no I/O of its own besides the store and broker calls, and knows
 // nothing of connections, sessions or the protocol's commands.
 //
-// Lock order: shard.mu, then channel.mu; store and broker calls are made
-// under channel.mu (which serialises a channel's changes on this node, so
-// that the window sees them in the store's order) and never under shard.mu.
+// Lock order: shard.mu, then channel.mu; store calls are made under
+// channel.mu (which serialises a channel's changes on this node, so that the
+// window sees them in the store's order) and never under shard.mu. A push
+// goes out under its channel's send lock, with no other lock held.
 package presence
 
 import (
@@ -91,7 +92,13 @@ type Presence struct {
 	stats   Stats
 	closed  atomic.Bool
 	shards  [shardCount]shard
+	// sends serialise the pushes of a channel (by hash): a subscriber gets
+	// one channel's pushes in order, and a window's push is not delivered
+	// alongside the previous one when that one is slow to go out.
+	sends [sendLocks]sync.Mutex
 }
+
+const sendLocks = 256
 
 type shard struct {
 	mu       sync.Mutex
@@ -295,7 +302,8 @@ func (p *Presence) pend(c *channel, k key, m backend.Member, join bool) {
 }
 
 // flush ends c's window: it sends the push of its pending changes and of
-// its counts, if they changed.
+// its counts, if they changed, and opens the next window; a window with
+// nothing to send closes it.
 func (p *Presence) flush(c *channel) {
 	c.mu.Lock()
 	c.scheduled = false
@@ -319,10 +327,15 @@ func (p *Presence) flush(c *channel) {
 		c.sent, c.hasSent = c.stats, true
 		push.Occupancy = &protocol.PresenceStats{Clients: c.stats.Clients, Users: c.stats.Users}
 	}
-	p.release(c)
 	if push.Joined == 0 && push.Left == 0 && push.Occupancy == nil {
+		p.release(c) // a quiet window: the channel's next change opens one
 		return
 	}
+	// The window stays open for another Window: what comes meanwhile goes
+	// out at its end, so that a channel's pushes are a Window apart.
+	c.scheduled = true
+	time.AfterFunc(p.cfg.Window, func() { p.flush(c) })
+	c.mu.Unlock()
 	payload, err := json.Marshal(&push)
 	if err != nil { // members' info is valid JSON: cannot happen
 		p.stats.Errors.Add(1)
@@ -330,6 +343,9 @@ func (p *Presence) flush(c *channel) {
 		return
 	}
 	p.stats.Pushes.Add(1)
+	l := &p.sends[maphash.String(p.seed, c.name)%sendLocks]
+	l.Lock()
+	defer l.Unlock()
 	if p.pusher == nil {
 		p.cfg.Deliver(c.name, payload)
 		return

@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -269,5 +270,39 @@ func BenchmarkStats(b *testing.B) {
 	}
 	for b.Loop() {
 		_, _ = p.Counts(ctx, "ch")
+	}
+}
+
+// TestPushesAWindowApart: under continuous churn a channel's pushes go out
+// one per window, never two closer together.
+func TestPushesAWindowApart(t *testing.T) {
+	const window = 50 * time.Millisecond
+	var mu sync.Mutex
+	var at []time.Time
+	p, err := New(Config{Store: memStore(t, nil), Window: window, Deliver: func(string, []byte) {
+		mu.Lock()
+		at = append(at, time.Now())
+		mu.Unlock()
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for i := range 400 {
+		c := strconv.Itoa(i)
+		if err := p.Join(ctx, "ch", backend.Member{Client: c}, clientsOpts); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Millisecond) // the churn's pace: a join every millisecond or so
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(at) < 3 {
+		t.Fatalf("%d pushes for 400 joins over %d windows", len(at), 400*time.Millisecond/window)
+	}
+	for i := 1; i < len(at); i++ {
+		if gap := at[i].Sub(at[i-1]); gap < window*9/10 {
+			t.Fatalf("pushes %d and %d %v apart, window %v", i-1, i, gap, window)
+		}
 	}
 }
