@@ -57,3 +57,4 @@ type Presence struct {
 	// previous push.
 	Occupancy *PresenceStats `json:"occupancy,omitempty"`
 }
+

@@ -53,9 +53,16 @@ type PresenceResult struct {
 	// RSSPerMemberKiB is the server's resident memory per member (the
 	// connection included).
 	RSSPerMemberKiB float64 `json:"rss_per_member_kib"`
-	Presence        Latency `json:"presence"`
-	PresenceStats   Latency `json:"presence_stats"`
-	Limit           string  `json:"limit,omitempty"`
+	// Presence and PresenceStats are the latencies the bench measured, from
+	// the command sent to its reply read; ServerPresenceWithin50ms and
+	// ServerStatsWithin1ms the share of the commands the server handled
+	// (decoded to reply queued, its command_duration histogram) within 50
+	// ms and 1 ms.
+	Presence                 Latency `json:"presence"`
+	PresenceStats            Latency `json:"presence_stats"`
+	ServerPresenceWithin50ms float64 `json:"server_presence_within_50ms"`
+	ServerStatsWithin1ms     float64 `json:"server_stats_within_1ms"`
+	Limit                    string  `json:"limit,omitempty"`
 }
 
 // LimitHit implements Result.
@@ -70,6 +77,8 @@ func (r *PresenceResult) Rows() [][2]string {
 		{"server CPU", fmt.Sprintf("%.3f cores while churning, %.3f cores idle", r.ChurnCPUCores, r.IdleCPUCores)},
 		latencyRow("presence", r.Presence),
 		latencyRow("presence_stats", r.PresenceStats),
+		{"server-side", fmt.Sprintf("%.2f%% of presence handled within 50 ms, %.2f%% of presence_stats within 1 ms",
+			100*r.ServerPresenceWithin50ms, 100*r.ServerStatsWithin1ms)},
 		limitRow(r.Limit),
 	}
 }
@@ -158,6 +167,11 @@ func Presence(ctx context.Context, t Target, o PresenceOptions) (*PresenceResult
 	for _, c := range churn {
 		go drain(c)
 	}
+	presBefore, err1 := t.scrapeOpHist(ctx, hc, "presence")
+	statsBefore, err2 := t.scrapeOpHist(ctx, hc, "presence_stats")
+	if err := firstErr(err1, err2); err != nil {
+		return nil, err
+	}
 	mu.Lock()
 	counting = true
 	mu.Unlock()
@@ -193,6 +207,11 @@ func Presence(ctx context.Context, t Target, o PresenceOptions) (*PresenceResult
 	if err != nil {
 		return nil, err
 	}
+	presAfter, err1 := t.scrapeOpHist(ctx, hc, "presence")
+	statsAfter, err2 := t.scrapeOpHist(ctx, hc, "presence_stats")
+	if err := firstErr(err1, err2); err != nil {
+		return nil, err
+	}
 
 	r := &PresenceResult{
 		Bench: "presence", Target: t.Name, Members: o.Members, Open: members.open,
@@ -201,6 +220,8 @@ func Presence(ctx context.Context, t Target, o PresenceOptions) (*PresenceResult
 		IdleCPUCores:  (idleEnd.CPUSeconds - idleStart.CPUSeconds) / idle.Seconds(),
 		Presence:      presLat.latency(), PresenceStats: statsLat.latency(),
 	}
+	r.ServerPresenceWithin50ms, _ = presAfter.within(presBefore, 0.05)
+	r.ServerStatsWithin1ms, _ = statsAfter.within(statsBefore, 0.001)
 	if members.open > 0 {
 		r.RSSPerMemberKiB = (idleEnd.RSSBytes - before.RSSBytes) / float64(members.open) / 1024
 	}
