@@ -98,6 +98,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fs.DurationVar(&pres.Duration, "d", 20*time.Second, "how long the churn lasts")
 		fs.IntVar(&pres.Concurrency, "concurrency", 64, "connections being opened at once")
 		fs.StringVar(&pres.Channel, "channel", "bench:presence", "the channel")
+		fs.BoolVar(&pres.NoQueries, "no-queries", false, "send no presence or presence_stats: a baseline run on a channel without presence (-channel benchoff:presence)")
 	default:
 		fmt.Fprintf(stderr, "tether bench: unknown command %q\n\n%s", cmd, benchUsage)
 		return 2

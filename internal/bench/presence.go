@@ -28,6 +28,10 @@ type PresenceOptions struct {
 	Concurrency int
 	// Channel is the channel. Defaults to "bench:presence".
 	Channel string
+	// NoQueries sends no presence or presence_stats: for a baseline run on
+	// a channel without presence (benchoff:presence in bench/presence.yaml),
+	// whose CPU the presence run's is compared with.
+	NoQueries bool
 }
 
 // PresenceResult is the outcome of a presence run.
@@ -183,6 +187,9 @@ func Presence(ctx context.Context, t Target, o PresenceOptions) (*PresenceResult
 	var askErr error
 	var askMu sync.Mutex
 	for i, op := range []string{"presence", "presence_stats"} {
+		if o.NoQueries {
+			break
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
