@@ -333,3 +333,24 @@ func TestPresenceServerAPI(t *testing.T) {
 		}
 	}
 }
+
+// TestPresenceTooManyMembers: a presence reply that would not fit the
+// connection's outbound limit is refused with too_many_members, and the
+// connection stays; presence_stats still answers.
+func TestPresenceTooManyMembers(t *testing.T) {
+	const ch = "room:big"
+	z, _ := namespaces.New(namespaces.Open, []namespaces.Namespace{{Name: "room"}})
+	cfg := tethertest.Config()
+	cfg.Authorizer = z
+	cfg.MaxMessageSize, cfg.MaxOutbound = 1024, 4096 // presence replies up to 2 KiB: about 40 members
+	e := startEnv(t, cfg, false)
+	asker := e.dialWS()
+	asker.subscribe(ch, nil)
+	for range 49 {
+		e.dialTCP().subscribe(ch, nil)
+	}
+	checkReply(t, asker.call(protocol.Command{Op: protocol.OpPresence, Channel: ch}), protocol.ErrTooManyMembers)
+	if st := statsOf(t, asker, ch); st.Clients != 50 {
+		t.Fatalf("presence_stats %+v, want 50 clients", st)
+	}
+}

@@ -10,6 +10,10 @@ const (
 	OpPresenceStats = "presence_stats"
 )
 
+// ErrTooManyMembers refuses a presence command whose reply would be larger
+// than the server lets one reply be.
+const ErrTooManyMembers = "too_many_members"
+
 // PushPresence is the op of the presence push: who joined and left a channel
 // during one window, and its counts. It shares its name with the presence
 // command: a push has no id.
@@ -57,4 +61,3 @@ type Presence struct {
 	// previous push.
 	Occupancy *PresenceStats `json:"occupancy,omitempty"`
 }
-

@@ -56,6 +56,10 @@ type Config struct {
 	// Presence keeps the members of the channels whose Authorizer's
 	// auth.PresencePolicy says so; nil: no channel keeps presence.
 	Presence *presence.Presence
+	// MaxPresenceReply caps the encoded size of a presence reply: past it
+	// the command gets too_many_members (a reply larger than the
+	// connection's outbound limit would close it). Zero: no cap.
+	MaxPresenceReply int
 }
 
 // Stats are counters of session events since the manager started.

@@ -146,6 +146,15 @@ func (s *Session) presence(cmd *protocol.Command) (any, *protocol.Error) {
 	if err != nil {
 		return nil, s.hubError(cmd.Op, err)
 	}
+	if limit := s.mgr.cfg.MaxPresenceReply; limit > 0 {
+		size := 0
+		for i := range ms {
+			size += memberJSONSize(&ms[i])
+		}
+		if size > limit {
+			return nil, protocol.NewError(protocol.ErrTooManyMembers, "%q has %d members, more than one reply holds; use presence_stats", cmd.Channel, len(ms))
+		}
+	}
 	return &protocol.PresenceResult{Members: ms}, nil
 }
 
@@ -163,4 +172,16 @@ func (s *Session) presenceStats(cmd *protocol.Command) (any, *protocol.Error) {
 // Push writes a presence push; it implements hub.Pusher.
 func (s *Session) Push(m *wire.Message) {
 	s.write(m.Frame(s.conn.Format()))
+}
+
+// memberJSONSize is the size of m's JSON in a presence reply, escapes aside.
+func memberJSONSize(m *protocol.Member) int {
+	n := len(`{"client":"","connected_at":1764620000000},`) + len(m.Client)
+	if m.User != "" {
+		n += len(`,"user":""`) + len(m.User)
+	}
+	if len(m.Info) > 0 {
+		n += len(`,"info":`) + len(m.Info)
+	}
+	return n
 }
