@@ -2,7 +2,9 @@ package session
 
 import (
 	"context"
+	"encoding/json"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/tetherhq/tether/auth"
@@ -51,6 +53,10 @@ func (s *Session) joinPresence(channel string) {
 		m.User, m.Info = s.identity.User, s.identity.Info
 	}
 	s.mu.Unlock()
+	if len(m.Info) > 0 && !json.Valid(m.Info) { // presence replies copy it as it is
+		s.mgr.log.Warn("presence: the identity's info is not valid JSON: left out", "client", s.id)
+		m.Info = nil
+	}
 	p := s.mgr.cfg.Presence
 	if err := p.Join(s.mgr.ctx, channel, m, opts); err != nil {
 		s.mgr.log.Warn("presence: join failed", "client", s.id, "channel", channel, "err", err)
@@ -138,24 +144,36 @@ func (s *Session) presenceChannel(cmd *protocol.Command) *protocol.Error {
 	return nil
 }
 
-func (s *Session) presence(cmd *protocol.Command) (any, *protocol.Error) {
+// presence answers a presence command itself: the result is encoded by
+// appending (protocol.AppendPresenceResult), without reflection, for the
+// channels of many members.
+func (s *Session) presence(cmd *protocol.Command) *protocol.Error {
 	if perr := s.presenceChannel(cmd); perr != nil {
-		return nil, perr
+		return perr
 	}
 	ms, err := s.mgr.cfg.Presence.Members(s.mgr.ctx, cmd.Channel)
 	if err != nil {
-		return nil, s.hubError(cmd.Op, err)
+		return s.hubError(cmd.Op, err)
 	}
-	if limit := s.mgr.cfg.MaxPresenceReply; limit > 0 {
-		size := 0
-		for i := range ms {
-			size += memberJSONSize(&ms[i])
-		}
-		if size > limit {
-			return nil, protocol.NewError(protocol.ErrTooManyMembers, "%q has %d members, more than one reply holds; use presence_stats", cmd.Channel, len(ms))
-		}
+	size := 64
+	for i := range ms {
+		size += memberJSONSize(&ms[i])
 	}
-	return &protocol.PresenceResult{Members: ms}, nil
+	if limit := s.mgr.cfg.MaxPresenceReply; limit > 0 && size > limit {
+		return protocol.NewError(protocol.ErrTooManyMembers, "%q has %d members, more than one reply holds; use presence_stats", cmd.Channel, len(ms))
+	}
+	b := make([]byte, 0, size)
+	if cmd.ID != 0 {
+		b = append(b, `{"id":`...)
+		b = strconv.AppendUint(b, cmd.ID, 10)
+		b = append(b, `,"result":`...)
+	} else {
+		b = append(b, `{"result":`...)
+	}
+	b = protocol.AppendPresenceResult(b, ms)
+	b = append(b, '}')
+	s.write(s.conn.Format().AppendFrame(make([]byte, 0, len(b)+10), b))
+	return nil
 }
 
 func (s *Session) presenceStats(cmd *protocol.Command) (any, *protocol.Error) {

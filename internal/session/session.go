@@ -140,7 +140,10 @@ func (s *Session) handle(data []byte) string {
 	case protocol.OpHistory:
 		result, perr = s.history(cmd)
 	case protocol.OpPresence:
-		result, perr = s.presence(cmd)
+		perr = s.presence(cmd) // replies itself
+		if perr == nil {
+			return cmd.Op
+		}
 	case protocol.OpPresenceStats:
 		result, perr = s.presenceStats(cmd)
 	case protocol.OpPing:
