@@ -45,7 +45,8 @@ import (
 const (
 	DefaultWindow    = 500 * time.Millisecond
 	DefaultMaxListed = 100
-	refreshBatch     = 1000 // clients per PresenceTracker.Refresh call
+	refreshBatch     = 1000            // clients per PresenceTracker.Refresh call
+	storeTimeout     = 5 * time.Second // bounds the calls a window's end makes
 )
 
 // Config configures a Presence.
@@ -222,7 +223,6 @@ func (p *Presence) Join(ctx context.Context, channel string, m backend.Member, o
 		ch, err = p.tracker.Join(ctx, channel, m)
 	} else if err = p.cfg.Store.Add(ctx, channel, m); err == nil {
 		ch = backend.PresenceChange{Member: m, Changed: true, UserChanged: true}
-		ch.Stats, err = p.cfg.Store.Stats(ctx, channel)
 	}
 	if err != nil {
 		p.stats.Errors.Add(1)
@@ -245,7 +245,6 @@ func (p *Presence) Leave(ctx context.Context, channel, client string, opts auth.
 	} else if err = p.cfg.Store.Remove(ctx, channel, client); err == nil {
 		// Without a tracker a leave lists the client id only.
 		ch = backend.PresenceChange{Member: backend.Member{Client: client}, Changed: true, UserChanged: true}
-		ch.Stats, err = p.cfg.Store.Stats(ctx, channel)
 	}
 	if err != nil {
 		// The entry stays in the store until its TTL: no more refreshes.
@@ -264,7 +263,7 @@ func (p *Presence) note(c *channel, ch backend.PresenceChange, join bool) {
 	if !ch.Changed {
 		return
 	}
-	c.stats = ch.Stats
+	c.stats = ch.Stats // without a tracker: read once per window, by flush
 	push := c.opts.Occupancy
 	switch c.opts.JoinLeave {
 	case auth.JoinLeaveClients:
@@ -323,6 +322,17 @@ func (p *Presence) flush(c *channel) {
 		}
 	}
 	c.pending = nil
+	if c.opts.Occupancy && p.tracker == nil { // a store without a tracker may count in O(members): once per window
+		ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+		st, err := p.cfg.Store.Stats(ctx, c.name)
+		cancel()
+		if err != nil {
+			p.stats.Errors.Add(1)
+			p.log.Warn("presence: counting failed", "channel", c.name, "err", err)
+		} else {
+			c.stats = st
+		}
+	}
 	if c.opts.Occupancy && (!c.hasSent || c.stats != c.sent) {
 		c.sent, c.hasSent = c.stats, true
 		push.Occupancy = &protocol.PresenceStats{Clients: c.stats.Clients, Users: c.stats.Users}
@@ -350,7 +360,9 @@ func (p *Presence) flush(c *channel) {
 		p.cfg.Deliver(c.name, payload)
 		return
 	}
-	if err := p.pusher.Push(context.Background(), c.name, payload); err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	defer cancel()
+	if err := p.pusher.Push(ctx, c.name, payload); err != nil {
 		p.stats.Errors.Add(1)
 		p.log.Warn("presence: push failed", "channel", c.name, "err", err)
 	}
