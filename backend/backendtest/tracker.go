@@ -76,7 +76,7 @@ func (s PresenceSuite) testTrackerJoinLeave(t *testing.T) {
 // user changed.
 func (s PresenceSuite) testTrackerConcurrentUsers(t *testing.T) {
 	const rounds, tabs = 20, 6
-	c := s.open(t)
+	c := s.openTTL(t, testTimeout) // no member may expire while the rounds run
 	tr := c.tracker()
 	for r := range rounds {
 		for _, join := range []bool{true, false} {
