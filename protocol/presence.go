@@ -1,9 +1,6 @@
 package protocol
 
-import (
-	"encoding/json"
-	"strconv"
-)
+import "encoding/json"
 
 // Presence ops a client may send.
 const (
@@ -63,45 +60,4 @@ type Presence struct {
 	// Occupancy is the channel's counts, when they changed since the
 	// previous push.
 	Occupancy *PresenceStats `json:"occupancy,omitempty"`
-}
-
-// AppendPresenceResult appends the JSON of a presence result with members
-// to dst, without reflection: a channel's members can be many. Each Info must
-// be valid JSON (a server checks it when the member joins): it is copied as
-// it is.
-func AppendPresenceResult(dst []byte, members []Member) []byte {
-	dst = append(dst, `{"members":[`...)
-	for i := range members {
-		m := &members[i]
-		if i > 0 {
-			dst = append(dst, ',')
-		}
-		dst = append(dst, `{"client":`...)
-		dst = appendString(dst, m.Client)
-		if m.User != "" {
-			dst = append(dst, `,"user":`...)
-			dst = appendString(dst, m.User)
-		}
-		if len(m.Info) > 0 {
-			dst = append(dst, `,"info":`...)
-			dst = append(dst, m.Info...)
-		}
-		dst = append(dst, `,"connected_at":`...)
-		dst = strconv.AppendInt(dst, m.ConnectedAt, 10)
-		dst = append(dst, '}')
-	}
-	return append(dst, "]}"...)
-}
-
-// appendString appends s as a JSON string, as encoding/json writes it.
-func appendString(dst []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x7f || c == '<' || c == '>' || c == '&' {
-			q, _ := json.Marshal(s) // a string always encodes
-			return append(dst, q...)
-		}
-	}
-	dst = append(dst, '"')
-	dst = append(dst, s...)
-	return append(dst, '"')
 }

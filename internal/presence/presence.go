@@ -370,11 +370,7 @@ func (p *Presence) flush(c *channel) {
 
 // wireMember is m as the protocol carries it.
 func wireMember(m backend.Member) protocol.Member {
-	var at int64
-	if !m.ConnectedAt.IsZero() {
-		at = m.ConnectedAt.UnixMilli()
-	}
-	return protocol.Member{Client: m.Client, User: m.User, Info: m.Info, ConnectedAt: at}
+	return protocol.Member{Client: m.Client, User: m.User, Info: m.Info, ConnectedAt: unixMilli(&m)}
 }
 
 // Members returns the channel's members, across nodes, as the protocol

@@ -3,6 +3,7 @@ package presence
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"runtime"
 	"slices"
@@ -324,11 +325,9 @@ func BenchmarkPresenceReply15k(b *testing.B) {
 	cpu0 := cpuTime()
 	n := 0
 	for b.Loop() {
-		ms, err := p.Members(ctx, "ch")
-		if err != nil {
+		if _, _, err := p.AppendMembers(ctx, nil, "ch", 0); err != nil {
 			b.Fatal(err)
 		}
-		_ = protocol.AppendPresenceResult(make([]byte, 0, len(ms)*50), ms)
 		n++
 	}
 	b.ReportMetric(float64(cpuTime()-cpu0)/float64(n)/1e6, "cpu-ms/op")
@@ -339,4 +338,38 @@ func cpuTime() time.Duration {
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// TestAppendMembers: the appending encoder writes what encoding/json writes
+// of a protocol.PresenceResult, escapes included, and refuses past its limit.
+func TestAppendMembers(t *testing.T) {
+	at := time.UnixMilli(1764620000123)
+	for _, ms := range [][]backend.Member{
+		{},
+		{{Client: "c1", ConnectedAt: at}},
+		{{Client: "c1", User: "ann", Info: json.RawMessage(`{"name":"Ann"}`), ConnectedAt: at}, {Client: "c2", User: "quo\"te\\ <b>&é\x01\u2028"}},
+	} {
+		store := memStore(t, nil)
+		p, _ := newPresence(t, store, 0)
+		want := protocol.PresenceResult{Members: []protocol.Member{}}
+		for _, m := range ms {
+			if err := store.Add(context.Background(), "ch", m); err != nil {
+				t.Fatal(err)
+			}
+			want.Members = append(want.Members, wireMember(m))
+		}
+		got, n, err := p.AppendMembers(context.Background(), []byte("x"), "ch", 0)
+		if err != nil || n != len(ms) {
+			t.Fatalf("AppendMembers: %d members, %v", n, err)
+		}
+		wantJSON, _ := json.Marshal(want)
+		if string(got) != "x"+string(wantJSON) {
+			t.Errorf("got  %s\nwant x%s", got, wantJSON)
+		}
+		if len(ms) > 0 {
+			if got, n, err := p.AppendMembers(context.Background(), []byte("x"), "ch", len(wantJSON)-1); !errors.Is(err, ErrTooLarge) || string(got) != "x" || n != len(ms) {
+				t.Errorf("past the limit: %q %d %v", got, n, err)
+			}
+		}
+	}
 }

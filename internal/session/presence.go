@@ -3,12 +3,14 @@ package session
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"slices"
 	"strconv"
 	"time"
 
 	"github.com/tetherhq/tether/auth"
 	"github.com/tetherhq/tether/backend"
+	"github.com/tetherhq/tether/internal/presence"
 	"github.com/tetherhq/tether/internal/wire"
 	"github.com/tetherhq/tether/protocol"
 )
@@ -144,25 +146,14 @@ func (s *Session) presenceChannel(cmd *protocol.Command) *protocol.Error {
 	return nil
 }
 
-// presence answers a presence command itself: the result is encoded by
-// appending (protocol.AppendPresenceResult), without reflection, for the
-// channels of many members.
+// presence answers a presence command itself, its result appended straight
+// from the store's members (presence.AppendMembers), for the channels of
+// many members.
 func (s *Session) presence(cmd *protocol.Command) *protocol.Error {
 	if perr := s.presenceChannel(cmd); perr != nil {
 		return perr
 	}
-	ms, err := s.mgr.cfg.Presence.Members(s.mgr.ctx, cmd.Channel)
-	if err != nil {
-		return s.hubError(cmd.Op, err)
-	}
-	size := 64
-	for i := range ms {
-		size += memberJSONSize(&ms[i])
-	}
-	if limit := s.mgr.cfg.MaxPresenceReply; limit > 0 && size > limit {
-		return protocol.NewError(protocol.ErrTooManyMembers, "%q has %d members, more than one reply holds; use presence_stats", cmd.Channel, len(ms))
-	}
-	b := make([]byte, 0, size)
+	var b []byte
 	if cmd.ID != 0 {
 		b = append(b, `{"id":`...)
 		b = strconv.AppendUint(b, cmd.ID, 10)
@@ -170,7 +161,13 @@ func (s *Session) presence(cmd *protocol.Command) *protocol.Error {
 	} else {
 		b = append(b, `{"result":`...)
 	}
-	b = protocol.AppendPresenceResult(b, ms)
+	b, n, err := s.mgr.cfg.Presence.AppendMembers(s.mgr.ctx, b, cmd.Channel, s.mgr.cfg.MaxPresenceReply)
+	switch {
+	case errors.Is(err, presence.ErrTooLarge):
+		return protocol.NewError(protocol.ErrTooManyMembers, "%q has %d members, more than one reply holds; use presence_stats", cmd.Channel, n)
+	case err != nil:
+		return s.hubError(cmd.Op, err)
+	}
 	b = append(b, '}')
 	s.write(s.conn.Format().AppendFrame(make([]byte, 0, len(b)+10), b))
 	return nil
@@ -190,16 +187,4 @@ func (s *Session) presenceStats(cmd *protocol.Command) (any, *protocol.Error) {
 // Push writes a presence push; it implements hub.Pusher.
 func (s *Session) Push(m *wire.Message) {
 	s.write(m.Frame(s.conn.Format()))
-}
-
-// memberJSONSize is the size of m's JSON in a presence reply, escapes aside.
-func memberJSONSize(m *protocol.Member) int {
-	n := len(`{"client":"","connected_at":1764620000000},`) + len(m.Client)
-	if m.User != "" {
-		n += len(`,"user":""`) + len(m.User)
-	}
-	if len(m.Info) > 0 {
-		n += len(`,"info":`) + len(m.Info)
-	}
-	return n
 }
