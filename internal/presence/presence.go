@@ -93,13 +93,19 @@ type Presence struct {
 	stats   Stats
 	closed  atomic.Bool
 	shards  [shardCount]shard
-	// sends serialise the pushes of a channel (by hash): a subscriber gets
-	// one channel's pushes in order, and a window's push is not delivered
-	// alongside the previous one when that one is slow to go out.
-	sends [sendLocks]sync.Mutex
+	// sends serialise the pushes of a channel (by hash), and space them: a
+	// push goes out a Window after the previous one of its stripe was
+	// delivered to every subscriber, so that no subscriber gets two closer
+	// than that even when a delivery pass is slow.
+	sends [sendLocks]sendLock
 }
 
 const sendLocks = 256
+
+type sendLock struct {
+	sync.Mutex
+	done time.Time // when the stripe's last push was delivered
+}
 
 type shard struct {
 	mu       sync.Mutex
@@ -356,6 +362,10 @@ func (p *Presence) flush(c *channel) {
 	l := &p.sends[maphash.String(p.seed, c.name)%sendLocks]
 	l.Lock()
 	defer l.Unlock()
+	if wait := time.Until(l.done.Add(p.cfg.Window)); wait > 0 {
+		time.Sleep(wait) // the previous pass was slow: what comes meanwhile waits for the next window
+	}
+	defer func() { l.done = time.Now() }()
 	if p.pusher == nil {
 		p.cfg.Deliver(c.name, payload)
 		return
