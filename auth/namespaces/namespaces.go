@@ -2,8 +2,9 @@
 // part of a channel's name before its first ':' ("chat" in "chat:lobby").
 // Each namespace says who may subscribe, publish, read history and presence:
 // everyone, authenticated users, only those the credentials grant the
-// channel to, or nobody (the server API only); and how its channels keep
-// history (History), which the node applies.
+// channel to, or nobody (the server API only); how its channels keep history
+// (History), which the node applies; and whether its subscribers get join,
+// leave and occupancy pushes (auth.PresencePolicy).
 //
 // A user channel, whose name after the namespace starts with '#' and lists
 // user ids separated by commas ("dm:#alice,bob"), admits exactly the users
@@ -50,6 +51,13 @@ type Namespace struct {
 	Publish   Rule `yaml:"publish"`
 	History   Rule `yaml:"history"`
 	Presence  Rule `yaml:"presence"`
+	// JoinLeave sends subscribers join and leave pushes: off (or empty),
+	// clients (every connection) or users (a user's first and last
+	// connection). Not taken from the default namespace.
+	JoinLeave auth.JoinLeave `yaml:"join_leave"`
+	// Occupancy sends subscribers the channel's counts of clients and users
+	// when they change. Not taken from the default namespace.
+	Occupancy bool `yaml:"occupancy"`
 
 	// HistorySize is how many publications each channel of the namespace
 	// keeps for history and recovery. Nil: the default namespace's, else
@@ -90,7 +98,10 @@ type Authorizer struct {
 	ns  map[string]Namespace
 }
 
-var _ auth.Authorizer = (*Authorizer)(nil)
+var (
+	_ auth.Authorizer     = (*Authorizer)(nil)
+	_ auth.PresencePolicy = (*Authorizer)(nil)
+)
 
 // New returns an authorizer with def as the default namespace (its Name is
 // ignored; empty rules in it mean None) and namespaces, whose empty rules
@@ -160,6 +171,11 @@ func (n Namespace) check() error {
 	if n.HistoryTTL != nil && *n.HistoryTTL < 0 {
 		return fmt.Errorf("namespaces: %q: history_ttl must not be negative, not %v", n.Name, *n.HistoryTTL)
 	}
+	switch n.JoinLeave {
+	case "", auth.JoinLeaveOff, auth.JoinLeaveClients, auth.JoinLeaveUsers:
+	default:
+		return fmt.Errorf("namespaces: %q: join_leave must be off, clients or users, not %q", n.Name, n.JoinLeave)
+	}
 	return nil
 }
 
@@ -181,6 +197,19 @@ func (a *Authorizer) History(channel string, node ChannelHistory) ChannelHistory
 		node.Recover = *n.Recover
 	}
 	return node
+}
+
+// PresenceOptions implements auth.PresencePolicy: a channel keeps its
+// members where its namespace's presence rule is not none, or where it sends
+// join and leave or occupancy pushes.
+func (a *Authorizer) PresenceOptions(channel string) auth.PresenceOptions {
+	n := a.Namespace(channel)
+	o := auth.PresenceOptions{JoinLeave: n.JoinLeave, Occupancy: n.Occupancy}
+	if o.JoinLeave == "" {
+		o.JoinLeave = auth.JoinLeaveOff
+	}
+	o.Track = n.Presence != None || o.JoinLeave != auth.JoinLeaveOff || o.Occupancy
+	return o
 }
 
 // Namespace returns the rules that apply to channel.

@@ -14,6 +14,7 @@ func TestNewChecks(t *testing.T) {
 		{{Name: "a", Subscribe: "everyone"}},
 		{{Name: "a:b"}},
 		{{Name: "a"}, {Name: "a"}},
+		{{Name: "a", JoinLeave: "tabs"}},
 	} {
 		if _, err := New(Secure, ns); err == nil {
 			t.Errorf("New(%+v) succeeded", ns)
@@ -80,5 +81,38 @@ func TestHistory(t *testing.T) {
 	neg := -1
 	if _, err := New(Open, []Namespace{{Name: "x", HistorySize: &neg}}); err == nil {
 		t.Error("a negative history_size was taken")
+	}
+}
+
+// TestPresenceOptions: a channel keeps presence where its namespace lets
+// anyone read it or pushes joins, leaves or occupancy; join_leave and
+// occupancy are the namespace's own.
+func TestPresenceOptions(t *testing.T) {
+	a, err := New(Secure, []Namespace{
+		{Name: "quiet", Presence: None},
+		{Name: "room", Presence: None, JoinLeave: auth.JoinLeaveUsers},
+		{Name: "tabs", JoinLeave: auth.JoinLeaveClients, Occupancy: true},
+		{Name: "count", Presence: None, Occupancy: true},
+		{Name: "off", JoinLeave: auth.JoinLeaveOff},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		channel string
+		want    auth.PresenceOptions
+	}{
+		{"news", auth.PresenceOptions{Track: true, JoinLeave: auth.JoinLeaveOff}}, // Secure: presence users
+		{"quiet:1", auth.PresenceOptions{JoinLeave: auth.JoinLeaveOff}},
+		{"room:1", auth.PresenceOptions{Track: true, JoinLeave: auth.JoinLeaveUsers}},
+		{"room:#ann,bob", auth.PresenceOptions{Track: true, JoinLeave: auth.JoinLeaveUsers}},
+		{"tabs:1", auth.PresenceOptions{Track: true, JoinLeave: auth.JoinLeaveClients, Occupancy: true}},
+		{"count:1", auth.PresenceOptions{Track: true, JoinLeave: auth.JoinLeaveOff, Occupancy: true}},
+		{"off:1", auth.PresenceOptions{Track: true, JoinLeave: auth.JoinLeaveOff}},
+	}
+	for _, tt := range tests {
+		if got := a.PresenceOptions(tt.channel); got != tt.want {
+			t.Errorf("PresenceOptions(%s) = %+v, want %+v", tt.channel, got, tt.want)
+		}
 	}
 }
