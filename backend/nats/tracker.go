@@ -6,7 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-		"time"
+	"time"
 
 	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
