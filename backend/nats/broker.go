@@ -16,10 +16,11 @@ import (
 )
 
 var (
-	_ backend.Broker  = (*Broker)(nil)
-	_ backend.Cluster = (*Broker)(nil)
-	_ backend.Closer  = (*Broker)(nil)
-	_ backend.Checker = (*Broker)(nil)
+	_ backend.Broker     = (*Broker)(nil)
+	_ backend.PushBroker = (*Broker)(nil)
+	_ backend.Cluster    = (*Broker)(nil)
+	_ backend.Closer     = (*Broker)(nil)
+	_ backend.Checker    = (*Broker)(nil)
 )
 
 // Broker is the broker on core NATS, from Backend.Broker. A channel's
@@ -31,12 +32,17 @@ var (
 // one of them (dispatcher): a channel's handler calls never overlap, and a
 // gap filled from the stream holds up the channels of its shard only.
 //
-// Lock order: Broker.mu, then a dispatcher shard's lock; the handler is
+// Pushes (backend.PushBroker) travel on a subject of their own per channel,
+// beside the publications' and outside the stream: a node subscribes to both
+// while it has interest, and a push crosses NATS once per interested node.
+//
+// Lock order: Broker.mu, then a dispatcher shard's lock; the handlers are
 // called with neither held.
 type Broker struct {
-	b      *Backend
-	handle func(*protocol.Publication)
-	disp   dispatcher
+	b          *Backend
+	handle     func(*protocol.Publication)
+	handlePush func(channel string, payload []byte)
+	disp       dispatcher
 
 	mu     sync.Mutex // guards subs and closed
 	subs   map[string]*interest
@@ -48,7 +54,10 @@ type interest struct {
 	channel string
 	subject string // the broker subject
 	sub     *natsgo.Subscription
-	ready   chan struct{} // closed once lastSeq is set
+	// pushSubject and pushSub carry the channel's pushes.
+	pushSubject string
+	pushSub     *natsgo.Subscription
+	ready       chan struct{} // closed once lastSeq is set
 	// lingering and gen are guarded by Broker.mu: a linger timer removes the
 	// subscription only if nothing subscribed again since it was set.
 	lingering bool
@@ -138,14 +147,17 @@ func (br *Broker) Subscribe(ctx context.Context, channel string) error {
 		br.mu.Unlock()
 		return nil
 	}
-	in := &interest{channel: channel, subject: b.brokerSubject(channel), ready: make(chan struct{})}
+	in := &interest{channel: channel, subject: b.brokerSubject(channel), pushSubject: b.pushSubject(channel), ready: make(chan struct{})}
 	sub, err := b.nc.ChanSubscribe(in.subject, br.disp.add(in.subject, in))
+	if err == nil {
+		in.sub = sub
+		in.pushSub, err = b.nc.ChanSubscribe(in.pushSubject, br.disp.add(in.pushSubject, in))
+	}
 	if err != nil {
 		br.mu.Unlock()
-		br.disp.remove(in.subject, in)
+		br.unsubscribe(in)
 		return fmt.Errorf("nats: subscribe: %w", err)
 	}
-	in.sub = sub
 	br.subs[channel] = in
 	br.mu.Unlock()
 
@@ -213,8 +225,14 @@ func (br *Broker) Unsubscribe(_ context.Context, channel string) error {
 	return nil
 }
 
-// receive handles one message of in's subscription, on its goroutine.
+// receive handles one message of in's subscriptions, on its goroutine.
 func (br *Broker) receive(in *interest, m *natsgo.Msg) {
+	if m.Subject == in.pushSubject {
+		if br.handlePush != nil {
+			br.handlePush(in.channel, m.Data)
+		}
+		return
+	}
 	<-in.ready
 	touch(&in.touched)
 	seqHdr := m.Header.Get(hdrSeq)
@@ -294,11 +312,41 @@ func (br *Broker) closeAll() {
 	}
 }
 
-// unsubscribe ends in's subscription; messages of it still queued are
+// unsubscribe ends in's subscriptions; messages of them still queued are
 // dropped.
 func (br *Broker) unsubscribe(in *interest) {
-	_ = in.sub.Unsubscribe()
+	for _, sub := range []*natsgo.Subscription{in.sub, in.pushSub} {
+		if sub != nil {
+			_ = sub.Unsubscribe()
+		}
+	}
 	br.disp.remove(in.subject, in)
+	br.disp.remove(in.pushSubject, in)
+}
+
+// RegisterPush implements backend.PushBroker. It can be called once.
+func (br *Broker) RegisterPush(handle func(channel string, payload []byte)) error {
+	br.mu.Lock()
+	defer br.mu.Unlock()
+	if br.handlePush != nil {
+		return errors.New("nats: push handler already registered")
+	}
+	br.handlePush = handle
+	return nil
+}
+
+// Push implements backend.PushBroker: one core NATS message on the
+// channel's push subject, which every node with interest subscribes to. It
+// is not stored: a node that misses it (NATS lost meanwhile) never gets it.
+func (br *Broker) Push(ctx context.Context, channel string, payload []byte) error {
+	b := br.b
+	if err := b.usable(ctx); err != nil {
+		return err
+	}
+	if err := b.nc.Publish(b.pushSubject(channel), payload); err != nil {
+		return fmt.Errorf("nats: push: %w", err)
+	}
+	return nil
 }
 
 // Check implements backend.Checker.
