@@ -162,7 +162,7 @@ func New(cfg Config) (*Node, error) {
 		ObserveCommand:   n.metrics.ObserveCommand,
 		Presence:         n.presence,
 		MaxPresenceReply: max(cfg.MaxOutbound-64<<10, cfg.MaxOutbound/2), // room for what is queued already
-	}, n.hub, log, "c")
+	}, n.hub, log, clientPrefix(cfg))
 	n.beats = heartbeat.New(cfg.PingInterval, cfg.PongTimeout, nil)
 	n.conns = conns.New(conns.Config{MaxConns: cfg.MaxConns, MaxPerIP: cfg.MaxConnsPerIP})
 
