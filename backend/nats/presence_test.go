@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tetherhq/tether/backend"
+	tnats "github.com/tetherhq/tether/backend/nats"
 )
 
 // TestPresenceOfALostNode checks the members a node added, and never
@@ -89,5 +90,72 @@ func TestPresenceLargeChannel(t *testing.T) {
 		if st, err := p.Stats(ctx, channel); err != nil || st != (backend.PresenceStats{Clients: n - 1, Users: 10}) {
 			t.Fatalf("Stats = %+v, %v", st, err)
 		}
+	}
+}
+
+// TestTrackerOfALostNode checks a node that died does not keep its users
+// present: once its members expired (the TTL after their last write), the
+// last live tab of a user it shared with another node is the user's leave,
+// the user's next tab is a join, and the channel's counts, taken again
+// from the members when older than the TTL, hold none of the lost node's
+// members within two TTLs.
+func TestTrackerOfALostNode(t *testing.T) {
+	const ttl = time.Second
+	srv := startServer(t)
+	cfg := namespace(srv.URL())
+	cfg.PresenceTTL = ttl
+	lost, alive := open(t, cfg), open(t, cfg)
+	ctx := context.Background()
+	join := func(p *tnats.Presence, client, user string) backend.PresenceChange {
+		t.Helper()
+		c, err := p.Join(ctx, "room", backend.Member{Client: client, User: user})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	if c := join(lost.Presence(), "lost1", "ann"); !c.UserChanged {
+		t.Fatalf("ann's first tab: %+v", c)
+	}
+	join(lost.Presence(), "lost2", "bob")
+	if c := join(alive.Presence(), "alive1", "ann"); c.UserChanged || c.Stats != (backend.PresenceStats{Clients: 3, Users: 2}) {
+		t.Fatalf("ann's second tab, on the other node: %+v", c)
+	}
+	died := time.Now()
+	if err := lost.Close(ctx); err != nil { // no Leave: as a killed process
+		t.Fatal(err)
+	}
+	for { // keep alive1 alive, as its node does, until lost1 expired
+		if err := alive.Presence().Refresh(ctx, "room", []string{"alive1"}); err != nil {
+			t.Fatal(err)
+		}
+		ms, err := alive.Presence().Members(ctx, "room")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ms) == 1 {
+			break
+		}
+		if time.Since(died) > ttl+5*time.Second {
+			t.Fatalf("%v after the lost node died, Members = %+v", time.Since(died), ms)
+		}
+		time.Sleep(50 * time.Millisecond) // expiry is the server's clock: nothing to wait on
+	}
+	c, err := alive.Presence().Leave(ctx, "room", "alive1")
+	if err != nil || !c.Changed || !c.UserChanged {
+		t.Fatalf("ann's last live tab left: %+v, %v; want her leave", c, err)
+	}
+	if c := join(alive.Presence(), "alive2", "ann"); !c.UserChanged {
+		t.Fatalf("ann back after her tabs left or expired: %+v; want her join", c)
+	}
+	for {
+		c := join(alive.Presence(), "alive2", "ann") // a refresh: counts without a change
+		if c.Stats == (backend.PresenceStats{Clients: 1, Users: 1}) {
+			break
+		}
+		if time.Since(died) > 2*ttl+5*time.Second {
+			t.Fatalf("%v after the lost node died, the counts are %+v; want 1 client, 1 user", time.Since(died), c.Stats)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
