@@ -337,10 +337,6 @@ func (b *Backend) brokerSubject(channel string) string {
 	return b.cfg.Prefix + ".b." + token(channel)
 }
 
-func (b *Backend) pushSubject(channel string) string {
-	return b.cfg.Prefix + ".p." + token(channel)
-}
-
 func (b *Backend) headShard(channel string) *struct {
 	mu sync.Mutex
 	m  map[string]head

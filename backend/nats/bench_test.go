@@ -137,3 +137,23 @@ func BenchmarkPresenceJoinLeave(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkPresenceRefresh is one Refresh of a batch of 1,000 members of
+// 1,000 distinct users (the node's batch), on NATS (file storage).
+func BenchmarkPresenceRefresh(b *testing.B) {
+	p := benchNodes(b, 1)[0].be.Presence()
+	ctx := context.Background()
+	clients := make([]string, 1000)
+	for i := range clients {
+		clients[i] = fmt.Sprint("c", i)
+		if _, err := p.Join(ctx, "room", backend.Member{Client: clients[i], User: fmt.Sprint("u", i)}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ResetTimer()
+	for range b.N {
+		if err := p.Refresh(ctx, "room", clients); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -32,9 +32,10 @@ var (
 // one of them (dispatcher): a channel's handler calls never overlap, and a
 // gap filled from the stream holds up the channels of its shard only.
 //
-// Pushes (backend.PushBroker) travel on a subject of their own per channel,
-// beside the publications' and outside the stream: a node subscribes to both
-// while it has interest, and a push crosses NATS once per interested node.
+// Pushes (backend.PushBroker) travel on the publications' subject, marked
+// by a header (hdrPush), outside the stream and without positions: the
+// channel's one subscription carries both, and a push crosses NATS once per
+// interested node.
 //
 // Lock order: Broker.mu, then a dispatcher shard's lock; the handlers are
 // called with neither held.
@@ -54,10 +55,7 @@ type interest struct {
 	channel string
 	subject string // the broker subject
 	sub     *natsgo.Subscription
-	// pushSubject and pushSub carry the channel's pushes.
-	pushSubject string
-	pushSub     *natsgo.Subscription
-	ready       chan struct{} // closed once lastSeq is set
+	ready   chan struct{} // closed once lastSeq is set
 	// lingering and gen are guarded by Broker.mu: a linger timer removes the
 	// subscription only if nothing subscribed again since it was set.
 	lingering bool
@@ -147,17 +145,14 @@ func (br *Broker) Subscribe(ctx context.Context, channel string) error {
 		br.mu.Unlock()
 		return nil
 	}
-	in := &interest{channel: channel, subject: b.brokerSubject(channel), pushSubject: b.pushSubject(channel), ready: make(chan struct{})}
+	in := &interest{channel: channel, subject: b.brokerSubject(channel), ready: make(chan struct{})}
 	sub, err := b.nc.ChanSubscribe(in.subject, br.disp.add(in.subject, in))
-	if err == nil {
-		in.sub = sub
-		in.pushSub, err = b.nc.ChanSubscribe(in.pushSubject, br.disp.add(in.pushSubject, in))
-	}
 	if err != nil {
 		br.mu.Unlock()
-		br.unsubscribe(in)
+		br.disp.remove(in.subject, in)
 		return fmt.Errorf("nats: subscribe: %w", err)
 	}
+	in.sub = sub
 	br.subs[channel] = in
 	br.mu.Unlock()
 
@@ -225,9 +220,9 @@ func (br *Broker) Unsubscribe(_ context.Context, channel string) error {
 	return nil
 }
 
-// receive handles one message of in's subscriptions, on its goroutine.
+// receive handles one message of in's subscription, on its goroutine.
 func (br *Broker) receive(in *interest, m *natsgo.Msg) {
-	if m.Subject == in.pushSubject {
+	if m.Header.Get(hdrPush) != "" { // no position, no order with publications
 		if br.handlePush != nil {
 			br.handlePush(in.channel, m.Data)
 		}
@@ -312,17 +307,15 @@ func (br *Broker) closeAll() {
 	}
 }
 
-// unsubscribe ends in's subscriptions; messages of them still queued are
+// unsubscribe ends in's subscription; messages of it still queued are
 // dropped.
 func (br *Broker) unsubscribe(in *interest) {
-	for _, sub := range []*natsgo.Subscription{in.sub, in.pushSub} {
-		if sub != nil {
-			_ = sub.Unsubscribe()
-		}
-	}
+	_ = in.sub.Unsubscribe()
 	br.disp.remove(in.subject, in)
-	br.disp.remove(in.pushSubject, in)
 }
+
+// hdrPush marks a push on a broker subject: not a publication.
+const hdrPush = "Tether-Push"
 
 // RegisterPush implements backend.PushBroker. It can be called once.
 func (br *Broker) RegisterPush(handle func(channel string, payload []byte)) error {
@@ -336,14 +329,16 @@ func (br *Broker) RegisterPush(handle func(channel string, payload []byte)) erro
 }
 
 // Push implements backend.PushBroker: one core NATS message on the
-// channel's push subject, which every node with interest subscribes to. It
-// is not stored: a node that misses it (NATS lost meanwhile) never gets it.
+// channel's broker subject, marked as a push, which every node with interest
+// subscribes to. It is not stored: a node that misses it (NATS lost
+// meanwhile) never gets it.
 func (br *Broker) Push(ctx context.Context, channel string, payload []byte) error {
 	b := br.b
 	if err := b.usable(ctx); err != nil {
 		return err
 	}
-	if err := b.nc.Publish(b.pushSubject(channel), payload); err != nil {
+	msg := &natsgo.Msg{Subject: b.brokerSubject(channel), Data: payload, Header: natsgo.Header{hdrPush: []string{"1"}}}
+	if err := b.nc.PublishMsg(msg); err != nil {
 		return fmt.Errorf("nats: push: %w", err)
 	}
 	return nil
