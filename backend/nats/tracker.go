@@ -114,16 +114,16 @@ func (p *Presence) Leave(ctx context.Context, channel, client string) (backend.P
 	ctx, cancel := b.bound(ctx)
 	defer cancel()
 	key := p.key(channel, client)
-	e, err := b.kv.Get(ctx, key)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		st, err := p.count(ctx, channel, 0, 0)
-		return backend.PresenceChange{Stats: st}, err
-	}
+	value, rev, err := p.read(ctx, key)
 	if err != nil {
 		return backend.PresenceChange{}, fmt.Errorf("nats: presence leave: %w", err)
 	}
+	if rev == 0 {
+		st, err := p.count(ctx, channel, 0, 0)
+		return backend.PresenceChange{Stats: st}, err
+	}
 	var m backend.Member
-	if err := json.Unmarshal(e.Value(), &m); err != nil {
+	if err := json.Unmarshal(value, &m); err != nil {
 		return backend.PresenceChange{}, fmt.Errorf("nats: presence leave: a member that is not JSON: %w", err)
 	}
 	userChanged := true
@@ -149,8 +149,46 @@ func delta(b bool) int {
 	return 0
 }
 
-// userClients reads a user's key: its clients and revision (0: no key).
-func (p *Presence) userClients(ctx context.Context, key string) ([]string, uint64, error) {
+// read returns key's value and revision as the bucket's leader has them
+// (STREAM.MSG.GET): a direct get, which a replica behind may answer, could
+// miss a member just written and take it for expired. Revision 0: no such
+// key (never written, removed or expired).
+func (p *Presence) read(ctx context.Context, key string) ([]byte, uint64, error) {
+	b := p.b
+	body, _ := json.Marshal(msgGet{LastFor: p.subject(key)})
+	msg, err := b.nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET.KV_"+b.cfg.PresenceBucket, body)
+	if err != nil {
+		return nil, 0, err
+	}
+	var resp msgGetResponse
+	if err := json.Unmarshal(msg.Data, &resp); err != nil {
+		return nil, 0, err
+	}
+	if resp.Error != nil {
+		if resp.Error.ErrorCode == jetstream.JSErrCodeMessageNotFound {
+			return nil, 0, nil
+		}
+		return nil, 0, resp.Error
+	}
+	if resp.Message == nil {
+		return nil, 0, errors.New("empty response")
+	}
+	if len(resp.Message.Hdrs) > 0 {
+		hdr, err := natsgo.DecodeHeadersMsg(resp.Message.Hdrs)
+		if err != nil {
+			return nil, 0, err
+		}
+		if hdr.Get(hdrKVOperation) != "" { // removed
+			return nil, 0, nil
+		}
+	}
+	return resp.Message.Data, resp.Message.Seq, nil
+}
+
+// readCAS is read for a key about to be written by compare-and-set: a
+// direct get, cheaper, which a replica may answer; a stale answer only makes
+// the write fail and be tried again.
+func (p *Presence) readCAS(ctx context.Context, key string) ([]byte, uint64, error) {
 	e, err := p.b.kv.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil, 0, nil
@@ -158,11 +196,20 @@ func (p *Presence) userClients(ctx context.Context, key string) ([]string, uint6
 	if err != nil {
 		return nil, 0, err
 	}
+	return e.Value(), e.Revision(), nil
+}
+
+// userClients reads a user's key: its clients and revision (0: no key).
+func (p *Presence) userClients(ctx context.Context, key string) ([]string, uint64, error) {
+	value, rev, err := p.readCAS(ctx, key)
+	if err != nil || rev == 0 {
+		return nil, 0, err
+	}
 	var clients []string
-	if err := json.Unmarshal(e.Value(), &clients); err != nil {
+	if err := json.Unmarshal(value, &clients); err != nil {
 		return nil, 0, fmt.Errorf("a user's clients that are not JSON: %w", err)
 	}
-	return clients, e.Revision(), nil
+	return clients, rev, nil
 }
 
 // alive drops from clients those whose member key is gone (expired), from
@@ -170,12 +217,12 @@ func (p *Presence) userClients(ctx context.Context, key string) ([]string, uint6
 // whether it found one. Those after the first live one are not read.
 func (p *Presence) alive(ctx context.Context, channel string, clients []string) ([]string, bool, error) {
 	for len(clients) > 0 {
-		_, err := p.b.kv.Get(ctx, p.key(channel, clients[0]))
-		if err == nil {
-			return clients, true, nil
-		}
-		if !errors.Is(err, jetstream.ErrKeyNotFound) {
+		_, rev, err := p.read(ctx, p.key(channel, clients[0]))
+		if err != nil {
 			return nil, false, err
+		}
+		if rev != 0 {
+			return clients, true, nil
 		}
 		clients = clients[1:]
 	}
@@ -267,16 +314,14 @@ func (p *Presence) count(ctx context.Context, channel string, dc, du int) (backe
 	key := p.countKey(channel)
 	for range maxCAS {
 		var c counts
-		var rev uint64
-		e, err := b.kv.Get(ctx, key)
-		switch {
-		case err == nil:
-			if err := json.Unmarshal(e.Value(), &c); err != nil {
+		value, rev, err := p.readCAS(ctx, key)
+		if err != nil {
+			return backend.PresenceStats{}, fmt.Errorf("nats: presence counts: %w", err)
+		}
+		if rev != 0 {
+			if err := json.Unmarshal(value, &c); err != nil {
 				return backend.PresenceStats{}, fmt.Errorf("nats: presence counts that are not JSON: %w", err)
 			}
-			rev = e.Revision()
-		case !errors.Is(err, jetstream.ErrKeyNotFound):
-			return backend.PresenceStats{}, fmt.Errorf("nats: presence counts: %w", err)
 		}
 		now := time.Now()
 		if rev == 0 || now.UnixNano()-c.Counted > int64(b.cfg.PresenceTTL) {
