@@ -159,3 +159,41 @@ func TestTrackerOfALostNode(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestTrackerRefreshKeepsUsers keeps two tabs of a user alive with Refresh
+// alone for longer than the TTL: the user's key lives as long as its
+// members, so the first tab's leave is silent and the second one's is the
+// user's leave.
+func TestTrackerRefreshKeepsUsers(t *testing.T) {
+	const ttl = time.Second
+	srv := startServer(t)
+	cfg := namespace(srv.URL())
+	cfg.PresenceTTL = ttl
+	p := open(t, cfg).Presence()
+	ctx := context.Background()
+	for _, c := range []string{"tab1", "tab2"} {
+		if _, err := p.Join(ctx, "room", backend.Member{Client: c, User: "ann"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tick := time.NewTicker(ttl / 5)
+	defer tick.Stop()
+	for end := time.Now().Add(5 * ttl / 2); time.Now().Before(end); <-tick.C {
+		if err := p.Refresh(ctx, "room", []string{"tab1", "tab2"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []backend.PresenceChange{
+		{Changed: true, UserChanged: false, Stats: backend.PresenceStats{Clients: 1, Users: 1}},
+		{Changed: true, UserChanged: true, Stats: backend.PresenceStats{}},
+	}
+	for i, c := range []string{"tab1", "tab2"} {
+		got, err := p.Leave(ctx, "room", c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Changed != want[i].Changed || got.UserChanged != want[i].UserChanged || got.Stats != want[i].Stats {
+			t.Fatalf("Leave(%s) after %v of refreshes = %+v, want %+v", c, 5*ttl/2, got, want[i])
+		}
+	}
+}
