@@ -7,6 +7,7 @@
 #   RUNS=3 CONNS=2000 bench/compare.sh
 #   SCENARIOS="fanout5 saturation" bench/compare.sh
 #   SCENARIOS="json5 json5z echo" bench/compare.sh   # compression off and on; echo
+#   SCENARIOS="channels chat" bench/compare.sh       # many small channels over HTTP; rooms where clients publish
 #   BEFORE=main bench/compare.sh      # also tether as built from that git revision ("before")
 #
 # Results: one JSON line per bench run in $OUT (default bench/results/<time>.jsonl).
@@ -104,6 +105,8 @@ for run in $(seq "$RUNS"); do
 			json5) bench "$kind" fanout -n "$CONNS" -m 50 -rate 5 -payload 1500 -data json ;;
 			json5z) bench "$kind" fanout -n "$CONNS" -m 50 -rate 5 -payload 1500 -data json -compress ;;
 			reconnect) bench "$kind" reconnect -n "$CONNS" -m 60 -rate 5 ;;
+			channels) bench "$kind" channels -n 2000 -rate 500 -m 10000 ;;
+			chat) bench "$kind" chat -n 2000 -room 10 -rate 2000 -m 40000 ;;
 			*) echo "compare.sh: unknown scenario $sc" >&2; exit 2 ;;
 			esac
 		done
@@ -114,9 +117,9 @@ done
 # (and, with BEFORE, tether before and the ratio after/before).
 jq -rs '
   def r: if type == "number" then (. * 100 | round / 100) else . end;
-  def key: if .bench == "fanout" then (if .json then (if .compress then "json5z" else "json5" end) elif .rate >= 100 or .rate == 0 then "saturation" else "fanout5" end) else .bench end;
+  def key: if .bench == "channels" or .bench == "chat" then .bench elif .bench == "fanout" then (if .json then (if .compress then "json5z" else "json5" end) elif .rate >= 100 or .rate == 0 then "saturation" else "fanout5" end) else .bench end;
   def figs: if .bench == "conns" then {rss_per_conn_kib, connect_p99_ms: .connect.p99_ms, open}
-    elif .bench == "fanout" then {deliveries_per_cpu_sec, deliveries_per_sec, p50_ms: .latency.p50_ms, p99_ms: .latency.p99_ms, lost, health_max_ms, kept_schedule, wire_bytes_per_delivery}
+    elif .bench == "fanout" or .bench == "channels" or .bench == "chat" then {deliveries_per_cpu_sec, deliveries_per_sec, p50_ms: .latency.p50_ms, p99_ms: .latency.p99_ms, lost, health_max_ms, kept_schedule, wire_bytes_per_delivery}
     elif .bench == "reconnect" then {all_back_seconds, resubscribe_p99_ms: .resubscribe.p99_ms, recovered_ok, recovered_failed, lost, duplicated}
     else {round_trips_per_cpu_sec, round_trips_per_sec, p50_ms: .latency.p50_ms, p99_ms: .latency.p99_ms} end;
   group_by(key) | .[] | . as $g | ($g | map(select(.target == "tether"))) as $t | ($g | map(select(.target == "baseline"))) as $b |

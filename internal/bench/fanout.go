@@ -47,6 +47,8 @@ type FanoutResult struct {
 	Messages int     `json:"messages"`
 	Rate     float64 `json:"rate"` // offered per second; 0: as fast as possible
 	Payload  int     `json:"payload"`
+	Channels int     `json:"channels,omitempty"` // channels published to (channels, chat)
+	Room     int     `json:"room,omitempty"`     // subscribers per channel (channels, chat)
 	JSON     bool    `json:"json,omitempty"`     // realistic JSON padding
 	Compress bool    `json:"compress,omitempty"` // subscribers offered permessage-deflate
 
@@ -88,8 +90,12 @@ func (r *FanoutResult) Rows() [][2]string {
 	if !r.KeptSchedule {
 		kept = "NO"
 	}
+	subs := fmt.Sprintf("%d asked, %d open", r.Subs, r.Open)
+	if r.Channels > 0 {
+		subs += fmt.Sprintf(", on %d channels of %d", r.Channels, r.Room)
+	}
 	return [][2]string{
-		{"subscribers", fmt.Sprintf("%d asked, %d open", r.Subs, r.Open)},
+		{"subscribers", subs},
 		{"published", fmt.Sprintf("%d messages of %d bytes at %s (%.1f/s achieved, %d errors)", r.Messages, r.Payload, rate, r.PublishedPerSec, r.PublishErrors)},
 		{"publisher kept schedule", fmt.Sprintf("%s (worst lag %.1f ms)", kept, r.PublisherLagMs)},
 		{"deliveries", fmt.Sprintf("%d of %d; lost %d, duplicated %d, out of order %d", r.Delivered, r.Expected, r.Lost, r.Duplicated, r.OutOfOrder)},
@@ -384,7 +390,12 @@ func appendChat(dst []byte, end, seed int) []byte {
 }
 
 func postOnce(ctx context.Context, hc *http.Client, t Target, body []byte) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.Publish, bytes.NewReader(body))
+	return postTo(ctx, hc, t, t.Publish, body)
+}
+
+// postTo posts body to u with t's API key.
+func postTo(ctx context.Context, hc *http.Client, t Target, u string, body []byte) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
 	if err != nil {
 		return err
 	}

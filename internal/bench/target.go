@@ -39,6 +39,10 @@ type Target struct {
 	// Subscribe: clients must subscribe to the channel (tether); false for a
 	// server that sends every publication to every client (the baseline).
 	Subscribe bool
+	// Rooms: the server has rooms rather than channels (the baseline): a
+	// connection joins the room its WebSocket URL's room parameter names, and
+	// a publish goes to the room the publish URL's room parameter names.
+	Rooms bool
 	// Compress: clients offer permessage-deflate (without context takeover)
 	// and inflate what comes compressed.
 	Compress bool
@@ -61,6 +65,7 @@ func TargetFor(kind, addr string) (Target, error) {
 		t.Subscribe = true
 	case "baseline":
 		t.Publish = "http://" + addr + "/publish"
+		t.Rooms = true
 	default:
 		return Target{}, fmt.Errorf("bench: unknown target %q: want tether or baseline", kind)
 	}
