@@ -59,6 +59,7 @@ import (
 	"github.com/tetherhq/tether/internal/serverapi"
 	"github.com/tetherhq/tether/internal/session"
 	"github.com/tetherhq/tether/internal/wire"
+	"github.com/tetherhq/tether/internal/workpool"
 	"github.com/tetherhq/tether/internal/wsconn"
 	"github.com/tetherhq/tether/protocol"
 	"github.com/tetherhq/tether/web"
@@ -171,6 +172,10 @@ func New(cfg Config) (*Node, error) {
 		// The read deadline of a connection until its request is whole:
 		// slowloris clients are cut at it. The upgrade clears it.
 		KeepaliveTime: cfg.HandshakeTimeout,
+		// HTTP requests run on workers that keep their grown stacks (package
+		// workpool): a goroutine per request spent as much on growing its
+		// stack as on an API publish.
+		ServerExecutor: workpool.New(httpWorkers, httpWorkerIdle, log).Go,
 	}
 	if n.ln != nil {
 		addr := n.ln.Addr().String()
@@ -221,6 +226,14 @@ func New(cfg Config) (*Node, error) {
 	n.announce()
 	return n, nil
 }
+
+// The HTTP request workers: at most httpWorkers keep their stacks between
+// requests (more requests at once run on goroutines of their own), each until
+// it has been idle for httpWorkerIdle.
+const (
+	httpWorkers    = 256
+	httpWorkerIdle = 10 * time.Second
+)
 
 // Addr returns the address the node listens on, or nil without HTTPAddr.
 func (n *Node) Addr() net.Addr {

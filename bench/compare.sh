@@ -59,7 +59,8 @@ start_server() {
 		addr=$TETHER_ADDR
 		local extra=()
 		# every client comes from this machine: lift the per-address limit where the revision has one
-		"$BIN/$kind" serve -h 2>&1 | grep -q -- -max-conns-per-ip && extra=(--max-conns-per-ip 0)
+		# (grep without -q: it reads the whole help, so that pipefail never sees a SIGPIPE)
+		if "$BIN/$kind" serve -h 2>&1 | grep -- -max-conns-per-ip >/dev/null; then extra=(--max-conns-per-ip 0); fi
 		"$BIN/$kind" serve --http-addr "$addr" --log-level warn "${extra[@]}" &
 	else
 		addr=$BASELINE_ADDR
