@@ -34,15 +34,20 @@ func (a *API) authorizeHTTP(w http.ResponseWriter, r *http.Request) bool {
 }
 
 // handle serves one endpoint: it authorizes the caller, decodes the JSON body
-// into a fresh T, calls do with the request's context and answers do's result
-// as JSON, or its error as Classify says.
+// (of at most MaxBodySize bytes) into a fresh T, calls do with the request's
+// context and answers do's result as JSON, or its error as Classify says.
 func handle[T any](a *API, do func(context.Context, *T) (any, error)) http.HandlerFunc {
+	return handleUpTo(a, a.maxBody, do)
+}
+
+// handleUpTo is handle with a body of at most limit bytes.
+func handleUpTo[T any](a *API, limit int64, do func(context.Context, *T) (any, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if !a.authorizeHTTP(w, r) {
 			return
 		}
 		var req T
-		if err := a.decode(w, r, &req); err != nil {
+		if err := decode(w, r, limit, &req); err != nil {
 			writeError(w, err)
 			return
 		}
@@ -55,13 +60,13 @@ func handle[T any](a *API, do func(context.Context, *T) (any, error)) http.Handl
 	}
 }
 
-// decode reads r's JSON body, of at most MaxBodySize bytes, into v.
-func (a *API) decode(w http.ResponseWriter, r *http.Request, v any) error {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, a.maxBody))
+// decode reads r's JSON body, of at most limit bytes, into v.
+func decode(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
 	if err := dec.Decode(v); err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			return &kindError{KindTooLarge, protocol.NewError(protocol.ErrBadRequest, "body is larger than %d bytes", a.maxBody)}
+			return &kindError{KindTooLarge, protocol.NewError(protocol.ErrBadRequest, "body is larger than %d bytes", limit)}
 		}
 		return protocol.NewError(protocol.ErrBadRequest, "malformed JSON body: %v", err)
 	}
