@@ -24,6 +24,7 @@ and reports what it did, reading the server's /metrics for memory and CPU.
              server CPU-second, latency from the scheduled send time
   channels   -n subscribers each on its own channel, -m messages published
              through the HTTP API at -rate per second round-robin over them
+             (-batch N: N per /api/batch request; -grpc: over a gRPC stream)
   chat       -n clients in rooms of -room, each publishing over its own
              connection, -rate messages per second in total
   echo       -c clients doing round trips on /ws/echo for -d
@@ -87,6 +88,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fs.Float64Var(&chans.Rate, "rate", 500, "publishes per second")
 		fs.IntVar(&chans.Payload, "payload", 64, "bytes of data per message (at least 48)")
 		fs.IntVar(&chans.Publishers, "publishers", 1, "HTTP requests in flight at most, each on its own keep-alive connection")
+		fs.IntVar(&chans.Batch, "batch", 0, "publish this many messages per POST /api/batch request (0: one per /api/publish)")
+		fs.StringVar(&chans.GRPC, "grpc", "", "publish over one gRPC ServerAPI/PublishStream to this host:port instead of HTTP")
 		fs.IntVar(&chans.Concurrency, "concurrency", 64, "connections being opened at once")
 		fs.DurationVar(&chans.Drain, "drain", 10*time.Second, "how long to wait for deliveries after the last publish")
 	case "chat":

@@ -234,7 +234,12 @@ func BenchmarkFanoutLoopback(b *testing.B) {
 }
 
 func TestChannelsAndChat(t *testing.T) {
-	tg := startTether(t, nil)
+	cfg := tether.Config{HTTPAddr: tethertest.Loopback, GRPCAddr: tethertest.Loopback}
+	n := tethertest.NewNode(t, cfg)
+	tg, err := TargetFor("tether", n.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name string
 		run  func(context.Context) (*FanoutResult, error)
@@ -242,6 +247,12 @@ func TestChannelsAndChat(t *testing.T) {
 	}{
 		{"channels", func(ctx context.Context) (*FanoutResult, error) {
 			return Channels(ctx, tg, ChannelsOptions{Subs: 20, Messages: 60, Rate: 300, Publishers: 2})
+		}, 60},
+		{"channels-batch", func(ctx context.Context) (*FanoutResult, error) {
+			return Channels(ctx, tg, ChannelsOptions{Subs: 20, Messages: 95, Rate: 1000, Batch: 10})
+		}, 95},
+		{"channels-grpc", func(ctx context.Context) (*FanoutResult, error) {
+			return Channels(ctx, tg, ChannelsOptions{Subs: 20, Messages: 60, Rate: 300, GRPC: n.GRPCAddr().String()})
 		}, 60},
 		{"chat", func(ctx context.Context) (*FanoutResult, error) {
 			return Chat(ctx, tg, ChatOptions{Clients: 12, Room: 4, Messages: 60, Rate: 300})

@@ -49,6 +49,7 @@ type FanoutResult struct {
 	Payload  int     `json:"payload"`
 	Channels int     `json:"channels,omitempty"` // channels published to (channels, chat)
 	Room     int     `json:"room,omitempty"`     // subscribers per channel (channels, chat)
+	Batch    int     `json:"batch,omitempty"`    // messages per request (channels)
 	JSON     bool    `json:"json,omitempty"`     // realistic JSON padding
 	Compress bool    `json:"compress,omitempty"` // subscribers offered permessage-deflate
 
@@ -122,7 +123,16 @@ type subState struct {
 // record notes one message received at now by subscriber i.
 func (st *subState) record(i int, msg []byte, now time.Time, messages int, lat *histShards) {
 	seq, ts, ok := parseSeqTS(msg)
-	if !ok || seq < 0 || seq >= int64(messages) {
+	if !ok {
+		return
+	}
+	st.recordAt(i, seq, ts, now, messages, lat)
+}
+
+// recordAt notes message number seq (of messages), sent at ts, received at
+// now by subscriber i.
+func (st *subState) recordAt(i int, seq, ts int64, now time.Time, messages int, lat *histShards) {
+	if seq < 0 || seq >= int64(messages) {
 		return
 	}
 	lat.record(i, now.Sub(time.Unix(0, ts)))
@@ -353,11 +363,18 @@ func appendPublish(dst []byte, channel string, seq int, sched time.Time, payload
 		dst = fmt.Appendf(dst, `{"seq":%d,"ts":%d,"items":[`, seq, sched.UnixNano())
 		return append(appendChat(dst, start+payload-4, seq), "]}}"...)
 	}
+	return append(appendData(dst, seq, sched, payload), '}')
+}
+
+// appendData appends the data of message seq: {"seq":N,"ts":unix-nanos,
+// "pad":"xx..."}, padded to payload bytes.
+func appendData(dst []byte, seq int, sched time.Time, payload int) []byte {
+	start := len(dst)
 	dst = fmt.Appendf(dst, `{"seq":%d,"ts":%d,"pad":"`, seq, sched.UnixNano())
 	for len(dst)-start < payload-2 {
 		dst = append(dst, 'x')
 	}
-	return append(dst, `"}}`...)
+	return append(dst, `"}`...)
 }
 
 // chatWords are what appendChat's messages say.

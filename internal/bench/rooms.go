@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"math/bits"
 	"net/http"
@@ -28,6 +29,15 @@ type ChannelsOptions struct {
 	// Publishers is how many HTTP requests may be in flight at once, each on
 	// its own keep-alive connection. Defaults to 1: one at a time.
 	Publishers int
+	// Batch, above 1, publishes Batch messages per request through tether's
+	// POST /api/batch. Each request goes at the scheduled time of its last
+	// message, and its messages carry that time: latency is from the request
+	// to the delivery.
+	Batch int
+	// GRPC, when set, publishes over one ServerAPI/PublishStream stream to
+	// this gRPC address (host:port) instead of HTTP, each message at its
+	// scheduled time without waiting for the previous answer.
+	GRPC string
 	// Concurrency is how many connections are being opened at once. Defaults to 64.
 	Concurrency int
 	// Drain is how long to wait after the last publish for the deliveries to
@@ -72,23 +82,48 @@ func Channels(ctx context.Context, t Target, o ChannelsOptions) (*FanoutResult, 
 	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: o.Publishers + 2}}
 	defer hc.CloseIdleConnections()
 	run := roomRun{
-		bench: "channels", t: t, hc: hc, subs: o.Subs, room: 1, messages: o.Messages, rate: o.Rate,
+		bench: "channels", t: t, hc: hc, subs: o.Subs, room: 1, messages: o.Messages, rate: o.Rate, batch: max(o.Batch, 1),
 		payload: o.Payload, senders: o.Publishers, concurrency: o.Concurrency, drain: o.Drain, channelOf: channelOf,
 	}
 	var bodies sync.Pool
-	run.send = func(ctx context.Context, _ *fleet, seq int, sched time.Time) error {
-		sub := seq % o.Subs
+	run.send = func(ctx context.Context, _ *fleet, seq, n int, sched time.Time) error {
 		bp, _ := bodies.Get().(*[]byte)
 		if bp == nil {
 			bp = new([]byte)
 		}
 		defer bodies.Put(bp)
-		*bp = appendPublish((*bp)[:0], channelOf(sub), seq, sched, o.Payload, false)
 		u := t.Publish
-		if t.Rooms {
-			u += "?" + url.Values{"room": {channelOf(sub)}}.Encode()
+		if n == 1 {
+			*bp = appendPublish((*bp)[:0], channelOf(seq%o.Subs), seq, sched, o.Payload, false)
+			if t.Rooms {
+				u += "?" + url.Values{"room": {channelOf(seq % o.Subs)}}.Encode()
+			}
+		} else {
+			*bp = appendBatch((*bp)[:0], channelOf, o.Subs, seq, n, sched, o.Payload)
+			u = t.Batch
 		}
 		return postTo(ctx, hc, t, u, *bp)
+	}
+	if o.GRPC != "" {
+		if o.Batch > 1 {
+			return nil, errors.New("bench: channels: -batch and -grpc are exclusive")
+		}
+		ps, err := openPublishStream(ctx, t, o.GRPC)
+		if err != nil {
+			return nil, err
+		}
+		defer ps.close()
+		run.senders = 1 // one stream: sends in order
+		run.send = func(_ context.Context, _ *fleet, seq, _ int, sched time.Time) error {
+			return ps.send(seq, channelOf(seq%o.Subs), sched, o.Payload)
+		}
+		run.sendErrors = ps.errors
+		run.bench = "channels-grpc"
+	} else if o.Batch > 1 {
+		if t.Batch == "" {
+			return nil, fmt.Errorf("bench: channels: %s has no batch endpoint", t.Name)
+		}
+		run.bench = "channels-batch"
 	}
 	run.receivers = func(seq int) (int, int) { return seq % o.Subs, 1 }
 	return run.run(ctx)
@@ -113,7 +148,7 @@ func Chat(ctx context.Context, t Target, o ChatOptions) (*FanoutResult, error) {
 	rooms := (o.Clients + o.Room - 1) / o.Room
 	channelOf := func(i int) string { return fmt.Sprintf("bench:room%d", i/o.Room) }
 	run := roomRun{
-		bench: "chat", t: t, hc: hc, subs: o.Clients, room: o.Room, messages: o.Messages, rate: o.Rate,
+		bench: "chat", t: t, hc: hc, subs: o.Clients, room: o.Room, messages: o.Messages, rate: o.Rate, batch: 1,
 		payload: o.Payload, senders: 1, concurrency: o.Concurrency, drain: o.Drain, channelOf: channelOf,
 	}
 	// Message seq is sent by client sender(seq): round-robin over the rooms
@@ -123,7 +158,7 @@ func Chat(ctx context.Context, t Target, o ChatOptions) (*FanoutResult, error) {
 		return (k%rooms)*o.Room + (k/rooms)%o.Room
 	}
 	var pub, body []byte // one sender goroutine
-	run.send = func(_ context.Context, f *fleet, seq int, sched time.Time) error {
+	run.send = func(_ context.Context, f *fleet, seq, _ int, sched time.Time) error {
 		i := sender(seq)
 		if i >= len(f.conns) || f.conns[i] == nil {
 			return errNotOpen
@@ -159,13 +194,16 @@ type roomRun struct {
 	subs, room  int // subscribers; subscribers per channel
 	messages    int
 	rate        float64
+	batch       int // messages per send; at least 1
 	payload     int
 	senders     int // goroutines sending, message seq by sender seq%senders
 	concurrency int
 	drain       time.Duration
 	channelOf   func(sub int) string
-	// send sends message seq, scheduled at sched.
-	send func(ctx context.Context, f *fleet, seq int, sched time.Time) error
+	// send sends messages seq to seq+n-1, scheduled at sched.
+	send func(ctx context.Context, f *fleet, seq, n int, sched time.Time) error
+	// sendErrors, when set, counts the messages refused after send returned.
+	sendErrors func() int
 	// receivers returns the subscribers message seq is due to: first, first+1, ... first+n-1.
 	receivers func(seq int) (first, n int)
 }
@@ -181,7 +219,15 @@ func (rr *roomRun) run(ctx context.Context) (*FanoutResult, error) {
 	}
 	lat := newHist(64)
 	states := make([]subState, len(f.conns))
-	words := (rr.messages + 64) / 64
+	// Each subscriber numbers the messages due to it: with one subscriber per
+	// channel, message seq is the seq/subs-th of its channel's (the bitmaps
+	// stay small); in rooms, every message has its own bit.
+	slots, slot := rr.messages, func(seq int64) int64 { return seq }
+	if rr.room == 1 {
+		slots = rr.messages/rr.subs + 1
+		slot = func(seq int64) int64 { return seq / int64(rr.subs) }
+	}
+	words := (slots + 64) / 64
 	for i := range states {
 		states[i].seen = make([]uint64, words)
 	}
@@ -195,7 +241,10 @@ func (rr *roomRun) run(ctx context.Context) (*FanoutResult, error) {
 				replyErrors.Add(1) // tether refused a publish
 				continue
 			}
-			states[i].record(i, one, now, rr.messages, lat) // not a message (a reply): ignored
+			seq, ts, ok := parseSeqTS(one)
+			if ok && seq >= 0 && seq < int64(rr.messages) { // else not a message (a reply): ignored
+				states[i].recordAt(i, slot(seq), ts, now, slots, lat)
+			}
 		}
 	})
 	if err != nil {
@@ -237,6 +286,9 @@ func (rr *roomRun) run(ctx context.Context) (*FanoutResult, error) {
 		return nil, err
 	}
 	f.close() // stop the readers before reading their state
+	if rr.sendErrors != nil {
+		ps.errors += rr.sendErrors()
+	}
 
 	r := &FanoutResult{
 		Bench: rr.bench, Target: rr.t.Name, Subs: rr.subs, Open: f.open, Messages: rr.messages, Rate: rr.rate,
@@ -247,10 +299,11 @@ func (rr *roomRun) run(ctx context.Context) (*FanoutResult, error) {
 		PublishedPerSec:  float64(ps.sent) / ps.took.Seconds(),
 		PublisherLagMs:   float64(ps.maxLag.Microseconds()) / 1000,
 		PublishErrors:    ps.errors + int(replyErrors.Load()),
+		Batch:            rr.batch,
 		HealthMaxMs:      float64(hmax.Microseconds()) / 1000,
 		HealthFailures:   hfail,
 	}
-	r.KeptSchedule = ps.maxLag <= max(5*time.Millisecond, time.Duration(float64(time.Second)/rr.rate*float64(rr.senders)))
+	r.KeptSchedule = ps.maxLag <= max(5*time.Millisecond, time.Duration(float64(time.Second)/rr.rate*float64(rr.senders*rr.batch)))
 	var last int64
 	for i := range states {
 		st := &states[i]
@@ -294,14 +347,17 @@ func (rr *roomRun) sendAll(ctx context.Context, f *fleet) ([]bool, pubStats) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
+	batches := (rr.messages + rr.batch - 1) / rr.batch
 	for w := range rr.senders {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			timer := time.NewTimer(0)
 			defer timer.Stop()
-			for seq := w; seq < rr.messages; seq += rr.senders {
-				sched := ps.start.Add(time.Duration(seq) * interval)
+			for k := w; k < batches; k += rr.senders {
+				seq := k * rr.batch
+				n := min(rr.batch, rr.messages-seq)
+				sched := ps.start.Add(time.Duration(seq+n-1) * interval)
 				if d := time.Until(sched); d > 0 {
 					timer.Reset(d)
 					select {
@@ -311,12 +367,14 @@ func (rr *roomRun) sendAll(ctx context.Context, f *fleet) ([]bool, pubStats) {
 					}
 				}
 				lag := time.Since(sched)
-				err := rr.send(ctx, f, seq, sched)
+				err := rr.send(ctx, f, seq, n, sched)
 				mu.Lock()
 				ps.maxLag = max(ps.maxLag, lag)
 				if err == nil {
-					ps.sent++
-					sent[seq] = true
+					ps.sent += n
+					for i := seq; i < seq+n; i++ {
+						sent[i] = true
+					}
 				} else {
 					ps.errors++
 					if ps.errors >= 10 || ctx.Err() != nil {
@@ -336,4 +394,17 @@ func (rr *roomRun) sendAll(ctx context.Context, f *fleet) ([]bool, pubStats) {
 	}
 	ps.took = time.Since(ps.start)
 	return sent, ps
+}
+
+// appendBatch appends the /api/batch request of messages seq to seq+n-1, to
+// channels round-robin, all stamped with sched.
+func appendBatch(dst []byte, channelOf func(int) string, subs, seq, n int, sched time.Time, payload int) []byte {
+	dst = append(dst, `{"publications":[`...)
+	for i := seq; i < seq+n; i++ {
+		if i > seq {
+			dst = append(dst, ',')
+		}
+		dst = appendPublish(dst, channelOf(i%subs), i, sched, payload, false)
+	}
+	return append(dst, "]}"...)
 }

@@ -25,6 +25,9 @@ type Target struct {
 	WS, Echo string
 	// Publish is the HTTP endpoint taking {"channel":...,"data":...} by POST.
 	Publish string
+	// Batch is the HTTP endpoint taking {"publications":[...]} by POST; ""
+	// when the server has none.
+	Batch string
 	// Metrics is the Prometheus endpoint with process_cpu_seconds_total and
 	// process_resident_memory_bytes.
 	Metrics string
@@ -62,6 +65,7 @@ func TargetFor(kind, addr string) (Target, error) {
 	switch kind {
 	case "tether":
 		t.Publish = "http://" + addr + "/api/publish"
+		t.Batch = "http://" + addr + "/api/batch"
 		t.Subscribe = true
 	case "baseline":
 		t.Publish = "http://" + addr + "/publish"
