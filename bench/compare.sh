@@ -22,6 +22,7 @@ SCENARIOS=${SCENARIOS:-"conns fanout5 saturation echo json5 json5z reconnect"}
 TETHER_ADDR=${TETHER_ADDR:-127.0.0.1:18080}
 BASELINE_ADDR=${BASELINE_ADDR:-127.0.0.1:18090}
 GRPC_ADDR=${GRPC_ADDR:-127.0.0.1:19090} # tether's gRPC (the grpcstream scenario)
+TCP_ADDR=${TCP_ADDR:-127.0.0.1:17070}   # tether's raw TCP: off the default port, which another server may hold
 OUT=${OUT:-bench/results/$(date -u +%Y%m%dT%H%M%SZ).jsonl}
 BIN=$(mktemp -d)
 mkdir -p "$(dirname "$OUT")"
@@ -63,7 +64,7 @@ start_server() {
 		# every client comes from this machine: lift the per-address limit where the revision has one
 		# (grep without -q: it reads the whole help, so that pipefail never sees a SIGPIPE)
 		if "$BIN/$kind" serve -h 2>&1 | grep -- -max-conns-per-ip >/dev/null; then extra=(--max-conns-per-ip 0); fi
-		"$BIN/$kind" serve --http-addr "$addr" --grpc-addr "$GRPC_ADDR" --log-level warn "${extra[@]}" &
+		"$BIN/$kind" serve --http-addr "$addr" --grpc-addr "$GRPC_ADDR" --tcp-addr "$TCP_ADDR" --log-level warn "${extra[@]}" &
 	else
 		addr=$BASELINE_ADDR
 		"$BIN/baseline" -addr "$addr" 2>/dev/null &
