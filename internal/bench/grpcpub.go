@@ -39,7 +39,7 @@ func openPublishStream(ctx context.Context, t Target, addr string) (*publishStre
 	if t.APIKey != "" {
 		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+t.APIKey)
 	}
-	stream, err := tetherv1.NewServerAPIClient(cc).PublishStream(ctx)
+	stream, err := tetherv1.NewServerAPIClient(cc).PublishStream(ctx, grpc.WaitForReady(true)) // the server may still be starting its gRPC listener
 	if err != nil {
 		cancel()
 		cc.Close()
