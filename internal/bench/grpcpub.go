@@ -35,7 +35,7 @@ func openPublishStream(ctx context.Context, t Target, addr string) (*publishStre
 	if err != nil {
 		return nil, fmt.Errorf("bench: grpc %s: %w", addr, err)
 	}
-	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	ctx, cancel := context.WithCancel(ctx)
 	if t.APIKey != "" {
 		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+t.APIKey)
 	}
