@@ -52,6 +52,7 @@ import (
 	"github.com/lesismal/nbio/nbhttp"
 
 	"github.com/tetherhq/tether/backend"
+	"github.com/tetherhq/tether/backend/memory"
 	"github.com/tetherhq/tether/internal/conns"
 	"github.com/tetherhq/tether/internal/heartbeat"
 	"github.com/tetherhq/tether/internal/hub"
@@ -172,10 +173,7 @@ func New(cfg Config) (*Node, error) {
 		// The read deadline of a connection until its request is whole:
 		// slowloris clients are cut at it. The upgrade clears it.
 		KeepaliveTime: cfg.HandshakeTimeout,
-		// HTTP requests run on workers that keep their grown stacks (package
-		// workpool): a goroutine per request spent as much on growing its
-		// stack as on an API publish.
-		ServerExecutor: workpool.New(httpWorkers, httpWorkerIdle, log).Go,
+		ServerExecutor: n.httpExecutor(log),
 	}
 	if n.ln != nil {
 		addr := n.ln.Addr().String()
@@ -234,6 +232,21 @@ const (
 	httpWorkers    = 256
 	httpWorkerIdle = 10 * time.Second
 )
+
+// httpExecutor returns what runs the HTTP requests of the event loop. With
+// the memory backends no request waits on the network, and each runs on the
+// event loop's goroutine, as WebSocket commands do: handing it to another
+// goroutine (a wake-up, a stack to grow) cost as much as an API publish
+// itself. With others (NATS) a request can wait for a round trip, and runs on
+// a worker of package workpool, which keeps its grown stack.
+func (n *Node) httpExecutor(log *slog.Logger) func(func()) {
+	_, memBroker := n.backends.Broker.(*memory.Broker)
+	_, memHistory := n.backends.History.(*memory.History)
+	if memBroker && memHistory {
+		return func(f func()) { f() }
+	}
+	return workpool.New(httpWorkers, httpWorkerIdle, log).Go
+}
 
 // Addr returns the address the node listens on, or nil without HTTPAddr.
 func (n *Node) Addr() net.Addr {

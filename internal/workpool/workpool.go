@@ -1,5 +1,6 @@
 // Package workpool runs short tasks on goroutines that outlive them: the HTTP
-// requests of the node's event loop (nbhttp's ServerExecutor).
+// requests of the node's event loop (nbhttp's ServerExecutor) when its
+// backends can make a request wait on the network.
 //
 // A goroutine started per task begins with a small stack and grows it by
 // copying on most requests (a ServeMux match, a JSON decode): under a steady
