@@ -209,17 +209,7 @@ func Fanout(ctx context.Context, t Target, o FanoutOptions) (*FanoutResult, erro
 	pub := publish(ctx, hc, t, o)
 	// Wait for the deliveries, up to Drain after the last publish.
 	want := int64(f.open) * int64(pub.sent)
-	deadline := time.Now().Add(o.Drain)
-	for time.Now().Before(deadline) && ctx.Err() == nil {
-		var got int64
-		for i := range states {
-			got += states[i].got.Load()
-		}
-		if got >= want {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	awaitDeliveries(ctx, states, want, o.Drain)
 	after, err := t.scrape(ctx, hc)
 	hmax, hfail := health.stop()
 	if err != nil {
@@ -246,6 +236,33 @@ func Fanout(ctx context.Context, t Target, o FanoutOptions) (*FanoutResult, erro
 		slack = max(slack, time.Duration(float64(time.Second)/o.Rate))
 	}
 	r.KeptSchedule = o.Rate == 0 || pub.maxLag <= slack
+	r.tally(f, states, pub.start)
+	if err := firstErr(f.failure(), f.lost(), ctx.Err(), pub.err); err != nil {
+		r.Limit = err.Error()
+	}
+	return r, nil
+}
+
+// awaitDeliveries waits until the subscribers have got want messages in
+// all, for at most drain.
+func awaitDeliveries(ctx context.Context, states []subState, want int64, drain time.Duration) {
+	deadline := time.Now().Add(drain)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		var got int64
+		for i := range states {
+			got += states[i].got.Load()
+		}
+		if got >= want {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// tally adds up what the open subscribers got, against r.Expected, and
+// derives r's rates, start being the first scheduled send. Call it once the
+// readers have stopped.
+func (r *FanoutResult) tally(f *fleet, states []subState, start time.Time) {
 	var last int64
 	for i := range states {
 		st := &states[i]
@@ -263,7 +280,7 @@ func Fanout(ctx context.Context, t Target, o FanoutOptions) (*FanoutResult, erro
 	}
 	r.Lost = r.Expected - r.Delivered
 	if last > 0 {
-		r.Seconds = time.Unix(0, last).Sub(pub.start).Seconds()
+		r.Seconds = time.Unix(0, last).Sub(start).Seconds()
 		r.DeliveriesPerSec = float64(r.Delivered) / r.Seconds
 	}
 	if r.ServerCPUSeconds > 0 {
@@ -272,10 +289,6 @@ func Fanout(ctx context.Context, t Target, o FanoutOptions) (*FanoutResult, erro
 	if r.Delivered > 0 {
 		r.WireBytesPerDelivery = float64(r.WireBytes) / float64(r.Delivered)
 	}
-	if err := firstErr(f.failure(), f.lost(), ctx.Err(), pub.err); err != nil {
-		r.Limit = err.Error()
-	}
-	return r, nil
 }
 
 // parseSeqTS finds "seq":N and "ts":N in a message without decoding it.

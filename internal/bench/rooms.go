@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/bits"
 	"net/http"
 	"net/url"
 	"sync"
@@ -269,17 +268,7 @@ func (rr *roomRun) run(ctx context.Context) (*FanoutResult, error) {
 			}
 		}
 	}
-	deadline := time.Now().Add(rr.drain)
-	for time.Now().Before(deadline) && ctx.Err() == nil {
-		var got int64
-		for i := range states {
-			got += states[i].got.Load()
-		}
-		if got >= want {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	awaitDeliveries(ctx, states, want, rr.drain)
 	after, err := rr.t.scrape(ctx, rr.hc)
 	hmax, hfail := health.stop()
 	if err != nil {
@@ -304,32 +293,7 @@ func (rr *roomRun) run(ctx context.Context) (*FanoutResult, error) {
 		HealthFailures:   hfail,
 	}
 	r.KeptSchedule = ps.maxLag <= max(5*time.Millisecond, time.Duration(float64(time.Second)/rr.rate*float64(rr.senders*rr.batch)))
-	var last int64
-	for i := range states {
-		st := &states[i]
-		if f.conns[i] == nil {
-			continue
-		}
-		var uniq int
-		for _, w := range st.seen {
-			uniq += bits.OnesCount64(w)
-		}
-		r.Delivered += int64(uniq)
-		r.Duplicated += st.dup
-		r.OutOfOrder += st.ooo
-		last = max(last, st.lastNano.Load())
-	}
-	r.Lost = r.Expected - r.Delivered
-	if last > 0 {
-		r.Seconds = time.Unix(0, last).Sub(ps.start).Seconds()
-		r.DeliveriesPerSec = float64(r.Delivered) / r.Seconds
-	}
-	if r.ServerCPUSeconds > 0 {
-		r.DeliveriesPerCPUSec = float64(r.Delivered) / r.ServerCPUSeconds
-	}
-	if r.Delivered > 0 {
-		r.WireBytesPerDelivery = float64(r.WireBytes) / float64(r.Delivered)
-	}
+	r.tally(f, states, ps.start)
 	if err := firstErr(f.failure(), f.lost(), ctx.Err(), ps.err); err != nil {
 		r.Limit = err.Error()
 	}
