@@ -172,7 +172,7 @@ func New(cfg Config) (*Node, error) {
 		MaxWriteBufferSize: 2*cfg.MaxOutbound + 64<<10,
 		// The read deadline of a connection until its request is whole:
 		// slowloris clients are cut at it. The upgrade clears it.
-		KeepaliveTime: cfg.HandshakeTimeout,
+		KeepaliveTime:  cfg.HandshakeTimeout,
 		ServerExecutor: n.httpExecutor(log),
 	}
 	if n.ln != nil {
@@ -200,6 +200,7 @@ func New(cfg Config) (*Node, error) {
 		CloseTimeout:   cfg.CloseTimeout,
 		Compression:    zip,
 		Logger:         log,
+		Upgraded:       n.upgraded,
 	})
 	n.api = serverapi.New(serverapi.Config{Backend: apiBackend{n}, APIKey: cfg.APIKey, MaxBodySize: cfg.MaxMessageSize})
 	n.handler = n.routes()
@@ -246,6 +247,13 @@ func (n *Node) httpExecutor(log *slog.Logger) func(func()) {
 		return func(f func()) { f() }
 	}
 	return workpool.New(httpWorkers, httpWorkerIdle, log).Go
+}
+
+// upgraded hands an upgraded connection to the listener's deadline fence.
+func (n *Node) upgraded(c net.Conn) {
+	if n.ln != nil {
+		n.ln.upgraded(c)
+	}
 }
 
 // Addr returns the address the node listens on, or nil without HTTPAddr.
