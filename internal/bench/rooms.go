@@ -30,12 +30,14 @@ type ChannelsOptions struct {
 	Publishers int
 	// Batch, above 1, publishes Batch messages per request through tether's
 	// POST /api/batch. Each request goes at the scheduled time of its last
-	// message, and its messages carry that time: latency is from the request
-	// to the delivery.
+	// message, and its messages carry the time the request was sent: latency
+	// is from the request to the delivery (how late the sender was is
+	// reported as its lag).
 	Batch int
 	// GRPC, when set, publishes over one ServerAPI/PublishStream stream to
 	// this gRPC address (host:port) instead of HTTP, each message at its
-	// scheduled time without waiting for the previous answer.
+	// scheduled time without waiting for the previous answer, carrying the
+	// time it was sent, as with Batch.
 	GRPC string
 	// Concurrency is how many connections are being opened at once. Defaults to 64.
 	Concurrency int
@@ -98,7 +100,7 @@ func Channels(ctx context.Context, t Target, o ChannelsOptions) (*FanoutResult, 
 				u += "?" + url.Values{"room": {channelOf(seq % o.Subs)}}.Encode()
 			}
 		} else {
-			*bp = appendBatch((*bp)[:0], channelOf, o.Subs, seq, n, sched, o.Payload)
+			*bp = appendBatch((*bp)[:0], channelOf, o.Subs, seq, n, time.Now(), o.Payload)
 			u = t.Batch
 		}
 		return postTo(ctx, hc, t, u, *bp)
@@ -113,8 +115,8 @@ func Channels(ctx context.Context, t Target, o ChannelsOptions) (*FanoutResult, 
 		}
 		defer ps.close()
 		run.senders = 1 // one stream: sends in order
-		run.send = func(_ context.Context, _ *fleet, seq, _ int, sched time.Time) error {
-			return ps.send(seq, channelOf(seq%o.Subs), sched, o.Payload)
+		run.send = func(_ context.Context, _ *fleet, seq, _ int, _ time.Time) error {
+			return ps.send(seq, channelOf(seq%o.Subs), time.Now(), o.Payload)
 		}
 		run.sendErrors = ps.errors
 		run.bench = "channels-grpc"
