@@ -77,9 +77,11 @@ func (l *listener) Close() error {
 	return nil
 }
 
-// upgraded takes a connection whose upgrade has just cleared its read
+// upgraded takes a connection whose upgrade is about to clear its read
 // deadline: while an accept goroutine may yet set it, the connection waits
-// for the next Accept to clear it again.
+// for the next Accept to clear it again. (Checked before the clear: busy at 0
+// means the goroutine has set the deadlines of all it took, c's included, so
+// the clear that follows comes after.)
 func (l *listener) upgraded(c net.Conn) {
 	l.mu.Lock()
 	if l.busy > 0 {

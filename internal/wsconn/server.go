@@ -64,8 +64,8 @@ type Config struct {
 	// Logger receives connection events.
 	Logger *slog.Logger
 	// Upgraded, when set, is called with each upgraded connection's socket
-	// once its handshake read deadline is cleared (the node's listener clears
-	// it again if nbhttp's accept goroutine may still set it).
+	// just before its handshake read deadline is cleared (the node's listener
+	// clears it again if nbhttp's accept goroutine may still set it).
 	Upgraded func(net.Conn)
 }
 
