@@ -85,6 +85,7 @@ type Node struct {
 	tr       transports       // TCP and gRPC (transports.go)
 	backends Backends         // in use, defaults filled in
 	owned    []backend.Closer // backends the node made, closed at Shutdown
+	httpPool *workpool.Pool   // runs HTTP requests with non-memory backends; nil with memory ones
 	started  time.Time
 
 	ctx    context.Context // ends when Shutdown starts
@@ -246,7 +247,8 @@ func (n *Node) httpExecutor(log *slog.Logger) func(func()) {
 	if memBroker && memHistory {
 		return func(f func()) { f() }
 	}
-	return workpool.New(httpWorkers, httpWorkerIdle, log).Go
+	n.httpPool = workpool.New(httpWorkers, httpWorkerIdle, log)
+	return n.httpPool.Go
 }
 
 // upgraded hands an upgraded connection to the listener's deadline fence.
@@ -348,6 +350,9 @@ func (n *Node) stop(ctx context.Context) {
 		n.log.Warn("event loop did not stop in time; leaving it")
 	}
 	n.wg.Wait()
+	if n.httpPool != nil {
+		n.httpPool.Close()
+	}
 	n.hub.Close()
 	if err := n.closeBackends(ctx); err != nil {
 		n.log.Warn("closing backends", "err", err)

@@ -17,19 +17,22 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"time"
 )
 
 // Pool runs tasks on up to max workers, and on a goroutine of their own
 // past that (it never makes its caller, an event loop, wait). All methods are
-// safe for concurrent use.
+// safe for concurrent use. Close it to let its workers go.
 type Pool struct {
-	tasks   chan func()
-	max     int64
-	workers atomic.Int64
-	idle    time.Duration
-	log     *slog.Logger
+	tasks     chan func()
+	quit      chan struct{} // closed by Close
+	closeOnce sync.Once
+	max       int64
+	workers   atomic.Int64
+	idle      time.Duration
+	log       *slog.Logger
 }
 
 // New returns a pool of at most size workers (at least 1), each exiting after
@@ -38,7 +41,7 @@ func New(size int, idle time.Duration, log *slog.Logger) *Pool {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Pool{tasks: make(chan func()), max: int64(max(size, 1)), idle: idle, log: log}
+	return &Pool{tasks: make(chan func()), quit: make(chan struct{}), max: int64(max(size, 1)), idle: idle, log: log}
 }
 
 // Go runs f on an idle worker, or on a new one while there are fewer than
@@ -49,12 +52,24 @@ func (p *Pool) Go(f func()) {
 		return
 	default:
 	}
+	select {
+	case <-p.quit:
+		go p.run(f)
+		return
+	default:
+	}
 	if p.workers.Add(1) <= p.max {
 		go p.work(f)
 		return
 	}
 	p.workers.Add(-1)
 	go p.run(f)
+}
+
+// Close makes the idle workers exit, and the busy ones once their task is
+// done; tasks given after it run on goroutines of their own.
+func (p *Pool) Close() {
+	p.closeOnce.Do(func() { close(p.quit) })
 }
 
 // Workers returns how many workers are running, busy or idle.
@@ -72,6 +87,8 @@ func (p *Pool) work(f func()) {
 		select {
 		case f = <-p.tasks:
 		case <-timer.C:
+			return
+		case <-p.quit:
 			return
 		}
 	}

@@ -83,3 +83,27 @@ func TestPoolSurvivesPanic(t *testing.T) {
 		t.Fatal("a task after a panicking one did not run")
 	}
 }
+
+func TestPoolClose(t *testing.T) {
+	p := New(4, time.Minute, nil)
+	done := make(chan struct{})
+	p.Go(func() { done <- struct{}{} })
+	<-done
+	p.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for p.Workers() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d workers still running 5s after Close", p.Workers())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	p.Go(func() { close(done) }) // still runs, on a goroutine of its own
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("a task given after Close did not run")
+	}
+	if w := p.Workers(); w != 0 {
+		t.Fatalf("%d workers after Close", w)
+	}
+}
