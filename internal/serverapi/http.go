@@ -87,6 +87,9 @@ func decode(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
 		}
 		return protocol.NewError(protocol.ErrBadRequest, "reading the body: %v", err)
 	}
+	if q, ok := v.(quickDecoder); ok && q.decodeQuick(*bp) {
+		return nil
+	}
 	if err := json.Unmarshal(*bp, v); err != nil {
 		return protocol.NewError(protocol.ErrBadRequest, "malformed JSON body: %v", err)
 	}
