@@ -57,6 +57,7 @@ import (
 	"github.com/tetherhq/tether/internal/heartbeat"
 	"github.com/tetherhq/tether/internal/hub"
 	"github.com/tetherhq/tether/internal/metrics"
+	"github.com/tetherhq/tether/internal/presence"
 	"github.com/tetherhq/tether/internal/serverapi"
 	"github.com/tetherhq/tether/internal/session"
 	"github.com/tetherhq/tether/internal/wire"
@@ -73,6 +74,7 @@ type Node struct {
 	hub      *hub.Hub
 	hubRef   atomic.Pointer[hub.Hub] // hub, for the memory history's sweeper
 	sessions *session.Manager
+	presence *presence.Presence
 	beats    *heartbeat.Monitor
 	conns    *conns.Registry // every transport's connections: admission, counts, draining
 	engine   *nbhttp.Engine
@@ -135,7 +137,9 @@ func New(cfg Config) (*Node, error) {
 	}
 	if err == nil {
 		n.hubRef.Store(n.hub)
-		err = n.initMetrics()
+		if err = n.openPresence(); err == nil {
+			err = n.initMetrics()
+		}
 		if err != nil {
 			n.hub.Close()
 		}
@@ -159,6 +163,8 @@ func New(cfg Config) (*Node, error) {
 		TokenQuery:       cfg.TokenQuery,
 		MaxConnsPerUser:  cfg.MaxConnsPerUser,
 		ObserveCommand:   n.metrics.ObserveCommand,
+		Presence:         n.presence,
+		MaxPresenceReply: max(cfg.MaxOutbound-64<<10, cfg.MaxOutbound/2), // room for what is queued already
 	}, n.hub, log, "c")
 	n.beats = heartbeat.New(cfg.PingInterval, cfg.PongTimeout, nil)
 	n.conns = conns.New(conns.Config{MaxConns: cfg.MaxConns, MaxPerIP: cfg.MaxConnsPerIP})
@@ -218,6 +224,8 @@ func New(cfg Config) (*Node, error) {
 
 	n.wg.Add(1)
 	go func() { defer n.wg.Done(); n.beats.Run(n.ctx) }()
+	n.wg.Add(1)
+	go func() { defer n.wg.Done(); n.refreshPresence(n.ctx) }()
 	if err := n.startTransports(); err != nil {
 		n.closeListeners() // or stop waits for the accept loops forever
 		n.stop(context.Background())

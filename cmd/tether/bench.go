@@ -12,7 +12,7 @@ import (
 	"github.com/tetherhq/tether/internal/bench"
 )
 
-const benchUsage = `usage: tether bench <conns|fanout|channels|chat|echo|reconnect> [flags]
+const benchUsage = `usage: tether bench <conns|fanout|channels|chat|echo|reconnect|presence> [flags]
 
 Load-tests a running server (tether serve, or bench/baseline) on this machine
 and reports what it did, reading the server's /metrics for memory and CPU.
@@ -31,6 +31,10 @@ and reports what it did, reading the server's /metrics for memory and CPU.
   reconnect  -n subscribers, -m messages at -rate; every connection dropped at
              once mid-way, each client resubscribes recovering from its last
              offset: time until all are back, lost and duplicated
+  presence   -n members on one channel, -churners more joining and leaving it
+             at -rate per second for -d (the server keeps presence there:
+             bench/presence.yaml): presence pushes per member per second,
+             server CPU, presence and presence_stats latency
 
 tether bench <command> -h lists the command's flags.
 `
@@ -61,6 +65,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	var recon bench.ReconnectOptions
 	var chans bench.ChannelsOptions
 	var chat bench.ChatOptions
+	var pres bench.PresenceOptions
 	switch cmd {
 	case "conns":
 		fs.IntVar(&conns.Conns, "n", 10_000, "connections")
@@ -111,6 +116,14 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fs.DurationVar(&recon.DropAfter, "drop-after", 0, "when to drop every connection (0: a third of the publishing time)")
 		fs.IntVar(&recon.Concurrency, "concurrency", 64, "connections being opened at once")
 		fs.DurationVar(&recon.Drain, "drain", 10*time.Second, "how long to wait for deliveries after the last publish")
+	case "presence":
+		fs.IntVar(&pres.Members, "n", 15_000, "members holding the channel")
+		fs.IntVar(&pres.Churners, "churners", 100, "connections joining and leaving in turns")
+		fs.Float64Var(&pres.Rate, "rate", 500, "joins and leaves per second, together")
+		fs.DurationVar(&pres.Duration, "d", 20*time.Second, "how long the churn lasts")
+		fs.IntVar(&pres.Concurrency, "concurrency", 64, "connections being opened at once")
+		fs.StringVar(&pres.Channel, "channel", "bench:presence", "the channel")
+		fs.BoolVar(&pres.NoQueries, "no-queries", false, "send no presence or presence_stats: a baseline run on a channel without presence (-channel benchoff:presence)")
 	default:
 		fmt.Fprintf(stderr, "tether bench: unknown command %q\n\n%s", cmd, benchUsage)
 		return 2
@@ -129,7 +142,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	t.APIKey = *apiKey
 	t.Connect = *sendConnect
 	if *tokenSecret != "" || *tokenKey != "" {
-		n := max(conns.Conns, fan.Subs, recon.Subs, chans.Subs, chat.Clients)
+		n := max(conns.Conns, fan.Subs, recon.Subs, chans.Subs, chat.Clients, pres.Members+pres.Churners+2)
 		if t.Token, err = benchTokens(n, *tokenSecret, *tokenKey); err != nil {
 			fmt.Fprintln(stderr, "tether bench: tokens:", err)
 			return 2
@@ -167,6 +180,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			res, err = bench.Echo(rctx, t, echo)
 		case "reconnect":
 			res, err = bench.Reconnect(rctx, t, recon)
+		case "presence":
+			res, err = bench.Presence(rctx, t, pres)
 		}
 		cancel()
 		if err != nil {

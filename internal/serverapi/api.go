@@ -1,6 +1,6 @@
 // Package serverapi is tether's server API for backends: the HTTP endpoints
 // (/api/publish, /api/broadcast, /api/batch, /api/history, /api/disconnect,
-// /api/unsubscribe, /api/info) and
+// /api/unsubscribe, /api/presence, /api/presence_stats, /api/info) and
 // their gRPC mirror (tether.v1.ServerAPI), over one Backend.
 //
 // Both transports share one access check (authorize: the API key as a Bearer
@@ -54,6 +54,10 @@ type Backend interface {
 	Unsubscribe(ctx context.Context, user, channel string) (int, error)
 	// Info returns the node's statistics.
 	Info() Info
+	// Presence returns channel's members, in no particular order.
+	Presence(ctx context.Context, channel string) ([]protocol.Member, error)
+	// PresenceStats returns channel's counts of members and distinct users.
+	PresenceStats(ctx context.Context, channel string) (protocol.PresenceStats, error)
 }
 
 // BroadcastResult is the outcome of a broadcast for one channel: its position,
@@ -126,8 +130,8 @@ func New(cfg Config) *API {
 }
 
 // Routes adds the HTTP endpoints to mux: POST /api/publish, /api/broadcast,
-// /api/batch, /api/history, /api/disconnect and /api/unsubscribe, and GET or
-// POST /api/info.
+// /api/batch, /api/history, /api/disconnect, /api/unsubscribe, /api/presence
+// and /api/presence_stats, and GET or POST /api/info.
 func (a *API) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /api/publish", handle(a, a.publish))
 	mux.HandleFunc("POST /api/batch", handleUpTo(a, a.maxBatch, a.batch))
@@ -135,6 +139,8 @@ func (a *API) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /api/history", handle(a, a.history))
 	mux.HandleFunc("POST /api/disconnect", handle(a, a.disconnect))
 	mux.HandleFunc("POST /api/unsubscribe", handle(a, a.unsubscribe))
+	mux.HandleFunc("POST /api/presence", handle(a, a.presence))
+	mux.HandleFunc("POST /api/presence_stats", handle(a, a.presenceStats))
 	mux.HandleFunc("POST /api/info", a.info)
 	mux.HandleFunc("GET /api/info", a.info)
 }

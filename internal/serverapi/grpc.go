@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/tetherhq/tether/backend"
@@ -120,12 +119,6 @@ func (g *grpcAPI) History(ctx context.Context, req *tetherv1.HistoryRequest) (*t
 		out.Publications[i] = pub
 	}
 	return out, nil
-}
-
-// Presence answers UNIMPLEMENTED: there is no presence yet, and nothing
-// advertises it (no protocol op, no HTTP endpoint).
-func (g *grpcAPI) Presence(context.Context, *tetherv1.PresenceRequest) (*tetherv1.PresenceResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "presence is not implemented yet")
 }
 
 func (g *grpcAPI) Disconnect(ctx context.Context, req *tetherv1.DisconnectRequest) (*tetherv1.DisconnectResponse, error) {

@@ -58,6 +58,8 @@ type Session struct {
 	granted      map[string]struct{}
 	connectTimer *time.Timer // ConnectTimeout, until the identity is set
 	expiryTimer  *time.Timer // the identity's expiry
+	// pres is nil until the first subscribe to a channel with presence.
+	pres *sessionPresence
 }
 
 // subscribed returns the index of channel in s.subs, or -1. Call it with s.mu held.
@@ -137,6 +139,13 @@ func (s *Session) handle(data []byte) string {
 		result, perr = s.publish(cmd)
 	case protocol.OpHistory:
 		result, perr = s.history(cmd)
+	case protocol.OpPresence:
+		perr = s.presence(cmd) // replies itself
+		if perr == nil {
+			return cmd.Op
+		}
+	case protocol.OpPresenceStats:
+		result, perr = s.presenceStats(cmd)
 	case protocol.OpPing:
 		result = struct{}{}
 	case protocol.OpPong:
@@ -305,7 +314,9 @@ func (s *Session) subscribeGranted(cmd *protocol.Command) *protocol.Error {
 	}
 	if closed { // Closed ran meanwhile and may have missed this channel
 		s.mgr.hub.Unsubscribe(context.WithoutCancel(s.mgr.ctx), cmd.Channel, s)
+		return nil
 	}
+	s.joinPresence(cmd.Channel)
 	return nil
 }
 
@@ -321,6 +332,7 @@ func (s *Session) unsubscribe(cmd *protocol.Command) (any, *protocol.Error) {
 		return nil, protocol.NewError(protocol.ErrNotSubscribed, "not subscribed to %q", cmd.Channel)
 	}
 	s.mgr.hub.Unsubscribe(s.mgr.ctx, cmd.Channel, s)
+	s.leavePresence(cmd.Channel)
 	return struct{}{}, nil
 }
 
@@ -414,6 +426,7 @@ func (s *Session) Closed() {
 	ctx := context.WithoutCancel(s.mgr.ctx) // a node shutting down still lets go
 	for _, ch := range subs {
 		s.mgr.hub.Unsubscribe(ctx, ch, s)
+		s.leavePresence(ch)
 	}
 	s.mgr.remove(s)
 }
@@ -444,6 +457,7 @@ func (s *Session) Unsubscribe(ctx context.Context, channel string, code int, rea
 		return false
 	}
 	s.mgr.hub.Unsubscribe(ctx, channel, s)
+	s.leavePresence(channel)
 	b, _ := json.Marshal(&protocol.Unsubscribe{Op: protocol.PushUnsubscribe, Channel: channel, Code: code, Reason: reason})
 	s.write(s.conn.Format().AppendFrame(make([]byte, 0, len(b)+10), b))
 	return true

@@ -144,6 +144,7 @@ const (
 	ServerAPI_Disconnect_FullMethodName    = "/tether.v1.ServerAPI/Disconnect"
 	ServerAPI_Unsubscribe_FullMethodName   = "/tether.v1.ServerAPI/Unsubscribe"
 	ServerAPI_Info_FullMethodName          = "/tether.v1.ServerAPI/Info"
+	ServerAPI_PresenceStats_FullMethodName = "/tether.v1.ServerAPI/PresenceStats"
 	ServerAPI_Batch_FullMethodName         = "/tether.v1.ServerAPI/Batch"
 	ServerAPI_PublishStream_FullMethodName = "/tether.v1.ServerAPI/PublishStream"
 )
@@ -160,8 +161,8 @@ type ServerAPIClient interface {
 	Broadcast(ctx context.Context, in *BroadcastRequest, opts ...grpc.CallOption) (*BroadcastResponse, error)
 	// History returns a channel's recent publications.
 	History(ctx context.Context, in *HistoryRequest, opts ...grpc.CallOption) (*HistoryResponse, error)
-	// Presence returns who is subscribed to a channel. Not implemented yet:
-	// it answers UNIMPLEMENTED.
+	// Presence returns who is subscribed to a channel: its members, on every
+	// node that shares the presence store.
 	Presence(ctx context.Context, in *PresenceRequest, opts ...grpc.CallOption) (*PresenceResponse, error)
 	// Disconnect closes a client's connection, by client id, or every
 	// connection of a user.
@@ -170,6 +171,8 @@ type ServerAPIClient interface {
 	Unsubscribe(ctx context.Context, in *UnsubscribeRequest, opts ...grpc.CallOption) (*UnsubscribeResponse, error)
 	// Info returns the node's statistics.
 	Info(ctx context.Context, in *InfoRequest, opts ...grpc.CallOption) (*InfoResponse, error)
+	// PresenceStats returns a channel's counts of members and distinct users.
+	PresenceStats(ctx context.Context, in *PresenceStatsRequest, opts ...grpc.CallOption) (*PresenceStatsResponse, error)
 	// Batch publishes many publications, to any channels, in request order,
 	// with one result each (the mirror of POST /api/batch).
 	Batch(ctx context.Context, in *BatchRequest, opts ...grpc.CallOption) (*BatchResponse, error)
@@ -257,6 +260,16 @@ func (c *serverAPIClient) Info(ctx context.Context, in *InfoRequest, opts ...grp
 	return out, nil
 }
 
+func (c *serverAPIClient) PresenceStats(ctx context.Context, in *PresenceStatsRequest, opts ...grpc.CallOption) (*PresenceStatsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PresenceStatsResponse)
+	err := c.cc.Invoke(ctx, ServerAPI_PresenceStats_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *serverAPIClient) Batch(ctx context.Context, in *BatchRequest, opts ...grpc.CallOption) (*BatchResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(BatchResponse)
@@ -292,8 +305,8 @@ type ServerAPIServer interface {
 	Broadcast(context.Context, *BroadcastRequest) (*BroadcastResponse, error)
 	// History returns a channel's recent publications.
 	History(context.Context, *HistoryRequest) (*HistoryResponse, error)
-	// Presence returns who is subscribed to a channel. Not implemented yet:
-	// it answers UNIMPLEMENTED.
+	// Presence returns who is subscribed to a channel: its members, on every
+	// node that shares the presence store.
 	Presence(context.Context, *PresenceRequest) (*PresenceResponse, error)
 	// Disconnect closes a client's connection, by client id, or every
 	// connection of a user.
@@ -302,6 +315,8 @@ type ServerAPIServer interface {
 	Unsubscribe(context.Context, *UnsubscribeRequest) (*UnsubscribeResponse, error)
 	// Info returns the node's statistics.
 	Info(context.Context, *InfoRequest) (*InfoResponse, error)
+	// PresenceStats returns a channel's counts of members and distinct users.
+	PresenceStats(context.Context, *PresenceStatsRequest) (*PresenceStatsResponse, error)
 	// Batch publishes many publications, to any channels, in request order,
 	// with one result each (the mirror of POST /api/batch).
 	Batch(context.Context, *BatchRequest) (*BatchResponse, error)
@@ -339,6 +354,9 @@ func (UnimplementedServerAPIServer) Unsubscribe(context.Context, *UnsubscribeReq
 }
 func (UnimplementedServerAPIServer) Info(context.Context, *InfoRequest) (*InfoResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Info not implemented")
+}
+func (UnimplementedServerAPIServer) PresenceStats(context.Context, *PresenceStatsRequest) (*PresenceStatsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PresenceStats not implemented")
 }
 func (UnimplementedServerAPIServer) Batch(context.Context, *BatchRequest) (*BatchResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Batch not implemented")
@@ -493,6 +511,24 @@ func _ServerAPI_Info_Handler(srv interface{}, ctx context.Context, dec func(inte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ServerAPI_PresenceStats_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PresenceStatsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ServerAPIServer).PresenceStats(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ServerAPI_PresenceStats_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ServerAPIServer).PresenceStats(ctx, req.(*PresenceStatsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _ServerAPI_Batch_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(BatchRequest)
 	if err := dec(in); err != nil {
@@ -552,6 +588,10 @@ var ServerAPI_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Info",
 			Handler:    _ServerAPI_Info_Handler,
+		},
+		{
+			MethodName: "PresenceStats",
+			Handler:    _ServerAPI_PresenceStats_Handler,
 		},
 		{
 			MethodName: "Batch",
