@@ -10,14 +10,21 @@ import (
 	tnats "github.com/tetherhq/tether/backend/nats"
 )
 
+// presenceConfig returns a Config of its own on a server of its own, whose
+// presence TTL is ttl.
+func presenceConfig(t *testing.T, ttl time.Duration) tnats.Config {
+	t.Helper()
+	cfg := namespace(startServer(t).URL())
+	cfg.PresenceTTL = ttl
+	return cfg
+}
+
 // TestPresenceOfALostNode checks the members a node added, and never
 // removed because it died, disappear from another node's view within the
 // presence TTL, while the other node's own members stay.
 func TestPresenceOfALostNode(t *testing.T) {
 	const ttl = time.Second
-	srv := startServer(t)
-	cfg := namespace(srv.URL())
-	cfg.PresenceTTL = ttl
+	cfg := presenceConfig(t, ttl)
 	lost, alive := open(t, cfg), open(t, cfg)
 	ctx := context.Background()
 	for i := range 3 {
@@ -101,9 +108,7 @@ func TestPresenceLargeChannel(t *testing.T) {
 // members within two TTLs.
 func TestTrackerOfALostNode(t *testing.T) {
 	const ttl = time.Second
-	srv := startServer(t)
-	cfg := namespace(srv.URL())
-	cfg.PresenceTTL = ttl
+	cfg := presenceConfig(t, ttl)
 	lost, alive := open(t, cfg), open(t, cfg)
 	ctx := context.Background()
 	join := func(p *tnats.Presence, client, user string) backend.PresenceChange {
@@ -166,9 +171,7 @@ func TestTrackerOfALostNode(t *testing.T) {
 // user's leave.
 func TestTrackerRefreshKeepsUsers(t *testing.T) {
 	const ttl = time.Second
-	srv := startServer(t)
-	cfg := namespace(srv.URL())
-	cfg.PresenceTTL = ttl
+	cfg := presenceConfig(t, ttl)
 	p := open(t, cfg).Presence()
 	ctx := context.Background()
 	for _, c := range []string{"tab1", "tab2"} {
