@@ -135,7 +135,7 @@ func (p *Presence) Leave(ctx context.Context, channel, client string) (backend.P
 	if err := b.kv.Delete(ctx, key); err != nil {
 		return backend.PresenceChange{}, fmt.Errorf("nats: presence leave: %w", err)
 	}
-	st, err := p.count(ctx, channel, -1, delta(userChanged && m.User != "")*-1)
+	st, err := p.count(ctx, channel, -1, -delta(userChanged && m.User != ""))
 	if err != nil {
 		return backend.PresenceChange{}, err
 	}
