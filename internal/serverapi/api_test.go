@@ -43,6 +43,9 @@ func (f *fakeBackend) Publish(ctx context.Context, channel string, data json.Raw
 	if err := f.record("publish "+channel+" "+string(data), ctx); err != nil {
 		return protocol.Position{}, err
 	}
+	if channel == "full" {
+		return protocol.Position{}, protocol.NewError(protocol.ErrTooManyChans, "full")
+	}
 	return protocol.Position{Epoch: "e", Offset: 7}, nil
 }
 

@@ -28,7 +28,7 @@ func newGRPC(t *testing.T, a *API) *grpc.ClientConn {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := grpc.NewServer(grpc.ChainUnaryInterceptor(a.UnaryInterceptor))
+	s := grpc.NewServer(grpc.ChainUnaryInterceptor(a.UnaryInterceptor), grpc.ChainStreamInterceptor(a.StreamInterceptor))
 	a.RegisterGRPC(s)
 	healthpb.RegisterHealthServer(s, health.NewServer())
 	go func() { _ = s.Serve(ln) }()

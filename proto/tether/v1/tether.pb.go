@@ -1449,6 +1449,219 @@ func (x *NodeInfo) GetSeenUnixMs() int64 {
 	return 0
 }
 
+type BatchRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// publications are published in this order; at most 1000.
+	Publications  []*PublishRequest `protobuf:"bytes,1,rep,name=publications,proto3" json:"publications,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BatchRequest) Reset() {
+	*x = BatchRequest{}
+	mi := &file_tether_v1_tether_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BatchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BatchRequest) ProtoMessage() {}
+
+func (x *BatchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tether_v1_tether_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BatchRequest.ProtoReflect.Descriptor instead.
+func (*BatchRequest) Descriptor() ([]byte, []int) {
+	return file_tether_v1_tether_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *BatchRequest) GetPublications() []*PublishRequest {
+	if x != nil {
+		return x.Publications
+	}
+	return nil
+}
+
+type BatchResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// results has one entry per publication, in request order.
+	Results       []*BroadcastResult `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BatchResponse) Reset() {
+	*x = BatchResponse{}
+	mi := &file_tether_v1_tether_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BatchResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BatchResponse) ProtoMessage() {}
+
+func (x *BatchResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tether_v1_tether_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BatchResponse.ProtoReflect.Descriptor instead.
+func (*BatchResponse) Descriptor() ([]byte, []int) {
+	return file_tether_v1_tether_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *BatchResponse) GetResults() []*BroadcastResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+type PublishStreamRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// id is the caller's, echoed in the response.
+	Id      uint64 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Channel string `protobuf:"bytes,2,opt,name=channel,proto3" json:"channel,omitempty"`
+	// data is any JSON value, as text.
+	Data          string `protobuf:"bytes,3,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PublishStreamRequest) Reset() {
+	*x = PublishStreamRequest{}
+	mi := &file_tether_v1_tether_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PublishStreamRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PublishStreamRequest) ProtoMessage() {}
+
+func (x *PublishStreamRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tether_v1_tether_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PublishStreamRequest.ProtoReflect.Descriptor instead.
+func (*PublishStreamRequest) Descriptor() ([]byte, []int) {
+	return file_tether_v1_tether_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *PublishStreamRequest) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *PublishStreamRequest) GetChannel() string {
+	if x != nil {
+		return x.Channel
+	}
+	return ""
+}
+
+func (x *PublishStreamRequest) GetData() string {
+	if x != nil {
+		return x.Data
+	}
+	return ""
+}
+
+type PublishStreamResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	// position is set when the publication was published, error when not.
+	Position      *Position `protobuf:"bytes,2,opt,name=position,proto3" json:"position,omitempty"`
+	Error         *Error    `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PublishStreamResponse) Reset() {
+	*x = PublishStreamResponse{}
+	mi := &file_tether_v1_tether_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PublishStreamResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PublishStreamResponse) ProtoMessage() {}
+
+func (x *PublishStreamResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tether_v1_tether_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PublishStreamResponse.ProtoReflect.Descriptor instead.
+func (*PublishStreamResponse) Descriptor() ([]byte, []int) {
+	return file_tether_v1_tether_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *PublishStreamResponse) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *PublishStreamResponse) GetPosition() *Position {
+	if x != nil {
+		return x.Position
+	}
+	return nil
+}
+
+func (x *PublishStreamResponse) GetError() *Error {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
 var File_tether_v1_tether_proto protoreflect.FileDescriptor
 
 const file_tether_v1_tether_proto_rawDesc = "" +
@@ -1541,9 +1754,21 @@ const file_tether_v1_tether_proto_rawDesc = "" +
 	"\vconnections\x18\x02 \x01(\x03R\vconnections\x12\x1a\n" +
 	"\bchannels\x18\x03 \x01(\x03R\bchannels\x12 \n" +
 	"\fseen_unix_ms\x18\x04 \x01(\x03R\n" +
-	"seenUnixMs2K\n" +
+	"seenUnixMs\"M\n" +
+	"\fBatchRequest\x12=\n" +
+	"\fpublications\x18\x01 \x03(\v2\x19.tether.v1.PublishRequestR\fpublications\"E\n" +
+	"\rBatchResponse\x124\n" +
+	"\aresults\x18\x01 \x03(\v2\x1a.tether.v1.BroadcastResultR\aresults\"T\n" +
+	"\x14PublishStreamRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x18\n" +
+	"\achannel\x18\x02 \x01(\tR\achannel\x12\x12\n" +
+	"\x04data\x18\x03 \x01(\tR\x04data\"\x80\x01\n" +
+	"\x15PublishStreamResponse\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12/\n" +
+	"\bposition\x18\x02 \x01(\v2\x13.tether.v1.PositionR\bposition\x12&\n" +
+	"\x05error\x18\x03 \x01(\v2\x10.tether.v1.ErrorR\x05error2K\n" +
 	"\x06Tether\x12A\n" +
-	"\aConnect\x12\x18.tether.v1.ClientMessage\x1a\x18.tether.v1.ServerMessage(\x010\x012\xc2\x04\n" +
+	"\aConnect\x12\x18.tether.v1.ClientMessage\x1a\x18.tether.v1.ServerMessage(\x010\x012\xd6\x05\n" +
 	"\tServerAPI\x12@\n" +
 	"\aPublish\x12\x19.tether.v1.PublishRequest\x1a\x1a.tether.v1.PublishResponse\x12F\n" +
 	"\tBroadcast\x12\x1b.tether.v1.BroadcastRequest\x1a\x1c.tether.v1.BroadcastResponse\x12@\n" +
@@ -1553,7 +1778,9 @@ const file_tether_v1_tether_proto_rawDesc = "" +
 	"Disconnect\x12\x1c.tether.v1.DisconnectRequest\x1a\x1d.tether.v1.DisconnectResponse\x12L\n" +
 	"\vUnsubscribe\x12\x1d.tether.v1.UnsubscribeRequest\x1a\x1e.tether.v1.UnsubscribeResponse\x127\n" +
 	"\x04Info\x12\x16.tether.v1.InfoRequest\x1a\x17.tether.v1.InfoResponse\x12R\n" +
-	"\rPresenceStats\x12\x1f.tether.v1.PresenceStatsRequest\x1a .tether.v1.PresenceStatsResponseB5Z3github.com/tetherhq/tether/proto/tether/v1;tetherv1b\x06proto3"
+	"\rPresenceStats\x12\x1f.tether.v1.PresenceStatsRequest\x1a .tether.v1.PresenceStatsResponse\x12:\n" +
+	"\x05Batch\x12\x17.tether.v1.BatchRequest\x1a\x18.tether.v1.BatchResponse\x12V\n" +
+	"\rPublishStream\x12\x1f.tether.v1.PublishStreamRequest\x1a .tether.v1.PublishStreamResponse(\x010\x01B5Z3github.com/tetherhq/tether/proto/tether/v1;tetherv1b\x06proto3"
 
 var (
 	file_tether_v1_tether_proto_rawDescOnce sync.Once
@@ -1567,7 +1794,7 @@ func file_tether_v1_tether_proto_rawDescGZIP() []byte {
 	return file_tether_v1_tether_proto_rawDescData
 }
 
-var file_tether_v1_tether_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_tether_v1_tether_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_tether_v1_tether_proto_goTypes = []any{
 	(*ClientMessage)(nil),         // 0: tether.v1.ClientMessage
 	(*ServerMessage)(nil),         // 1: tether.v1.ServerMessage
@@ -1594,6 +1821,10 @@ var file_tether_v1_tether_proto_goTypes = []any{
 	(*InfoRequest)(nil),           // 22: tether.v1.InfoRequest
 	(*InfoResponse)(nil),          // 23: tether.v1.InfoResponse
 	(*NodeInfo)(nil),              // 24: tether.v1.NodeInfo
+	(*BatchRequest)(nil),          // 25: tether.v1.BatchRequest
+	(*BatchResponse)(nil),         // 26: tether.v1.BatchResponse
+	(*PublishStreamRequest)(nil),  // 27: tether.v1.PublishStreamRequest
+	(*PublishStreamResponse)(nil), // 28: tether.v1.PublishStreamResponse
 }
 var file_tether_v1_tether_proto_depIdxs = []int32{
 	3,  // 0: tether.v1.Publication.from:type_name -> tether.v1.ClientInfo
@@ -1606,29 +1837,37 @@ var file_tether_v1_tether_proto_depIdxs = []int32{
 	4,  // 7: tether.v1.HistoryResponse.publications:type_name -> tether.v1.Publication
 	15, // 8: tether.v1.PresenceResponse.members:type_name -> tether.v1.PresenceMember
 	24, // 9: tether.v1.InfoResponse.nodes:type_name -> tether.v1.NodeInfo
-	0,  // 10: tether.v1.Tether.Connect:input_type -> tether.v1.ClientMessage
-	5,  // 11: tether.v1.ServerAPI.Publish:input_type -> tether.v1.PublishRequest
-	7,  // 12: tether.v1.ServerAPI.Broadcast:input_type -> tether.v1.BroadcastRequest
-	11, // 13: tether.v1.ServerAPI.History:input_type -> tether.v1.HistoryRequest
-	13, // 14: tether.v1.ServerAPI.Presence:input_type -> tether.v1.PresenceRequest
-	18, // 15: tether.v1.ServerAPI.Disconnect:input_type -> tether.v1.DisconnectRequest
-	20, // 16: tether.v1.ServerAPI.Unsubscribe:input_type -> tether.v1.UnsubscribeRequest
-	22, // 17: tether.v1.ServerAPI.Info:input_type -> tether.v1.InfoRequest
-	16, // 18: tether.v1.ServerAPI.PresenceStats:input_type -> tether.v1.PresenceStatsRequest
-	1,  // 19: tether.v1.Tether.Connect:output_type -> tether.v1.ServerMessage
-	6,  // 20: tether.v1.ServerAPI.Publish:output_type -> tether.v1.PublishResponse
-	10, // 21: tether.v1.ServerAPI.Broadcast:output_type -> tether.v1.BroadcastResponse
-	12, // 22: tether.v1.ServerAPI.History:output_type -> tether.v1.HistoryResponse
-	14, // 23: tether.v1.ServerAPI.Presence:output_type -> tether.v1.PresenceResponse
-	19, // 24: tether.v1.ServerAPI.Disconnect:output_type -> tether.v1.DisconnectResponse
-	21, // 25: tether.v1.ServerAPI.Unsubscribe:output_type -> tether.v1.UnsubscribeResponse
-	23, // 26: tether.v1.ServerAPI.Info:output_type -> tether.v1.InfoResponse
-	17, // 27: tether.v1.ServerAPI.PresenceStats:output_type -> tether.v1.PresenceStatsResponse
-	19, // [19:28] is the sub-list for method output_type
-	10, // [10:19] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	5,  // 10: tether.v1.BatchRequest.publications:type_name -> tether.v1.PublishRequest
+	8,  // 11: tether.v1.BatchResponse.results:type_name -> tether.v1.BroadcastResult
+	2,  // 12: tether.v1.PublishStreamResponse.position:type_name -> tether.v1.Position
+	9,  // 13: tether.v1.PublishStreamResponse.error:type_name -> tether.v1.Error
+	0,  // 14: tether.v1.Tether.Connect:input_type -> tether.v1.ClientMessage
+	5,  // 15: tether.v1.ServerAPI.Publish:input_type -> tether.v1.PublishRequest
+	7,  // 16: tether.v1.ServerAPI.Broadcast:input_type -> tether.v1.BroadcastRequest
+	11, // 17: tether.v1.ServerAPI.History:input_type -> tether.v1.HistoryRequest
+	13, // 18: tether.v1.ServerAPI.Presence:input_type -> tether.v1.PresenceRequest
+	18, // 19: tether.v1.ServerAPI.Disconnect:input_type -> tether.v1.DisconnectRequest
+	20, // 20: tether.v1.ServerAPI.Unsubscribe:input_type -> tether.v1.UnsubscribeRequest
+	22, // 21: tether.v1.ServerAPI.Info:input_type -> tether.v1.InfoRequest
+	16, // 22: tether.v1.ServerAPI.PresenceStats:input_type -> tether.v1.PresenceStatsRequest
+	25, // 23: tether.v1.ServerAPI.Batch:input_type -> tether.v1.BatchRequest
+	27, // 24: tether.v1.ServerAPI.PublishStream:input_type -> tether.v1.PublishStreamRequest
+	1,  // 25: tether.v1.Tether.Connect:output_type -> tether.v1.ServerMessage
+	6,  // 26: tether.v1.ServerAPI.Publish:output_type -> tether.v1.PublishResponse
+	10, // 27: tether.v1.ServerAPI.Broadcast:output_type -> tether.v1.BroadcastResponse
+	12, // 28: tether.v1.ServerAPI.History:output_type -> tether.v1.HistoryResponse
+	14, // 29: tether.v1.ServerAPI.Presence:output_type -> tether.v1.PresenceResponse
+	19, // 30: tether.v1.ServerAPI.Disconnect:output_type -> tether.v1.DisconnectResponse
+	21, // 31: tether.v1.ServerAPI.Unsubscribe:output_type -> tether.v1.UnsubscribeResponse
+	23, // 32: tether.v1.ServerAPI.Info:output_type -> tether.v1.InfoResponse
+	17, // 33: tether.v1.ServerAPI.PresenceStats:output_type -> tether.v1.PresenceStatsResponse
+	26, // 34: tether.v1.ServerAPI.Batch:output_type -> tether.v1.BatchResponse
+	28, // 35: tether.v1.ServerAPI.PublishStream:output_type -> tether.v1.PublishStreamResponse
+	25, // [25:36] is the sub-list for method output_type
+	14, // [14:25] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_tether_v1_tether_proto_init() }
@@ -1642,7 +1881,7 @@ func file_tether_v1_tether_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tether_v1_tether_proto_rawDesc), len(file_tether_v1_tether_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   25,
+			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

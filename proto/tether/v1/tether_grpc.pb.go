@@ -145,6 +145,8 @@ const (
 	ServerAPI_Unsubscribe_FullMethodName   = "/tether.v1.ServerAPI/Unsubscribe"
 	ServerAPI_Info_FullMethodName          = "/tether.v1.ServerAPI/Info"
 	ServerAPI_PresenceStats_FullMethodName = "/tether.v1.ServerAPI/PresenceStats"
+	ServerAPI_Batch_FullMethodName         = "/tether.v1.ServerAPI/Batch"
+	ServerAPI_PublishStream_FullMethodName = "/tether.v1.ServerAPI/PublishStream"
 )
 
 // ServerAPIClient is the client API for ServerAPI service.
@@ -171,6 +173,13 @@ type ServerAPIClient interface {
 	Info(ctx context.Context, in *InfoRequest, opts ...grpc.CallOption) (*InfoResponse, error)
 	// PresenceStats returns a channel's counts of members and distinct users.
 	PresenceStats(ctx context.Context, in *PresenceStatsRequest, opts ...grpc.CallOption) (*PresenceStatsResponse, error)
+	// Batch publishes many publications, to any channels, in request order,
+	// with one result each (the mirror of POST /api/batch).
+	Batch(ctx context.Context, in *BatchRequest, opts ...grpc.CallOption) (*BatchResponse, error)
+	// PublishStream publishes each message of the stream in the order sent and
+	// answers each with a PublishStreamResponse of the same id, in that order.
+	// A message that fails gets its error in its response; the stream goes on.
+	PublishStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[PublishStreamRequest, PublishStreamResponse], error)
 }
 
 type serverAPIClient struct {
@@ -261,6 +270,29 @@ func (c *serverAPIClient) PresenceStats(ctx context.Context, in *PresenceStatsRe
 	return out, nil
 }
 
+func (c *serverAPIClient) Batch(ctx context.Context, in *BatchRequest, opts ...grpc.CallOption) (*BatchResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(BatchResponse)
+	err := c.cc.Invoke(ctx, ServerAPI_Batch_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *serverAPIClient) PublishStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[PublishStreamRequest, PublishStreamResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &ServerAPI_ServiceDesc.Streams[0], ServerAPI_PublishStream_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[PublishStreamRequest, PublishStreamResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type ServerAPI_PublishStreamClient = grpc.BidiStreamingClient[PublishStreamRequest, PublishStreamResponse]
+
 // ServerAPIServer is the server API for ServerAPI service.
 // All implementations must embed UnimplementedServerAPIServer
 // for forward compatibility.
@@ -285,6 +317,13 @@ type ServerAPIServer interface {
 	Info(context.Context, *InfoRequest) (*InfoResponse, error)
 	// PresenceStats returns a channel's counts of members and distinct users.
 	PresenceStats(context.Context, *PresenceStatsRequest) (*PresenceStatsResponse, error)
+	// Batch publishes many publications, to any channels, in request order,
+	// with one result each (the mirror of POST /api/batch).
+	Batch(context.Context, *BatchRequest) (*BatchResponse, error)
+	// PublishStream publishes each message of the stream in the order sent and
+	// answers each with a PublishStreamResponse of the same id, in that order.
+	// A message that fails gets its error in its response; the stream goes on.
+	PublishStream(grpc.BidiStreamingServer[PublishStreamRequest, PublishStreamResponse]) error
 	mustEmbedUnimplementedServerAPIServer()
 }
 
@@ -318,6 +357,12 @@ func (UnimplementedServerAPIServer) Info(context.Context, *InfoRequest) (*InfoRe
 }
 func (UnimplementedServerAPIServer) PresenceStats(context.Context, *PresenceStatsRequest) (*PresenceStatsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method PresenceStats not implemented")
+}
+func (UnimplementedServerAPIServer) Batch(context.Context, *BatchRequest) (*BatchResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Batch not implemented")
+}
+func (UnimplementedServerAPIServer) PublishStream(grpc.BidiStreamingServer[PublishStreamRequest, PublishStreamResponse]) error {
+	return status.Error(codes.Unimplemented, "method PublishStream not implemented")
 }
 func (UnimplementedServerAPIServer) mustEmbedUnimplementedServerAPIServer() {}
 func (UnimplementedServerAPIServer) testEmbeddedByValue()                   {}
@@ -484,6 +529,31 @@ func _ServerAPI_PresenceStats_Handler(srv interface{}, ctx context.Context, dec 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ServerAPI_Batch_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(BatchRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ServerAPIServer).Batch(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ServerAPI_Batch_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ServerAPIServer).Batch(ctx, req.(*BatchRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ServerAPI_PublishStream_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(ServerAPIServer).PublishStream(&grpc.GenericServerStream[PublishStreamRequest, PublishStreamResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type ServerAPI_PublishStreamServer = grpc.BidiStreamingServer[PublishStreamRequest, PublishStreamResponse]
+
 // ServerAPI_ServiceDesc is the grpc.ServiceDesc for ServerAPI service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -523,7 +593,18 @@ var ServerAPI_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "PresenceStats",
 			Handler:    _ServerAPI_PresenceStats_Handler,
 		},
+		{
+			MethodName: "Batch",
+			Handler:    _ServerAPI_Batch_Handler,
+		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "PublishStream",
+			Handler:       _ServerAPI_PublishStream_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
+	},
 	Metadata: "tether/v1/tether.proto",
 }
