@@ -114,20 +114,19 @@ func (m *Manager) Open(conn Conn) *Session { return m.OpenPeer(conn, Peer{}) }
 // the token of p's upgrade request, if any (a refusal is answered to the
 // first command), or gives the connection ConnectTimeout to connect.
 func (m *Manager) OpenPeer(conn Conn, p Peer) *Session {
-	if m.cfg.Authenticator == nil { // nobody asks: keep no copy per connection
-		p.Header, p.Query = nil, nil
-	} else {
+	s := &Session{id: formatID(m.prefix, m.nextID.Add(1)), mgr: m, conn: conn}
+	if m.cfg.Authenticator != nil { // otherwise nobody asks about the peer: keep nothing of it
 		p.Header = p.Header.Clone() // the transport may reuse its request
+		s.auth = &authState{peer: p}
 	}
-	s := &Session{id: formatID(m.prefix, m.nextID.Add(1)), mgr: m, conn: conn, peer: p}
 	sh := &m.shards[maphash.String(m.seed, s.id)%shardCount]
 	sh.mu.Lock()
 	sh.sessions[s.id] = s
 	sh.mu.Unlock()
 	m.stats.Opened.Add(1)
-	if m.cfg.Authenticator != nil {
+	if s.auth != nil {
 		s.startAuth()
-		s.peer.Query = nil
+		s.auth.peer.Query = nil
 	}
 	return s
 }
