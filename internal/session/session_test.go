@@ -139,3 +139,40 @@ func TestSessionSize(t *testing.T) {
 		t.Fatalf("Session is %d bytes, over the 96-byte size class: move what idle anonymous sessions do not need behind a pointer", n)
 	}
 }
+
+// TestManagerGet finds sessions by the exact client id it handed out, and
+// nothing for any other string.
+func TestManagerGet(t *testing.T) {
+	m, _ := newManager(t) // ids are "t" and a number in base 36
+	var ss []*Session
+	for range 40 {
+		ss = append(ss, m.Open(&fakeConn{}))
+	}
+	s := ss[34] // "tz": ids count from 1
+	if s.ID() != "tz" {
+		t.Fatalf("id %q, want tz", s.ID())
+	}
+	for _, tc := range []struct {
+		id   string
+		want *Session
+	}{
+		{"tz", s},
+		{ss[0].ID(), ss[0]},
+		{"tZ", nil},               // parses as tz does
+		{"t0z", nil},              // so does this
+		{"z", nil},                // no prefix
+		{"uz", nil},               // another prefix
+		{"t", nil},                // no number
+		{"t-1", nil},              // not a number
+		{"tzzzzzzzzzzzzzzz", nil}, // past uint64
+		{"", nil},
+	} {
+		if got := m.Get(tc.id); got != tc.want {
+			t.Errorf("Get(%q) = %v, want %v", tc.id, got, tc.want)
+		}
+	}
+	s.Closed()
+	if m.Get("tz") != nil || m.Len() != 39 {
+		t.Fatalf("after Closed: Get(tz) = %v, Len %d, want nil and 39", m.Get("tz"), m.Len())
+	}
+}
