@@ -262,6 +262,7 @@ func (s *Session) subscribeGranted(cmd *protocol.Command) *protocol.Error {
 	if perr := s.authorize(auth.Subscribe, cmd.Channel); perr != nil {
 		return perr
 	}
+	cmd.Channel = s.mgr.hub.Intern(cmd.Channel) // kept in s.subs: share the hub's copy
 	// Reserve the subscription, then subscribe without holding s.mu: the hub
 	// calls back into s (reply, Deliver) with the channel locked.
 	s.mu.Lock()
