@@ -157,8 +157,14 @@ func New(cfg Config) (*Node, error) {
 		MaxConnsPerUser:  cfg.MaxConnsPerUser,
 		ObserveCommand:   n.metrics.ObserveCommand,
 	}, n.hub, log, "c")
-	n.beats = heartbeat.New(cfg.PingInterval, cfg.PongTimeout, nil)
 	n.conns = conns.New(conns.Config{MaxConns: cfg.MaxConns, MaxPerIP: cfg.MaxConnsPerIP})
+	n.beats = heartbeat.New(cfg.PingInterval, cfg.PongTimeout, nil, func(f func(heartbeat.Peer)) {
+		n.conns.Each(func(c conns.Conn) {
+			if p, ok := c.(heartbeat.Peer); ok { // WebSocket and TCP; gRPC has its own keepalives
+				f(p)
+			}
+		})
+	})
 
 	routeNBIOLogs()
 	ecfg := nbhttp.Config{
@@ -190,7 +196,6 @@ func New(cfg Config) (*Node, error) {
 		Engine:         n.engine,
 		Sessions:       n.sessions,
 		Conns:          n.conns,
-		Heartbeats:     n.beats,
 		MaxMessageSize: cfg.MaxMessageSize,
 		MaxOutbound:    cfg.MaxOutbound,
 		AllowedOrigins: cfg.AllowedOrigins,

@@ -327,18 +327,25 @@ func (r *Registry) Conns(t Transport) []Conn {
 	return out
 }
 
-func (r *Registry) all() []Conn {
-	out := make([]Conn, 0, r.Len())
+// Each calls f for every registered connection, in no order. f runs with a
+// lock of the registry held: it must not block or call the registry, nor
+// call a Conn method that may (Close, Drop); collect and call after.
+func (r *Registry) Each(f func(Conn)) {
 	for i := range r.shards {
 		sh := &r.shards[i]
 		sh.mu.Lock()
 		for _, set := range sh.sets {
 			for c := range set {
-				out = append(out, c)
+				f(c)
 			}
 		}
 		sh.mu.Unlock()
 	}
+}
+
+func (r *Registry) all() []Conn {
+	out := make([]Conn, 0, r.Len())
+	r.Each(func(c Conn) { out = append(out, c) })
 	return out
 }
 
