@@ -41,6 +41,9 @@ func (n *Node) openBackends() (hub.Config, error) {
 		if b.Broker == nil {
 			b.Broker = nb.Broker()
 		}
+		if b.Presence == nil {
+			b.Presence = nb.Presence()
+		}
 	}
 	if b.History == nil {
 		h := memory.NewHistory(memory.HistoryConfig{

@@ -85,7 +85,7 @@ func TestChatPageGap(t *testing.T) {
 	cfg := tethertest.Config()
 	cfg.HistorySize = 3
 	n := tethertest.NewNode(t, cfg)
-	b := newBrowser(t, 30*time.Second)
+	b := newBrowser(t, 45*time.Second)
 	tb := b.open("tab", tethertest.HTTPURL(n, "/?shared=0#gap"))
 	waitConnected(tb, "gap")
 	publishChat(t, n, "gap", "api", "m1")
@@ -96,9 +96,10 @@ func TestChatPageGap(t *testing.T) {
 		publishChat(t, n, "gap", "api", fmt.Sprintf("m%d", i))
 	}
 	tb.setOffline(false)
-	tb.waitFor(10*time.Second, `document.querySelector("#log .gap") != null`, `document.getElementById("log").textContent`)
+	// Generous bounds: the page's reconnect backoff and a loaded CI machine.
+	tb.waitFor(20*time.Second, `document.querySelector("#log .gap") != null`, `document.getElementById("log").textContent`)
 	publishChat(t, n, "gap", "api", "m11")
-	waitMessages(tb, []string{"m1", "m8", "m9", "m10", "m11"}, 5*time.Second) // m8-m10: the history kept
+	waitMessages(tb, []string{"m1", "m8", "m9", "m10", "m11"}, 10*time.Second) // m8-m10: the history kept
 }
 
 // TestBrowserServerDrop: the server drops a tab's connection, with the server

@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/tetherhq/tether"
+	"github.com/tetherhq/tether/backend"
 	"github.com/tetherhq/tether/backend/nats/embedded"
 	tclient "github.com/tetherhq/tether/client"
 	tetherv1 "github.com/tetherhq/tether/proto/tether/v1"
@@ -282,6 +283,32 @@ func TestClusterEveryoneOnce(t *testing.T) {
 		waitOffsets(t, r, uint64(each*len(nodes)), 30*time.Second)
 	}
 	checkNodeList(t, nodes)
+	checkSharedPresence(t, nodes)
+}
+
+// checkSharedPresence adds one member on each node and waits until every
+// node lists the three (a replica a little behind may answer a listing).
+func checkSharedPresence(t *testing.T, nodes []*tether.Node) {
+	t.Helper()
+	ctx := context.Background()
+	for i, n := range nodes {
+		if err := n.PresenceStore().Add(ctx, "room", backend.Member{Client: fmt.Sprint("c", i), User: "ann"}); err != nil {
+			t.Fatalf("node %d: presence Add: %v", i, err)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for i, n := range nodes {
+		for {
+			st, err := n.PresenceStore().Stats(ctx, "room")
+			if err == nil && st == (backend.PresenceStats{Clients: len(nodes), Users: 1}) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("node %d: presence stats %+v, %v; want %d clients of one user", i, st, err, len(nodes))
+			}
+			time.Sleep(20 * time.Millisecond) // replication has no signal to wait on here
+		}
+	}
 }
 
 // checkNodeList waits until every node's /api/info lists the three nodes,

@@ -40,7 +40,7 @@ type NATSConfig struct {
 // openNATS opens the NATS backend Config.NATS asks for, or returns nil.
 func (n *Node) openNATS() (*tnats.Backend, error) {
 	c := n.cfg.NATS
-	if c.URL == "" || (n.cfg.Backends.Broker != nil && n.cfg.Backends.History != nil) {
+	if bs := n.cfg.Backends; c.URL == "" || (bs.Broker != nil && bs.History != nil && bs.Presence != nil) {
 		return nil, nil
 	}
 	if c.Name == "" {
@@ -57,7 +57,7 @@ func (n *Node) openNATS() (*tnats.Backend, error) {
 	b, err := tnats.Open(ctx, tnats.Config{
 		URL: c.URL, Options: c.Options, Name: c.Name, Prefix: c.Prefix, Stream: c.Stream,
 		Replicas: c.Replicas, MemoryStorage: c.MemoryStorage,
-		HistorySize: n.cfg.HistorySize, HistoryTTL: n.cfg.HistoryTTL,
+		HistorySize: n.cfg.HistorySize, HistoryTTL: n.cfg.HistoryTTL, MaxChannels: n.cfg.MaxChannels,
 		Logger: n.log,
 	})
 	if err != nil {

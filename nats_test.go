@@ -2,6 +2,7 @@ package tether_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tetherhq/tether"
+	"github.com/tetherhq/tether/backend"
 	tnats "github.com/tetherhq/tether/backend/nats"
 	"github.com/tetherhq/tether/backend/nats/embedded"
 	"github.com/tetherhq/tether/protocol"
@@ -19,7 +21,7 @@ import (
 
 // startNATS starts an in-process NATS server with JetStream in dir, on port
 // (0: a free one), and shuts it down when t ends.
-func startNATS(t *testing.T, dir string, port int) *embedded.Server {
+func startNATS(t testing.TB, dir string, port int) *embedded.Server {
 	t.Helper()
 	s, err := embedded.Start(embedded.Config{Dir: dir, Port: port})
 	if err != nil {
@@ -84,6 +86,86 @@ func TestNATSTwoNodes(t *testing.T) {
 	defer r.mu.Unlock()
 	if err := checkSequence(r.pubs, epoch, 1, 20); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestNATSPresenceShared: with --nats, the nodes share one presence store:
+// a member one node adds is listed by the other.
+func TestNATSPresenceShared(t *testing.T) {
+	srv := startNATS(t, t.TempDir(), 0)
+	a := tethertest.NewNode(t, natsConfig(srv.URL()))
+	b := tethertest.NewNode(t, natsConfig(srv.URL()))
+	if _, ok := a.PresenceStore().(*tnats.Presence); !ok {
+		t.Fatalf("the node's presence store is %T, want *nats.Presence", a.PresenceStore())
+	}
+	ctx := context.Background()
+	if err := a.PresenceStore().Add(ctx, "room", backend.Member{Client: "c1", User: "ann"}); err != nil {
+		t.Fatal(err)
+	}
+	ms, err := b.PresenceStore().Members(ctx, "room")
+	if err != nil || len(ms) != 1 || ms[0].Client != "c1" || ms[0].User != "ann" {
+		t.Fatalf("the other node lists %+v, %v; want c1 of ann", ms, err)
+	}
+}
+
+// TestNATSMaxChannels: with --nats, Config.MaxChannels caps the channels of
+// the shared history, all nodes together.
+func TestNATSMaxChannels(t *testing.T) {
+	srv := startNATS(t, t.TempDir(), 0)
+	cfg := natsConfig(srv.URL())
+	cfg.MaxChannels = 2
+	a := tethertest.NewNode(t, cfg)
+	b := tethertest.NewNode(t, cfg)
+	ctx := context.Background()
+	for _, ch := range []string{"one", "two"} {
+		if _, err := a.Publish(ctx, ch, numbered(1)); err != nil {
+			t.Fatalf("Publish(%s): %v", ch, err)
+		}
+	}
+	if _, err := b.Publish(ctx, "three", numbered(1)); !errors.Is(err, tether.ErrTooManyChannels) {
+		t.Fatalf("Publish to a third channel on the other node: %v, want ErrTooManyChannels", err)
+	}
+	if _, err := b.Publish(ctx, "one", numbered(2)); err != nil {
+		t.Fatalf("Publish to a channel held: %v", err)
+	}
+}
+
+// TestNATSQuietChannel leaves a channel with a subscriber quiet for longer
+// than the history TTL: its next publication reaches the subscriber in the
+// same epoch, and a client whose position is older than what is kept is
+// told it did not recover, in that epoch too.
+func TestNATSQuietChannel(t *testing.T) {
+	const ttl = time.Second
+	srv := startNATS(t, t.TempDir(), 0)
+	cfg := natsConfig(srv.URL())
+	cfg.HistoryTTL = ttl
+	a := tethertest.NewNode(t, cfg)
+	b := tethertest.NewNode(t, cfg)
+	c := dial(t, a)
+	sub := c.subscribe("quiet")
+	ctx := context.Background()
+	first, err := b.Publish(ctx, "quiet", numbered(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := c.read(); m.Op != "pub" || m.Epoch != first.Epoch || m.Offset != 1 || sub.Epoch != first.Epoch {
+		t.Fatalf("got %+v after subscribing at %+v, want offset 1 of %s", m, sub, first.Epoch)
+	}
+	time.Sleep(3 * ttl) // the time that passes is what is tested
+	if _, err := b.Publish(ctx, "quiet", numbered(2)); err != nil {
+		t.Fatal(err)
+	}
+	if m := c.read(); m.Op != "pub" || m.Epoch != first.Epoch || m.Offset != 2 {
+		t.Fatalf("after the quiet time: %+v, want offset 2 of %s", m, first.Epoch)
+	}
+	late := dial(t, b)
+	m := late.call(protocol.Command{Op: protocol.OpSubscribe, Channel: "quiet", Recover: &protocol.Position{Epoch: first.Epoch}})
+	var res protocol.SubscribeResult
+	if m.Error != nil || json.Unmarshal(m.Result, &res) != nil {
+		t.Fatalf("subscribe with recovery: %+v", m)
+	}
+	if res.Recovered || res.Epoch != first.Epoch || res.Offset != 2 {
+		t.Fatalf("recovering from offset 0 after offset 1 expired: %+v, want recovered:false at %s/2", res, first.Epoch)
 	}
 }
 

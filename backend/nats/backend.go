@@ -42,6 +42,19 @@ type Config struct {
 	// HistoryTTL is how long a publication is kept (the stream's max age).
 	// Zero keeps it until HistorySize newer ones push it out.
 	HistoryTTL time.Duration
+	// PresenceBucket is the key-value bucket of presence. Defaults to
+	// Stream + "_PRESENCE".
+	PresenceBucket string
+	// PresenceTTL is how long a member stays in the presence bucket without
+	// being added again: the bound on how long the members of a node that
+	// died stay listed. Defaults to one minute, as the memory store.
+	PresenceTTL time.Duration
+	// MaxChannels caps the channels the history holds, all nodes together
+	// (the stream's subjects): an Append or Read that would add one more
+	// returns backend.ErrTooManyChannels. The count is read from the stream
+	// every second, so other nodes can take it past the cap by what they
+	// create in a second. Zero: no cap.
+	MaxChannels int
 	// Linger is how long the Broker keeps a channel's NATS subscription after
 	// the node withdrew its interest, so that a subscriber that comes back
 	// soon does not churn. Defaults to 2s; negative: none.
@@ -67,6 +80,8 @@ const (
 	defaultStream  = "TETHER"
 	defaultLinger  = 2 * time.Second
 	defaultTimeout = 5 * time.Second
+	// defaultPresenceTTL is the memory store's default too.
+	defaultPresenceTTL = time.Minute
 	// maxHeads caps the channels whose last position a Backend remembers.
 	maxHeads = 1 << 17
 )
@@ -81,9 +96,14 @@ type Backend struct {
 	stream  string
 	broker  *Broker
 	history *History
-	closed  atomic.Bool
-	once    sync.Once
-	nodes   nodes
+	// presence and kv are the presence store and its bucket.
+	presence *Presence
+	kv       jetstream.KeyValue
+	keeper   *keeper
+	channels channelCount
+	closed   atomic.Bool
+	once     sync.Once
+	nodes    nodes
 
 	seed  maphash.Seed
 	heads [64]struct {
@@ -98,6 +118,7 @@ type head struct {
 	prev   uint64 // the sequence of the message before it on the subject
 	epoch  string
 	offset uint64
+	at     time.Time // when it was stored; zero when this node does not know
 }
 
 // Open connects to NATS, creates the history stream or updates its settings,
@@ -115,6 +136,12 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 	if cfg.Replicas <= 0 {
 		cfg.Replicas = 1
 	}
+	if cfg.PresenceBucket == "" {
+		cfg.PresenceBucket = cfg.Stream + "_PRESENCE"
+	}
+	if cfg.PresenceTTL <= 0 {
+		cfg.PresenceTTL = defaultPresenceTTL
+	}
 	if cfg.Linger == 0 {
 		cfg.Linger = defaultLinger
 	}
@@ -130,6 +157,7 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 	}
 	b.broker = &Broker{b: b, subs: make(map[string]*interest)}
 	b.history = &History{b: b}
+	b.presence = &Presence{b: b}
 	opts := append([]natsgo.Option{
 		natsgo.Name(cfg.Name),
 		natsgo.MaxReconnects(-1),
@@ -153,10 +181,15 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 	if b.js, err = jetstream.New(nc); err == nil {
 		err = b.ensureStream(ctx)
 	}
+	if err == nil {
+		err = b.ensureBucket(ctx)
+	}
 	if err != nil {
 		nc.Close()
 		return nil, err
 	}
+	b.broker.disp.start(b.broker.receive)
+	b.startKeeper()
 	return b, nil
 }
 
@@ -186,16 +219,14 @@ func redact(urls string) string {
 func (b *Backend) ensureStream(ctx context.Context) error {
 	ctx, cancel := b.bound(ctx)
 	defer cancel()
-	storage := jetstream.FileStorage
-	if b.cfg.MemoryStorage {
-		storage = jetstream.MemoryStorage
-	}
-	perSubject := int64(max(b.cfg.HistorySize, 1))
+	// One more than the history: the channel's last message may be a
+	// marker, which holds no publication (Read returns HistorySize at most).
+	perSubject := int64(max(b.cfg.HistorySize, 0) + 1)
 	_, err := b.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:              b.stream,
 		Description:       "tether history: one subject per channel",
 		Subjects:          []string{b.cfg.Prefix + ".h.>"},
-		Storage:           storage,
+		Storage:           b.storage(),
 		Replicas:          b.cfg.Replicas,
 		MaxMsgsPerSubject: perSubject,
 		MaxAge:            max(b.cfg.HistoryTTL, 0),
@@ -205,6 +236,33 @@ func (b *Backend) ensureStream(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("nats: stream %s: %w", b.stream, err)
 	}
+	return nil
+}
+
+// storage is where the stream and the bucket keep their messages.
+func (b *Backend) storage() jetstream.StorageType {
+	if b.cfg.MemoryStorage {
+		return jetstream.MemoryStorage
+	}
+	return jetstream.FileStorage
+}
+
+// ensureBucket creates the presence bucket, or updates its TTL to cfg's.
+func (b *Backend) ensureBucket(ctx context.Context) error {
+	ctx, cancel := b.bound(ctx)
+	defer cancel()
+	kv, err := b.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      b.cfg.PresenceBucket,
+		Description: "tether presence: one key per channel member",
+		History:     1,
+		TTL:         b.cfg.PresenceTTL,
+		Storage:     b.storage(),
+		Replicas:    b.cfg.Replicas,
+	})
+	if err != nil {
+		return fmt.Errorf("nats: presence bucket %s: %w", b.cfg.PresenceBucket, err)
+	}
+	b.kv = kv
 	return nil
 }
 
@@ -235,6 +293,7 @@ func (b *Backend) Close(ctx context.Context) error {
 	b.once.Do(func() {
 		b.closed.Store(true)
 		b.stopAnnouncing()
+		b.stopKeeper()
 		b.broker.closeAll()
 		fctx, cancel := b.bound(ctx)
 		defer cancel()
@@ -242,6 +301,7 @@ func (b *Backend) Close(ctx context.Context) error {
 			b.log.Warn("nats: flush at close", "err", err)
 		}
 		b.nc.Close()
+		b.broker.disp.close()
 	})
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	natsgo "github.com/nats-io/nats.go"
@@ -26,12 +27,16 @@ var (
 // has interest (and Config.Linger after), so a publication crosses NATS once
 // per interested node, already encoded.
 //
-// Each subscription delivers on a goroutine of its own (nats.go's), one
-// message at a time: a channel's handler calls never overlap, and a gap
-// filled from the stream holds up that channel only.
+// The subscriptions deliver on a fixed set of goroutines, each channel on
+// one of them (dispatcher): a channel's handler calls never overlap, and a
+// gap filled from the stream holds up the channels of its shard only.
+//
+// Lock order: Broker.mu, then a dispatcher shard's lock; the handler is
+// called with neither held.
 type Broker struct {
 	b      *Backend
 	handle func(*protocol.Publication)
+	disp   dispatcher
 
 	mu     sync.Mutex // guards subs and closed
 	subs   map[string]*interest
@@ -41,6 +46,7 @@ type Broker struct {
 // interest is this node's subscription to one channel.
 type interest struct {
 	channel string
+	subject string // the broker subject
 	sub     *natsgo.Subscription
 	ready   chan struct{} // closed once lastSeq is set
 	// lingering and gen are guarded by Broker.mu: a linger timer removes the
@@ -50,9 +56,26 @@ type interest struct {
 	timer     *time.Timer
 	// lastSeq is the stream sequence of the last publication delivered (or
 	// the subject's last when the subscription began), lastEpoch its epoch.
-	// Owned by the subscription's goroutine once ready is closed.
+	// Owned by the channel's dispatcher goroutine once ready is closed.
 	lastSeq   uint64
 	lastEpoch string
+	// touched is when the channel last had a message, as far as this node
+	// knows (unix nanoseconds), for the keeper (keep.go).
+	touched atomic.Int64
+}
+
+// interests returns the channels this node has subscribers to, lingering
+// ones left out.
+func (br *Broker) interests() []*interest {
+	br.mu.Lock()
+	defer br.mu.Unlock()
+	out := make([]*interest, 0, len(br.subs))
+	for _, in := range br.subs {
+		if !in.lingering {
+			out = append(out, in)
+		}
+	}
+	return out
 }
 
 // Register implements backend.Broker. It can be called once.
@@ -115,10 +138,11 @@ func (br *Broker) Subscribe(ctx context.Context, channel string) error {
 		br.mu.Unlock()
 		return nil
 	}
-	in := &interest{channel: channel, ready: make(chan struct{})}
-	sub, err := b.nc.Subscribe(b.brokerSubject(channel), func(m *natsgo.Msg) { br.receive(in, m) })
+	in := &interest{channel: channel, subject: b.brokerSubject(channel), ready: make(chan struct{})}
+	sub, err := b.nc.ChanSubscribe(in.subject, br.disp.add(in.subject, in))
 	if err != nil {
 		br.mu.Unlock()
+		br.disp.remove(in.subject, in)
 		return fmt.Errorf("nats: subscribe: %w", err)
 	}
 	in.sub = sub
@@ -137,6 +161,11 @@ func (br *Broker) Subscribe(ctx context.Context, channel string) error {
 		return fmt.Errorf("nats: subscribe: %w", err)
 	}
 	in.lastSeq, in.lastEpoch = last.seq, last.epoch
+	if last.at.IsZero() {
+		touch(&in.touched)
+	} else {
+		in.touched.Store(last.at.UnixNano())
+	}
 	close(in.ready)
 	return nil
 }
@@ -148,7 +177,7 @@ func (br *Broker) drop(in *interest) {
 		delete(br.subs, in.channel)
 	}
 	br.mu.Unlock()
-	_ = in.sub.Unsubscribe()
+	br.unsubscribe(in)
 	select {
 	case <-in.ready:
 	default:
@@ -167,7 +196,7 @@ func (br *Broker) Unsubscribe(_ context.Context, channel string) error {
 	}
 	if br.b.cfg.Linger < 0 {
 		delete(br.subs, channel)
-		_ = in.sub.Unsubscribe()
+		br.unsubscribe(in)
 		return nil
 	}
 	in.lingering = true
@@ -178,7 +207,7 @@ func (br *Broker) Unsubscribe(_ context.Context, channel string) error {
 		defer br.mu.Unlock()
 		if in.lingering && in.gen == gen && br.subs[channel] == in {
 			delete(br.subs, channel)
-			_ = in.sub.Unsubscribe()
+			br.unsubscribe(in)
 		}
 	})
 	return nil
@@ -187,6 +216,7 @@ func (br *Broker) Unsubscribe(_ context.Context, channel string) error {
 // receive handles one message of in's subscription, on its goroutine.
 func (br *Broker) receive(in *interest, m *natsgo.Msg) {
 	<-in.ready
+	touch(&in.touched)
 	seqHdr := m.Header.Get(hdrSeq)
 	if seqHdr == "" { // not positioned by this package's History: as it is
 		br.deliver(m.Data)
@@ -232,7 +262,7 @@ func (br *Broker) fill(in *interest, prev uint64) {
 		return // the hole stays: clients see it by its offsets and recover
 	}
 	for _, s := range msgs {
-		if s.seq <= in.lastSeq || s.seq > prev || s.offset == 0 {
+		if s.seq <= in.lastSeq || s.seq > prev || s.marker() {
 			continue
 		}
 		in.lastSeq, in.lastEpoch = s.seq, s.epoch
@@ -260,8 +290,15 @@ func (br *Broker) closeAll() {
 		if in.timer != nil {
 			in.timer.Stop()
 		}
-		_ = in.sub.Unsubscribe()
+		br.unsubscribe(in)
 	}
+}
+
+// unsubscribe ends in's subscription; messages of it still queued are
+// dropped.
+func (br *Broker) unsubscribe(in *interest) {
+	_ = in.sub.Unsubscribe()
+	br.disp.remove(in.subject, in)
 }
 
 // Check implements backend.Checker.

@@ -1,12 +1,15 @@
-// Package nats implements tether's Broker and History on NATS, so that several
-// tether nodes share their channels: the Broker carries publications on core
-// NATS (one subject per channel, subscribed while the node has interest), the
-// History keeps them in one JetStream stream (one subject per channel, max
-// messages per subject = history size, max age = history TTL), where they
-// survive node restarts and, with replicas, server losses.
+// Package nats implements tether's Broker, History and Presence on NATS, so
+// that several tether nodes share their channels: the Broker carries
+// publications on core NATS (one subject per channel, subscribed while the
+// node has interest), the History keeps them in one JetStream stream (one
+// subject per channel, max messages per subject = history size, max age =
+// history TTL), where they survive node restarts and, with replicas, server
+// losses, and the Presence keeps channel members in a JetStream key-value
+// bucket whose TTL removes the members of a node that died.
 //
-// Open connects and makes sure the stream exists; the Backend it returns
-// hands out the Broker and the History, which share its connection. Package
+// Open connects and makes sure the stream and the bucket exist; the Backend
+// it returns hands out the Broker, the History and the Presence, which share
+// its connection. Package
 // embedded starts an in-process NATS server with JetStream on disk, for a
 // single node with durable history.
 //
@@ -26,6 +29,5 @@
 // stream before delivering, so its handler gets every channel's publications
 // in offset order, with a hole only where the stream no longer has them.
 //
-// Presence stays with the memory store until the presence issue moves it to
-// NATS. The package must not depend on tether's server packages.
+// The package must not depend on tether's server packages.
 package nats

@@ -107,3 +107,57 @@ func TestEpochFollowsTheStream(t *testing.T) {
 		}
 	}
 }
+
+// TestQuietChannelKeepsItsEpoch leaves two channels quiet for three history
+// TTLs: the one a node has subscribers to keeps its epoch and offset (its
+// publication expired: a client at offset 0 cannot recover it), the other
+// starts a new epoch.
+func TestQuietChannelKeepsItsEpoch(t *testing.T) {
+	const ttl = time.Second
+	srv := startServer(t)
+	cfg := namespace(srv.URL())
+	cfg.HistoryTTL = ttl
+	pub, sub := newNode(t, cfg), newNode(t, cfg)
+	ctx := context.Background()
+	if err := sub.be.Broker().Subscribe(ctx, "quiet"); err != nil {
+		t.Fatal(err)
+	}
+	first, err := pub.publish(ctx, "quiet", `1`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alone, err := pub.publish(ctx, "alone", `1`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * ttl) // the time that passes is what is tested
+
+	h := pub.be.History()
+	res, err := h.Read(ctx, "quiet", backend.Query{Since: &protocol.Position{Epoch: first.Epoch}, Limit: backend.NoLimit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Top != first || len(res.Publications) != 0 {
+		t.Fatalf("quiet channel with a subscriber: top %+v and %d publications, want top %+v and none (expired)", res.Top, len(res.Publications), first)
+	}
+	next, err := pub.publish(ctx, "quiet", `2`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (protocol.Position{Epoch: first.Epoch, Offset: 2}); next != want {
+		t.Fatalf("publication after the quiet time at %+v, want %+v", next, want)
+	}
+	res, err = h.Read(ctx, "quiet", backend.Query{Since: &protocol.Position{Epoch: first.Epoch}, Limit: backend.NoLimit})
+	if err != nil || len(res.Publications) != 1 || res.Publications[0].Offset != 2 {
+		t.Fatalf("Read after it: %+v, %v; want only offset 2", res, err)
+	}
+	sub.waitOffsets("quiet", 2)
+
+	res, err = h.Read(ctx, "alone", backend.Query{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Top.Epoch == alone.Epoch || res.Top.Offset != 0 {
+		t.Fatalf("quiet channel without subscribers: top %+v, want offset 0 in an epoch other than %s", res.Top, alone.Epoch)
+	}
+}

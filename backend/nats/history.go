@@ -43,34 +43,47 @@ func (h *History) Append(ctx context.Context, pub *protocol.Publication) (protoc
 			return protocol.Position{}, err
 		}
 	}
+	// pub itself is encoded for each attempt (its encoding is what is
+	// stored and what subscribers get); a refused attempt starts again from
+	// the publication as given.
+	given := *pub
+	fail := func(err error) (protocol.Position, error) {
+		*pub = given
+		return protocol.Position{}, err
+	}
+	admitted := false
 	for range maxAttempts {
 		epoch, offset := last.epoch, last.offset+1
 		if last.seq == 0 { // the subject is empty: a new epoch
 			epoch, offset = newEpoch(), 1
+			if !admitted {
+				if err := b.admitChannel(ctx); err != nil {
+					return fail(err)
+				}
+				admitted = true
+			}
 		}
-		cp := &protocol.Publication{Channel: pub.Channel, Epoch: epoch, Offset: offset, Data: pub.Data, From: pub.From}
-		data, err := cp.Encode()
+		*pub = given
+		pub.Epoch, pub.Offset = epoch, offset
+		data, err := pub.Encode()
 		if err != nil {
-			return protocol.Position{}, err
+			return fail(err)
 		}
 		seq, err := h.store(ctx, subject, epoch, offset, data, last.seq)
 		if isWrongLast(err) {
 			if last, err = b.last(ctx, subject); err != nil {
-				return protocol.Position{}, err
+				return fail(err)
 			}
 			continue
 		}
 		if err != nil {
 			b.forgetHead(pub.Channel)
-			return protocol.Position{}, err
+			return fail(err)
 		}
 		b.setHead(pub.Channel, head{seq: seq, prev: last.seq, epoch: epoch, offset: offset})
-		pub.Epoch, pub.Offset = epoch, offset
-		if _, err := pub.Encode(); err != nil {
-			return protocol.Position{}, err // cannot happen: cp encoded
-		}
 		return protocol.Position{Epoch: epoch, Offset: offset}, nil
 	}
+	*pub = given
 	return protocol.Position{}, fmt.Errorf("nats: append to %s: %d attempts lost to other nodes", pub.Channel, maxAttempts)
 }
 
@@ -159,6 +172,7 @@ func (h *History) Read(ctx context.Context, channel string, q backend.Query) (ba
 // publication), so that its first publication takes the epoch Read tells.
 func (h *History) top(ctx context.Context, channel, subject string) (head, error) {
 	b := h.b
+	admitted := false
 	for range maxAttempts {
 		top, err := b.last(ctx, subject)
 		if err != nil || top.seq != 0 {
@@ -166,6 +180,12 @@ func (h *History) top(ctx context.Context, channel, subject string) (head, error
 				b.setHead(channel, top)
 			}
 			return top, err
+		}
+		if !admitted {
+			if err := b.admitChannel(ctx); err != nil {
+				return head{}, err
+			}
+			admitted = true
 		}
 		epoch := newEpoch()
 		seq, err := h.store(ctx, subject, epoch, 0, nil, 0)
@@ -195,7 +215,11 @@ func (h *History) window(ctx context.Context, subject string, top head) ([]store
 			return nil, err
 		}
 	}
-	return run(msgs, top), nil
+	out := run(msgs, top)
+	if n := len(out); n > h.b.cfg.HistorySize { // a marker took no room
+		out = out[n-h.b.cfg.HistorySize:]
+	}
+	return out, nil
 }
 
 // run keeps the publications of msgs in top's epoch that lead to top without
@@ -203,7 +227,7 @@ func (h *History) window(ctx context.Context, subject string, top head) ([]store
 func run(msgs []stored, top head) []stored {
 	var out []stored
 	for _, s := range msgs {
-		if s.epoch != top.epoch || s.offset == 0 || s.seq > top.seq {
+		if s.epoch != top.epoch || s.marker() || s.seq > top.seq {
 			continue
 		}
 		if n := len(out); n > 0 && out[n-1].offset+1 != s.offset {

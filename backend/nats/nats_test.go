@@ -82,3 +82,14 @@ func TestHistoryContract(t *testing.T) {
 		},
 	})
 }
+
+func TestPresenceContract(t *testing.T) {
+	srv := startServer(t)
+	backendtest.TestPresence(t, backendtest.PresenceSuite{
+		New: func(t *testing.T, cfg backendtest.PresenceConfig) backend.Presence {
+			c := namespace(srv.URL())
+			c.PresenceTTL = cfg.TTL
+			return open(t, c).Presence()
+		},
+	})
+}

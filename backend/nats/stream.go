@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -27,9 +28,16 @@ const (
 type stored struct {
 	seq    uint64
 	epoch  string
-	offset uint64 // 0: an epoch marker, no publication
-	data   []byte // the encoded publication
+	offset uint64    // a marker's is its channel's offset when it was written
+	data   []byte    // the encoded publication; empty: a marker
+	at     time.Time // when the stream stored it; set by leader gets only
 }
+
+// marker says s holds no publication, only its channel's position: offset 0
+// in a new epoch (History.Read of an empty subject), or the offset of the
+// channel's last publication (written by a node that keeps a quiet channel's
+// position, Backend.keep).
+func (s stored) marker() bool { return len(s.data) == 0 }
 
 // parse reads a stored message's position from its headers.
 func parse(seq uint64, hdr natsgo.Header, data []byte) (stored, error) {
@@ -61,13 +69,17 @@ type msgGet struct {
 	NextFor string `json:"next_by_subj,omitempty"`
 	Batch   int    `json:"batch,omitempty"`
 	UpToSeq uint64 `json:"up_to_seq,omitempty"`
+	// MultiLast asks a direct get for the last message of every subject
+	// matching these filters.
+	MultiLast []string `json:"multi_last,omitempty"`
 }
 
 type msgGetResponse struct {
 	Message *struct {
-		Seq  uint64 `json:"seq"`
-		Hdrs []byte `json:"hdrs"`
-		Data []byte `json:"data"`
+		Time time.Time `json:"time"`
+		Seq  uint64    `json:"seq"`
+		Hdrs []byte    `json:"hdrs"`
+		Data []byte    `json:"data"`
 	} `json:"message"`
 	Error *jetstream.APIError `json:"error"`
 }
@@ -105,7 +117,9 @@ func (b *Backend) get(ctx context.Context, req msgGet) (stored, error) {
 			return stored{}, fmt.Errorf("nats: stream get: %w", err)
 		}
 	}
-	return parse(resp.Message.Seq, hdr, resp.Message.Data)
+	s, err := parse(resp.Message.Seq, hdr, resp.Message.Data)
+	s.at = resp.Message.Time
+	return s, err
 }
 
 // last returns the last message of subject as the stream's leader has it,
@@ -118,51 +132,70 @@ func (b *Backend) last(ctx context.Context, subject string) (head, error) {
 	if err != nil {
 		return head{}, err
 	}
-	return head{seq: s.seq, epoch: s.epoch, offset: s.offset}, nil
+	return head{seq: s.seq, epoch: s.epoch, offset: s.offset, at: s.at}, nil
 }
 
 // scan returns subject's messages with sequences from..upTo (upTo zero: to
 // the end), oldest first, at most n, in one batched direct get. A replica may
 // answer it: callers check what they get against what the leader said.
 func (b *Backend) scan(ctx context.Context, subject string, from, upTo uint64, n int) ([]stored, error) {
+	var out []stored
+	err := b.direct(ctx, b.stream, msgGet{Seq: max(from, 1), NextFor: subject, Batch: n, UpToSeq: upTo}, func(msg *natsgo.Msg) error {
+		seq, err := strconv.ParseUint(msg.Header.Get(jetstream.SequenceHeader), 10, 64)
+		if err != nil {
+			return fmt.Errorf("nats: stream scan: message without a sequence")
+		}
+		s, err := parse(seq, msg.Header, msg.Data)
+		if err != nil {
+			return err
+		}
+		out = append(out, s)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("nats: stream scan: %w", err)
+	}
+	return out, nil
+}
+
+// errTooMany says a batched direct get matched more messages than the
+// server returns at once.
+var errTooMany = errors.New("too many results")
+
+// direct sends a batched direct get to stream and calls fn with each message
+// of the answer, in order. No message matching is not an error.
+func (b *Backend) direct(ctx context.Context, stream string, req msgGet, fn func(*natsgo.Msg) error) error {
 	ctx, cancel := b.bound(ctx)
 	defer cancel()
 	inbox := b.nc.NewRespInbox()
 	sub, err := b.nc.SubscribeSync(inbox)
 	if err != nil {
-		return nil, fmt.Errorf("nats: stream scan: %w", err)
+		return err
 	}
 	defer func() { _ = sub.Unsubscribe() }()
-	body, _ := json.Marshal(msgGet{Seq: max(from, 1), NextFor: subject, Batch: n, UpToSeq: upTo})
-	if err := b.nc.PublishRequest("$JS.API.DIRECT.GET."+b.stream, inbox, body); err != nil {
-		return nil, fmt.Errorf("nats: stream scan: %w", err)
+	body, _ := json.Marshal(req)
+	if err := b.nc.PublishRequest("$JS.API.DIRECT.GET."+stream, inbox, body); err != nil {
+		return err
 	}
-	var out []stored
 	for {
 		msg, err := sub.NextMsgWithContext(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("nats: stream scan: %w", err)
+			return err
 		}
 		if len(msg.Data) == 0 {
 			switch msg.Header.Get("Status") {
-			case "204": // end of batch
-				return out, nil
-			case "404":
-				return out, nil
+			case "204", "404": // end of batch; nothing matched
+				return nil
+			case "413":
+				return errTooMany
 			case "":
 			default:
-				return nil, fmt.Errorf("nats: stream scan: status %s %s", msg.Header.Get("Status"), msg.Header.Get("Description"))
+				return fmt.Errorf("status %s %s", msg.Header.Get("Status"), msg.Header.Get("Description"))
 			}
 		}
-		seq, err := strconv.ParseUint(msg.Header.Get(jetstream.SequenceHeader), 10, 64)
-		if err != nil {
-			return nil, fmt.Errorf("nats: stream scan: message without a sequence")
+		if err := fn(msg); err != nil {
+			return err
 		}
-		s, err := parse(seq, msg.Header, msg.Data)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, s)
 	}
 }
 

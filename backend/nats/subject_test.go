@@ -83,3 +83,28 @@ func FuzzToken(f *testing.F) {
 		checkToken(t, channel)
 	})
 }
+
+// checkKVToken checks kvToken(s) is a valid key-value key token that gives
+// back s.
+func checkKVToken(t *testing.T, s string) {
+	t.Helper()
+	tok := kvToken(s)
+	for i := 0; i < len(tok); i++ {
+		c := tok[i]
+		if !keep(c) && c != '=' && c != '/' || c == ':' {
+			t.Fatalf("kvToken(%q) = %q: has %q, not allowed in a key token", s, tok, c)
+		}
+	}
+	if back, ok := untoken(strings.NewReplacer("=", "%", "/", ":").Replace(tok)); !ok || back != s {
+		t.Fatalf("kvToken(%q) = %q, which reads back as %q", s, tok, back)
+	}
+}
+
+func FuzzKVToken(f *testing.F) {
+	for _, name := range append(channelNames, "a/b", "a=b", "=3A", "/") {
+		f.Add(name)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		checkKVToken(t, s)
+	})
+}
