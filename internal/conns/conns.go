@@ -114,9 +114,9 @@ type Registry struct {
 	seed   maphash.Seed
 	shards [shardCount]struct {
 		mu sync.Mutex
-		// sets holds the registered connections, one set per transport: a
-		// set's entry is the 16-byte key alone, where a map to the transport
-		// and the address would take 40.
+		// sets holds the registered connections, one set per transport: an
+		// entry is the key (24 bytes with the padding Go gives an empty
+		// value), where a map to the transport and the address took 40.
 		sets [numTransports]map[Conn]struct{}
 		// ips holds the address of those counted against MaxPerIP; nil
 		// without MaxPerIP.

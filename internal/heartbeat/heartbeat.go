@@ -42,8 +42,8 @@ type Monitor struct {
 	last int64      // unix nanoseconds of the previous Check
 }
 
-// New returns a monitor of the peers listed by peers. now defaults to
-// time.Now.
+// New returns a monitor of the peers listed by peers (nil: none). now
+// defaults to time.Now.
 func New(interval, timeout time.Duration, now func() time.Time, peers Source) *Monitor {
 	if now == nil {
 		now = time.Now
@@ -79,7 +79,7 @@ func (m *Monitor) Check() {
 	defer m.mu.Unlock()
 	now := m.now().UnixNano()
 	last := m.last
-	if now <= last {
+	if now <= last || m.peers == nil {
 		return
 	}
 	m.last = now

@@ -60,7 +60,7 @@ func (s *set) remove(p *peer) {
 // TestCheck drives a monitor with a fake clock, checking at its tick: a peer
 // that answers is pinged once per interval and never expires; a silent one
 // is pinged, then expires exactly once, in the first check past
-// interval+timeout of silence, at least timeout after its last ping.
+// interval+timeout of silence, at least timeout after its first ping.
 func TestCheck(t *testing.T) {
 	const interval, timeout = 10 * time.Second, 5 * time.Second
 	t0 := time.Unix(1000, 0)
