@@ -27,6 +27,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzToken -fuzztime 20s ./backend/nats
 	$(GO) test -run '^$$' -fuzz FuzzReader -fuzztime 60s ./internal/wsconn
 	$(GO) test -run '^$$' -fuzz FuzzInflate -fuzztime 60s ./internal/wire
+	$(GO) test -run '^$$' -fuzz FuzzPublishDecodeQuick -fuzztime 60s ./internal/serverapi
 
 # grpcurl, for TestGrpcurl (which runs it against the server's reflection).
 $(BIN)/grpcurl:

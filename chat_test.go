@@ -46,8 +46,8 @@ func TestChatPage(t *testing.T) {
 	if mode != "worker" {
 		t.Errorf("ann's page shares its connection by %q, want worker", mode)
 	}
-	// This server has no presence yet: the members list stays hidden.
-	ann.waitFor(5*time.Second, `document.getElementById("members").dataset.presence === "unknown_op" && document.getElementById("members").hidden`, `document.getElementById("members").dataset.presence`)
+	// This server keeps no presence (no namespaces): the members list stays hidden.
+	ann.waitFor(5*time.Second, `document.getElementById("members").dataset.presence === "permission_denied" && document.getElementById("members").hidden`, `document.getElementById("members").dataset.presence`)
 	say := func(tb *tab, text string) {
 		t.Helper()
 		tb.run(5*time.Second, "say "+text,

@@ -140,6 +140,10 @@ type Config struct {
 	// and JetStream (package backend/nats), opened by New and closed at
 	// Shutdown. Defaults to none: the node is alone.
 	NATS NATSConfig
+	// Presence sets how presence pushes are gathered and members kept alive;
+	// which channels keep presence is the Authorizer's to say
+	// (auth.PresencePolicy, as auth/namespaces does).
+	Presence PresenceConfig
 
 	// Logger receives the node's logs. Defaults to discarding them.
 	Logger *slog.Logger

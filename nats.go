@@ -3,6 +3,7 @@ package tether
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"time"
 
@@ -35,6 +36,23 @@ type NATSConfig struct {
 	// ConnectTimeout bounds connecting and setting up the stream in New.
 	// Defaults to 10s.
 	ConnectTimeout time.Duration
+}
+
+// clientPrefix starts the node's client ids: "c" for a node alone, and "c"
+// with a random tag of its own for a node that shares its backends (NATS, or
+// Config.Backends), so that client ids stay unique across nodes: presence
+// keys its members by them, and publications name their sender by them.
+func clientPrefix(cfg Config) string {
+	bs := cfg.Backends
+	if cfg.NATS.URL == "" && bs.Broker == nil && bs.History == nil && bs.Presence == nil {
+		return "c"
+	}
+	const chars = "abcdefghijklmnopqrstuvwxyz0123456789"
+	tag := make([]byte, 8)
+	for i := range tag {
+		tag[i] = chars[rand.IntN(len(chars))]
+	}
+	return "c" + string(tag) + "-"
 }
 
 // openNATS opens the NATS backend Config.NATS asks for, or returns nil.

@@ -52,13 +52,16 @@ import (
 	"github.com/lesismal/nbio/nbhttp"
 
 	"github.com/tetherhq/tether/backend"
+	"github.com/tetherhq/tether/backend/memory"
 	"github.com/tetherhq/tether/internal/conns"
 	"github.com/tetherhq/tether/internal/heartbeat"
 	"github.com/tetherhq/tether/internal/hub"
 	"github.com/tetherhq/tether/internal/metrics"
+	"github.com/tetherhq/tether/internal/presence"
 	"github.com/tetherhq/tether/internal/serverapi"
 	"github.com/tetherhq/tether/internal/session"
 	"github.com/tetherhq/tether/internal/wire"
+	"github.com/tetherhq/tether/internal/workpool"
 	"github.com/tetherhq/tether/internal/wsconn"
 	"github.com/tetherhq/tether/protocol"
 	"github.com/tetherhq/tether/web"
@@ -71,6 +74,7 @@ type Node struct {
 	hub      *hub.Hub
 	hubRef   atomic.Pointer[hub.Hub] // hub, for the memory history's sweeper
 	sessions *session.Manager
+	presence *presence.Presence
 	beats    *heartbeat.Monitor
 	conns    *conns.Registry // every transport's connections: admission, counts, draining
 	engine   *nbhttp.Engine
@@ -83,6 +87,7 @@ type Node struct {
 	tr       transports       // TCP and gRPC (transports.go)
 	backends Backends         // in use, defaults filled in
 	owned    []backend.Closer // backends the node made, closed at Shutdown
+	httpPool *workpool.Pool   // runs HTTP requests with non-memory backends; nil with memory ones
 	started  time.Time
 
 	ctx    context.Context // ends when Shutdown starts
@@ -132,7 +137,9 @@ func New(cfg Config) (*Node, error) {
 	}
 	if err == nil {
 		n.hubRef.Store(n.hub)
-		err = n.initMetrics()
+		if err = n.openPresence(); err == nil {
+			err = n.initMetrics()
+		}
 		if err != nil {
 			n.hub.Close()
 		}
@@ -156,7 +163,9 @@ func New(cfg Config) (*Node, error) {
 		TokenQuery:       cfg.TokenQuery,
 		MaxConnsPerUser:  cfg.MaxConnsPerUser,
 		ObserveCommand:   n.metrics.ObserveCommand,
-	}, n.hub, log, "c")
+		Presence:         n.presence,
+		MaxPresenceReply: max(cfg.MaxOutbound-64<<10, cfg.MaxOutbound/2), // room for what is queued already
+	}, n.hub, log, clientPrefix(cfg))
 	n.conns = conns.New(conns.Config{MaxConns: cfg.MaxConns, MaxPerIP: cfg.MaxConnsPerIP})
 	n.beats = heartbeat.New(cfg.PingInterval, cfg.PongTimeout, nil, func(f func(heartbeat.Peer)) {
 		n.conns.Each(func(c conns.Conn) {
@@ -176,7 +185,8 @@ func New(cfg Config) (*Node, error) {
 		MaxWriteBufferSize: 2*cfg.MaxOutbound + 64<<10,
 		// The read deadline of a connection until its request is whole:
 		// slowloris clients are cut at it. The upgrade clears it.
-		KeepaliveTime: cfg.HandshakeTimeout,
+		KeepaliveTime:  cfg.HandshakeTimeout,
+		ServerExecutor: n.httpExecutor(log),
 	}
 	if n.ln != nil {
 		addr := n.ln.Addr().String()
@@ -202,6 +212,7 @@ func New(cfg Config) (*Node, error) {
 		CloseTimeout:   cfg.CloseTimeout,
 		Compression:    zip,
 		Logger:         log,
+		Upgraded:       n.upgraded,
 	})
 	n.api = serverapi.New(serverapi.Config{Backend: apiBackend{n}, APIKey: cfg.APIKey, MaxBodySize: cfg.MaxMessageSize})
 	n.handler = n.routes()
@@ -218,6 +229,8 @@ func New(cfg Config) (*Node, error) {
 
 	n.wg.Add(1)
 	go func() { defer n.wg.Done(); n.beats.Run(n.ctx) }()
+	n.wg.Add(1)
+	go func() { defer n.wg.Done(); n.refreshPresence(n.ctx) }()
 	if err := n.startTransports(); err != nil {
 		n.closeListeners() // or stop waits for the accept loops forever
 		n.stop(context.Background())
@@ -225,6 +238,37 @@ func New(cfg Config) (*Node, error) {
 	}
 	n.announce()
 	return n, nil
+}
+
+// The HTTP request workers: at most httpWorkers keep their stacks between
+// requests (more requests at once run on goroutines of their own), each until
+// it has been idle for httpWorkerIdle.
+const (
+	httpWorkers    = 256
+	httpWorkerIdle = 10 * time.Second
+)
+
+// httpExecutor returns what runs the HTTP requests of the event loop. With
+// the memory backends no request waits on the network, and each runs on the
+// event loop's goroutine, as WebSocket commands do: handing it to another
+// goroutine (a wake-up, a stack to grow) cost as much as an API publish
+// itself. With others (NATS) a request can wait for a round trip, and runs on
+// a worker of package workpool, which keeps its grown stack.
+func (n *Node) httpExecutor(log *slog.Logger) func(func()) {
+	_, memBroker := n.backends.Broker.(*memory.Broker)
+	_, memHistory := n.backends.History.(*memory.History)
+	if memBroker && memHistory {
+		return func(f func()) { f() }
+	}
+	n.httpPool = workpool.New(httpWorkers, httpWorkerIdle, log)
+	return n.httpPool.Go
+}
+
+// upgraded hands an upgraded connection to the listener's deadline fence.
+func (n *Node) upgraded(c net.Conn) {
+	if n.ln != nil {
+		n.ln.upgraded(c)
+	}
 }
 
 // Addr returns the address the node listens on, or nil without HTTPAddr.
@@ -319,6 +363,9 @@ func (n *Node) stop(ctx context.Context) {
 		n.log.Warn("event loop did not stop in time; leaving it")
 	}
 	n.wg.Wait()
+	if n.httpPool != nil {
+		n.httpPool.Close()
+	}
 	n.hub.Close()
 	if err := n.closeBackends(ctx); err != nil {
 		n.log.Warn("closing backends", "err", err)

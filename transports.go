@@ -105,6 +105,7 @@ func (n *Node) startTransports() error {
 			grpc.KeepaliveParams(keepalive.ServerParameters{Time: n.cfg.PingInterval, Timeout: n.cfg.PongTimeout}),
 			grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 			grpc.ChainUnaryInterceptor(n.api.UnaryInterceptor),
+			grpc.ChainStreamInterceptor(n.api.StreamInterceptor),
 		}
 		if n.tls != nil {
 			opts = append(opts, grpc.Creds(credentials.NewTLS(n.tls.std)))

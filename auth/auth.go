@@ -118,3 +118,41 @@ func (id *Identity) Granted(channel string) bool {
 	}
 	return false
 }
+
+// JoinLeave says which join and leave pushes a channel's subscribers get.
+type JoinLeave string
+
+// The JoinLeave settings.
+const (
+	// JoinLeaveOff: none. "" means the same.
+	JoinLeaveOff JoinLeave = "off"
+	// JoinLeaveClients: one join per connection that subscribes, one leave
+	// per connection that goes.
+	JoinLeaveClients JoinLeave = "clients"
+	// JoinLeaveUsers: a user's first connection to the channel is its join
+	// and its last one its leave; its other tabs and devices are silent.
+	// Anonymous connections join and leave one by one.
+	JoinLeaveUsers JoinLeave = "users"
+)
+
+// PresenceOptions say how presence works in a channel.
+type PresenceOptions struct {
+	// Track keeps the channel's members in the presence store, for the
+	// presence and presence_stats operations and the pushes below.
+	Track bool
+	// JoinLeave says which join and leave pushes subscribers get (with
+	// Track).
+	JoinLeave JoinLeave
+	// Occupancy pushes the channel's counts of clients and users to its
+	// subscribers when they change (with Track).
+	Occupancy bool
+}
+
+// A PresencePolicy says how presence works in each channel. An Authorizer
+// that also implements it is asked at each subscribe; a node whose
+// Authorizer does not (or that has none) keeps no channel's members.
+// PresenceOptions must be safe for concurrent use and cheap, and must give
+// one channel the same options for as long as the node runs.
+type PresencePolicy interface {
+	PresenceOptions(channel string) PresenceOptions
+}

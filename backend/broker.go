@@ -52,3 +52,31 @@ type Broker interface {
 	// Unsubscribe withdraws this node's interest in channel.
 	Unsubscribe(ctx context.Context, channel string) error
 }
+
+// PushBroker is implemented by Brokers that also carry pushes: messages for a
+// channel's subscribers that are not publications (a channel's presence
+// changes), so they take no position in its history and are not recovered.
+// A node sends its presence pushes through it, so that the subscribers of
+// every node get them; with a broker that is not a PushBroker, they reach the
+// node's own subscribers only.
+//
+// Contract:
+//   - Delivery: a payload passed to Push after Subscribe(channel) has
+//     returned on a node reaches that node's push handler once, unless the
+//     broker fails (at most once), with the interest rules of Publish.
+//   - Order: one node's pushes of one channel reach each handler in the
+//     order of their Push calls (the node makes them one at a time); there
+//     is no order between pushes and publications, nor between nodes.
+//   - The handler is called from the broker's goroutines, one call at a
+//     time per channel; it does not block, does not call the broker and does
+//     not keep payload past the call unless it copies it. Push must not keep
+//     or modify payload after it returns.
+//   - Contexts and errors as Publish's.
+type PushBroker interface {
+	// RegisterPush sets the function that receives pushes. The node calls
+	// it once, before Push.
+	RegisterPush(handle func(channel string, payload []byte)) error
+	// Push delivers payload, a JSON object, to every node with interest in
+	// channel, this one included.
+	Push(ctx context.Context, channel string, payload []byte) error
+}

@@ -7,6 +7,8 @@
 #   RUNS=3 CONNS=2000 bench/compare.sh
 #   SCENARIOS="fanout5 saturation" bench/compare.sh
 #   SCENARIOS="json5 json5z echo" bench/compare.sh   # compression off and on; echo
+#   SCENARIOS="channels chat" bench/compare.sh       # many small channels over HTTP; rooms where clients publish
+#   SCENARIOS="batch grpcstream" bench/compare.sh    # tether only: 10,000 publishes/s by /api/batch, by a gRPC stream
 #   BEFORE=main bench/compare.sh      # also tether as built from that git revision ("before")
 #
 # Results: one JSON line per bench run in $OUT (default bench/results/<time>.jsonl).
@@ -19,6 +21,8 @@ CONNS=${CONNS:-10000}
 SCENARIOS=${SCENARIOS:-"conns fanout5 saturation echo json5 json5z reconnect"}
 TETHER_ADDR=${TETHER_ADDR:-127.0.0.1:18080}
 BASELINE_ADDR=${BASELINE_ADDR:-127.0.0.1:18090}
+GRPC_ADDR=${GRPC_ADDR:-127.0.0.1:19090} # tether's gRPC (the grpcstream scenario)
+TCP_ADDR=${TCP_ADDR:-127.0.0.1:17070}   # tether's raw TCP: off the default port, which another server may hold
 OUT=${OUT:-bench/results/$(date -u +%Y%m%dT%H%M%SZ).jsonl}
 BIN=$(mktemp -d)
 mkdir -p "$(dirname "$OUT")"
@@ -58,8 +62,9 @@ start_server() {
 		addr=$TETHER_ADDR
 		local extra=()
 		# every client comes from this machine: lift the per-address limit where the revision has one
-		"$BIN/$kind" serve -h 2>&1 | grep -q -- -max-conns-per-ip && extra=(--max-conns-per-ip 0)
-		"$BIN/$kind" serve --http-addr "$addr" --log-level warn "${extra[@]}" &
+		# (grep without -q: it reads the whole help, so that pipefail never sees a SIGPIPE)
+		if "$BIN/$kind" serve -h 2>&1 | grep -- -max-conns-per-ip >/dev/null; then extra=(--max-conns-per-ip 0); fi
+		"$BIN/$kind" serve --http-addr "$addr" --grpc-addr "$GRPC_ADDR" --tcp-addr "$TCP_ADDR" --log-level warn "${extra[@]}" &
 	else
 		addr=$BASELINE_ADDR
 		"$BIN/baseline" -addr "$addr" 2>/dev/null &
@@ -94,6 +99,7 @@ for run in $(seq "$RUNS"); do
 		(( run % 2 == 0 )) && kinds="baseline tether"
 		[[ -n "${BEFORE:-}" ]] && kinds="$kinds before"
 		[[ $sc == reconnect ]] && kinds="tether${BEFORE:+ before}" # the baseline has no recovery
+		[[ $sc == batch || $sc == grpcstream ]] && kinds="tether" # tether's own endpoints, new here
 		for kind in $kinds; do
 			echo "run $run: $sc on $kind" >&2
 			case $sc in
@@ -104,6 +110,10 @@ for run in $(seq "$RUNS"); do
 			json5) bench "$kind" fanout -n "$CONNS" -m 50 -rate 5 -payload 1500 -data json ;;
 			json5z) bench "$kind" fanout -n "$CONNS" -m 50 -rate 5 -payload 1500 -data json -compress ;;
 			reconnect) bench "$kind" reconnect -n "$CONNS" -m 60 -rate 5 ;;
+			channels) bench "$kind" channels -n 2000 -rate 500 -m 10000 ;;
+			batch) bench "$kind" channels -n 10000 -rate 10000 -m 150000 -batch 100 ;;
+			grpcstream) bench "$kind" channels -n 10000 -rate 10000 -m 150000 -grpc "$GRPC_ADDR" ;;
+			chat) bench "$kind" chat -n 2000 -room 10 -rate 2000 -m 40000 ;;
 			*) echo "compare.sh: unknown scenario $sc" >&2; exit 2 ;;
 			esac
 		done
@@ -114,9 +124,9 @@ done
 # (and, with BEFORE, tether before and the ratio after/before).
 jq -rs '
   def r: if type == "number" then (. * 100 | round / 100) else . end;
-  def key: if .bench == "fanout" then (if .json then (if .compress then "json5z" else "json5" end) elif .rate >= 100 or .rate == 0 then "saturation" else "fanout5" end) else .bench end;
+  def key: if (.bench | startswith("channels")) or .bench == "chat" then .bench elif .bench == "fanout" then (if .json then (if .compress then "json5z" else "json5" end) elif .rate >= 100 or .rate == 0 then "saturation" else "fanout5" end) else .bench end;
   def figs: if .bench == "conns" then {rss_per_conn_kib, connect_p99_ms: .connect.p99_ms, open}
-    elif .bench == "fanout" then {deliveries_per_cpu_sec, deliveries_per_sec, p50_ms: .latency.p50_ms, p99_ms: .latency.p99_ms, lost, health_max_ms, kept_schedule, wire_bytes_per_delivery}
+    elif .bench == "fanout" or (.bench | startswith("channels")) or .bench == "chat" then {deliveries_per_cpu_sec, deliveries_per_sec, p50_ms: .latency.p50_ms, p99_ms: .latency.p99_ms, lost, health_max_ms, kept_schedule, wire_bytes_per_delivery}
     elif .bench == "reconnect" then {all_back_seconds, resubscribe_p99_ms: .resubscribe.p99_ms, recovered_ok, recovered_failed, lost, duplicated}
     else {round_trips_per_cpu_sec, round_trips_per_sec, p50_ms: .latency.p50_ms, p99_ms: .latency.p99_ms} end;
   group_by(key) | .[] | . as $g | ($g | map(select(.target == "tether"))) as $t | ($g | map(select(.target == "baseline"))) as $b |

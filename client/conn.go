@@ -55,6 +55,13 @@ type frame struct {
 	Code      int                  `json:"code"`
 	Reason    string               `json:"reason"`
 	Reconnect bool                 `json:"reconnect"`
+
+	// The presence push's (presence.go).
+	Join      []protocol.Member       `json:"join"`
+	Leave     []protocol.Member       `json:"leave"`
+	Joined    int                     `json:"joined"`
+	Left      int                     `json:"left"`
+	Occupancy *protocol.PresenceStats `json:"occupancy"`
 }
 
 // connect dials, starts the reader and runs the connect command. ctx bounds
@@ -239,6 +246,8 @@ func (cn *conn) handle(f *frame) error {
 		go func() { _ = cn.write(&protocol.Command{Op: protocol.OpPong}) }()
 	case protocol.PushUnsubscribe:
 		cn.c.serverUnsubscribed(f.Channel, f.Code, f.Reason)
+	case protocol.PushPresence:
+		cn.c.presencePush(cn, f)
 	case protocol.PushDisconnect:
 		d := fmt.Errorf("server closed the connection: %d %s", f.Code, f.Reason)
 		if !f.Reconnect {

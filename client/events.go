@@ -28,6 +28,17 @@ const (
 	// ended the subscription (ErrUnsubscribed); Err says why. The
 	// subscription is over.
 	Unsubscribed
+	// Join: members joined a subscription's channel (per connection or per
+	// user, as the channel's namespace says). Members lists them, unless
+	// the server's push had too many to list; Count says how many there
+	// were.
+	Join
+	// Leave: members left a subscription's channel; Members and Count as
+	// for Join.
+	Leave
+	// Occupancy: a subscription's channel's counts changed; Occupancy has
+	// them.
+	Occupancy
 )
 
 // String returns the event's name: "connected", "gap", ...
@@ -43,6 +54,12 @@ func (t EventType) String() string {
 		return "gap"
 	case Unsubscribed:
 		return "unsubscribed"
+	case Join:
+		return "join"
+	case Leave:
+		return "leave"
+	case Occupancy:
+		return "occupancy"
 	}
 	return fmt.Sprintf("EventType(%d)", int(t))
 }
@@ -61,4 +78,10 @@ type Event struct {
 	// Err is why the connection broke (Disconnected) or the subscription ended
 	// (Unsubscribed).
 	Err error
+	// Members are who joined or left (Join, Leave); Count is how many did,
+	// listed or not.
+	Members []protocol.Member
+	Count   int
+	// Occupancy is the channel's counts of clients and users (Occupancy).
+	Occupancy protocol.PresenceStats
 }

@@ -2,7 +2,8 @@
 // part of a channel's name before its first ':' ("chat" in "chat:lobby").
 // Each namespace says who may subscribe, publish, read history and presence:
 // everyone, authenticated users, only those the credentials grant the
-// channel to, or nobody (the server API only).
+// channel to, or nobody (the server API only); and whether its subscribers get
+// join, leave and occupancy pushes (auth.PresencePolicy).
 //
 // A user channel, whose name after the namespace starts with '#' and lists
 // user ids separated by commas ("dm:#alice,bob"), admits exactly the users
@@ -48,6 +49,13 @@ type Namespace struct {
 	Publish   Rule `yaml:"publish"`
 	History   Rule `yaml:"history"`
 	Presence  Rule `yaml:"presence"`
+	// JoinLeave sends subscribers join and leave pushes: off (or empty),
+	// clients (every connection) or users (a user's first and last
+	// connection). Not taken from the default namespace.
+	JoinLeave auth.JoinLeave `yaml:"join_leave"`
+	// Occupancy sends subscribers the channel's counts of clients and users
+	// when they change. Not taken from the default namespace.
+	Occupancy bool `yaml:"occupancy"`
 }
 
 // Secure is the default namespace when connections authenticate: users may
@@ -65,7 +73,10 @@ type Authorizer struct {
 	ns  map[string]Namespace
 }
 
-var _ auth.Authorizer = (*Authorizer)(nil)
+var (
+	_ auth.Authorizer     = (*Authorizer)(nil)
+	_ auth.PresencePolicy = (*Authorizer)(nil)
+)
 
 // New returns an authorizer with def as the default namespace (its Name is
 // ignored; empty rules in it mean None) and namespaces, whose empty rules
@@ -120,7 +131,25 @@ func (n Namespace) check() error {
 			return fmt.Errorf("namespaces: %q: %s must be all, users, granted or none, not %q", n.Name, r.what, r.r)
 		}
 	}
+	switch n.JoinLeave {
+	case "", auth.JoinLeaveOff, auth.JoinLeaveClients, auth.JoinLeaveUsers:
+	default:
+		return fmt.Errorf("namespaces: %q: join_leave must be off, clients or users, not %q", n.Name, n.JoinLeave)
+	}
 	return nil
+}
+
+// PresenceOptions implements auth.PresencePolicy: a channel keeps its
+// members where its namespace's presence rule is not none, or where it sends
+// join and leave or occupancy pushes.
+func (a *Authorizer) PresenceOptions(channel string) auth.PresenceOptions {
+	n := a.Namespace(channel)
+	o := auth.PresenceOptions{JoinLeave: n.JoinLeave, Occupancy: n.Occupancy}
+	if o.JoinLeave == "" {
+		o.JoinLeave = auth.JoinLeaveOff
+	}
+	o.Track = n.Presence != None || o.JoinLeave != auth.JoinLeaveOff || o.Occupancy
+	return o
 }
 
 // Namespace returns the rules that apply to channel.

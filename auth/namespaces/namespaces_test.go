@@ -13,6 +13,7 @@ func TestNewChecks(t *testing.T) {
 		{{Name: "a", Subscribe: "everyone"}},
 		{{Name: "a:b"}},
 		{{Name: "a"}, {Name: "a"}},
+		{{Name: "a", JoinLeave: "tabs"}},
 	} {
 		if _, err := New(Secure, ns); err == nil {
 			t.Errorf("New(%+v) succeeded", ns)
@@ -45,6 +46,39 @@ func TestPresenceAndDefaults(t *testing.T) {
 		err := a.Authorize(context.Background(), tt.id, tt.act, tt.channel)
 		if (err == nil) != tt.allowed || (err != nil && !errors.Is(err, auth.ErrPermissionDenied)) {
 			t.Errorf("%v %s %s: %v, want allowed=%v", tt.id, tt.act, tt.channel, err, tt.allowed)
+		}
+	}
+}
+
+// TestPresenceOptions: a channel keeps presence where its namespace lets
+// anyone read it or pushes joins, leaves or occupancy; join_leave and
+// occupancy are the namespace's own.
+func TestPresenceOptions(t *testing.T) {
+	a, err := New(Secure, []Namespace{
+		{Name: "quiet", Presence: None},
+		{Name: "room", Presence: None, JoinLeave: auth.JoinLeaveUsers},
+		{Name: "tabs", JoinLeave: auth.JoinLeaveClients, Occupancy: true},
+		{Name: "count", Presence: None, Occupancy: true},
+		{Name: "off", JoinLeave: auth.JoinLeaveOff},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		channel string
+		want    auth.PresenceOptions
+	}{
+		{"news", auth.PresenceOptions{Track: true, JoinLeave: auth.JoinLeaveOff}}, // Secure: presence users
+		{"quiet:1", auth.PresenceOptions{JoinLeave: auth.JoinLeaveOff}},
+		{"room:1", auth.PresenceOptions{Track: true, JoinLeave: auth.JoinLeaveUsers}},
+		{"room:#ann,bob", auth.PresenceOptions{Track: true, JoinLeave: auth.JoinLeaveUsers}},
+		{"tabs:1", auth.PresenceOptions{Track: true, JoinLeave: auth.JoinLeaveClients, Occupancy: true}},
+		{"count:1", auth.PresenceOptions{Track: true, JoinLeave: auth.JoinLeaveOff, Occupancy: true}},
+		{"off:1", auth.PresenceOptions{Track: true, JoinLeave: auth.JoinLeaveOff}},
+	}
+	for _, tt := range tests {
+		if got := a.PresenceOptions(tt.channel); got != tt.want {
+			t.Errorf("PresenceOptions(%s) = %+v, want %+v", tt.channel, got, tt.want)
 		}
 	}
 }

@@ -45,6 +45,7 @@ func TestBroker(t *testing.T, s BrokerSuite) {
 	t.Run("Canceled", s.testBrokerCanceled)
 	t.Run("Closed", s.testBrokerClosed)
 	t.Run("AcrossNodes", s.testAcrossNodes)
+	t.Run("Push", s.testPush) // brokers that are a backend.PushBroker
 }
 
 // recorder is a broker's handler that keeps what it receives, per channel,

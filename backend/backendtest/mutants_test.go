@@ -6,6 +6,7 @@ import (
 	"maps"
 	"os"
 	"os/exec"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -27,6 +28,7 @@ type mutant struct {
 
 // tries are the runs the suite may take to find the bugs it finds by chance.
 var tries = map[string]int{
+	"presence/racy-first-tab":  5, // the Joins interleave by chance
 	"broker/overlapping-nodes": 5, // the handler's calls overlap by chance
 }
 
@@ -126,6 +128,15 @@ var mutants = map[string]mutant{
 	"presence/no-expiry": {"Expiry", presenceMutant(nil, func(cfg *memory.PresenceConfig) { cfg.TTL = time.Hour })},
 	"presence/remove-absent-fails": {"Remove", presenceMutant(func(p backend.Presence) backend.Presence {
 		return fussyPresence{p}
+	}, nil)},
+	"presence/every-tab-joins": {"TrackerJoinLeave", presenceMutant(func(p backend.Presence) backend.Presence {
+		return everyTabPresence{p.(*memory.Presence)}
+	}, nil)},
+	"presence/racy-first-tab": {"TrackerConcurrentUsers", presenceMutant(func(p backend.Presence) backend.Presence {
+		return racyPresence{p.(*memory.Presence)}
+	}, nil)},
+	"presence/refresh-adds": {"TrackerRefresh", presenceMutant(func(p backend.Presence) backend.Presence {
+		return addingRefreshPresence{p.(*memory.Presence)}
 	}, nil)},
 }
 
@@ -424,4 +435,47 @@ func (p fussyPresence) Remove(ctx context.Context, ch, client string) error {
 		return errors.New("no such member")
 	}
 	return p.Presence.Remove(ctx, ch, client)
+}
+
+// everyTabPresence says every new client is its user's first and last.
+type everyTabPresence struct{ *memory.Presence }
+
+func (p everyTabPresence) Join(ctx context.Context, ch string, m backend.Member) (backend.PresenceChange, error) {
+	c, err := p.Presence.Join(ctx, ch, m)
+	c.UserChanged = c.Changed
+	return c, err
+}
+
+func (p everyTabPresence) Leave(ctx context.Context, ch, client string) (backend.PresenceChange, error) {
+	c, err := p.Presence.Leave(ctx, ch, client)
+	c.UserChanged = c.Changed
+	return c, err
+}
+
+// racyPresence decides a user's first member from a read before the Join:
+// two concurrent first Joins both see nobody.
+type racyPresence struct{ *memory.Presence }
+
+func (p racyPresence) Join(ctx context.Context, ch string, m backend.Member) (backend.PresenceChange, error) {
+	ms, err := p.Members(ctx, ch)
+	if err != nil {
+		return backend.PresenceChange{}, err
+	}
+	first := !slices.ContainsFunc(ms, func(x backend.Member) bool { return x.User == m.User })
+	runtime.Gosched()
+	c, err := p.Presence.Join(ctx, ch, m)
+	c.UserChanged = c.Changed && first
+	return c, err
+}
+
+// addingRefreshPresence adds the clients it refreshes that are not there.
+type addingRefreshPresence struct{ *memory.Presence }
+
+func (p addingRefreshPresence) Refresh(ctx context.Context, ch string, clients []string) error {
+	for _, c := range clients {
+		if err := p.Add(ctx, ch, backend.Member{Client: c}); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -10,7 +10,10 @@ import (
 	"github.com/tetherhq/tether/protocol"
 )
 
-var _ backend.Broker = (*Broker)(nil)
+var (
+	_ backend.Broker     = (*Broker)(nil)
+	_ backend.PushBroker = (*Broker)(nil)
+)
 
 // Broker is the broker of a single node: Publish calls the node's handler
 // directly, on the publishing goroutine, when the node has interest in the
@@ -19,6 +22,7 @@ var _ backend.Broker = (*Broker)(nil)
 type Broker struct {
 	seed   maphash.Seed
 	handle func(*protocol.Publication)
+	push   func(channel string, payload []byte)
 	shards [shardCount]struct {
 		mu       sync.RWMutex
 		interest map[string]struct{}
@@ -54,6 +58,31 @@ func (b *Broker) Publish(ctx context.Context, pub *protocol.Publication) error {
 	sh.mu.RUnlock()
 	if ok && b.handle != nil {
 		b.handle(pub)
+	}
+	return nil
+}
+
+// RegisterPush implements backend.PushBroker. It can be called once.
+func (b *Broker) RegisterPush(handle func(channel string, payload []byte)) error {
+	if b.push != nil {
+		return errors.New("memory: broker push handler already registered")
+	}
+	b.push = handle
+	return nil
+}
+
+// Push implements backend.PushBroker: it calls the push handler directly, on
+// the caller's goroutine, when the node has interest in the channel.
+func (b *Broker) Push(ctx context.Context, channel string, payload []byte) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	sh := &b.shards[shardOf(b.seed, channel)]
+	sh.mu.RLock()
+	_, ok := sh.interest[channel]
+	sh.mu.RUnlock()
+	if ok && b.push != nil {
+		b.push(channel, payload)
 	}
 	return nil
 }

@@ -1,8 +1,8 @@
 package memory
 
 import (
-	"bytes"
 	"context"
+	"encoding/json"
 	"hash/maphash"
 	"sync"
 	"time"
@@ -11,8 +11,9 @@ import (
 )
 
 var (
-	_ backend.Presence = (*Presence)(nil)
-	_ backend.Closer   = (*Presence)(nil)
+	_ backend.Presence        = (*Presence)(nil)
+	_ backend.PresenceTracker = (*Presence)(nil)
+	_ backend.Closer          = (*Presence)(nil)
 )
 
 // PresenceConfig configures a Presence.
@@ -56,11 +57,36 @@ type roster struct {
 	head, tail *member            // by last Add, oldest first
 }
 
-// member is one member of a roster, linked in the order of its last Add.
+// member is one member of a roster, linked in the order of its last Add:
+// a backend.Member packed into 80 bytes (Info as a string, times as Unix
+// nanoseconds), where the Member itself and its time of last Add would take
+// 112.
 type member struct {
-	backend.Member
-	added      time.Time
-	prev, next *member
+	client, user string
+	info         string
+	connectedAt  int64 // 0: the zero time
+	added        int64
+	prev, next   *member
+}
+
+func (e *member) set(m backend.Member) {
+	e.client, e.user, e.info = m.Client, m.User, string(m.Info)
+	e.connectedAt = 0
+	if !m.ConnectedAt.IsZero() {
+		e.connectedAt = m.ConnectedAt.UnixNano()
+	}
+}
+
+// export returns e as a backend.Member, with an Info of its own.
+func (e *member) export() backend.Member {
+	m := backend.Member{Client: e.client, User: e.user}
+	if e.info != "" {
+		m.Info = json.RawMessage(e.info)
+	}
+	if e.connectedAt != 0 {
+		m.ConnectedAt = time.Unix(0, e.connectedAt)
+	}
+	return m
 }
 
 // NewPresence returns a Presence and starts its sweeper.
@@ -108,32 +134,69 @@ func (p *Presence) lock(ctx context.Context, channel string) (*presenceShard, *r
 
 // Add implements backend.Presence. The store keeps its own copy of m.Info.
 func (p *Presence) Add(ctx context.Context, channel string, m backend.Member) error {
+	_, err := p.Join(ctx, channel, m)
+	return err
+}
+
+// Join implements backend.PresenceTracker. The store keeps its own copy of
+// m.Info.
+func (p *Presence) Join(ctx context.Context, channel string, m backend.Member) (backend.PresenceChange, error) {
 	sh, r, err := p.lock(ctx, channel)
 	if err != nil {
-		return err
+		return backend.PresenceChange{}, err
 	}
 	defer sh.mu.Unlock()
 	if r == nil {
 		r = &roster{members: make(map[string]*member), users: make(map[string]int)}
 		sh.channels[channel] = r
 	}
-	m.Info = bytes.Clone(m.Info)
 	e := r.members[m.Client]
-	if e == nil {
+	changed := e == nil
+	if changed {
 		e = &member{}
 		r.members[m.Client] = e
 	} else {
 		r.unlink(e)
-		r.countUser(e.User, -1)
+		r.countUser(e.user, -1)
 	}
-	e.Member, e.added = m, p.cfg.Now()
+	e.set(m)
+	e.added = p.cfg.Now().UnixNano()
+	userChanged := changed && (m.User == "" || r.users[m.User] == 0)
 	r.countUser(m.User, 1)
 	r.pushBack(e)
-	return nil
+	return backend.PresenceChange{Member: e.export(), Changed: changed, UserChanged: userChanged, Stats: r.stats()}, nil
 }
 
 // Remove implements backend.Presence.
 func (p *Presence) Remove(ctx context.Context, channel, client string) error {
+	_, err := p.Leave(ctx, channel, client)
+	return err
+}
+
+// Leave implements backend.PresenceTracker.
+func (p *Presence) Leave(ctx context.Context, channel, client string) (backend.PresenceChange, error) {
+	sh, r, err := p.lock(ctx, channel)
+	if err != nil {
+		return backend.PresenceChange{}, err
+	}
+	defer sh.mu.Unlock()
+	if r == nil {
+		return backend.PresenceChange{}, nil
+	}
+	var c backend.PresenceChange
+	if e := r.members[client]; e != nil {
+		r.remove(e)
+		c = backend.PresenceChange{Member: e.export(), Changed: true, UserChanged: e.user == "" || r.users[e.user] == 0}
+	}
+	c.Stats = r.stats()
+	if len(r.members) == 0 {
+		delete(sh.channels, channel)
+	}
+	return c, nil
+}
+
+// Refresh implements backend.PresenceTracker.
+func (p *Presence) Refresh(ctx context.Context, channel string, clients []string) error {
 	sh, r, err := p.lock(ctx, channel)
 	if err != nil {
 		return err
@@ -142,17 +205,19 @@ func (p *Presence) Remove(ctx context.Context, channel, client string) error {
 	if r == nil {
 		return nil
 	}
-	if e := r.members[client]; e != nil {
-		r.remove(e)
-	}
-	if len(r.members) == 0 {
-		delete(sh.channels, channel)
+	now := p.cfg.Now().UnixNano()
+	for _, c := range clients {
+		if e := r.members[c]; e != nil {
+			r.unlink(e)
+			e.added = now
+			r.pushBack(e)
+		}
 	}
 	return nil
 }
 
 // Members implements backend.Presence. The members come in the order of
-// their last Add; their Info is shared and must not be modified.
+// their last Add.
 func (p *Presence) Members(ctx context.Context, channel string) ([]backend.Member, error) {
 	sh, r, err := p.lock(ctx, channel)
 	if err != nil {
@@ -164,7 +229,7 @@ func (p *Presence) Members(ctx context.Context, channel string) ([]backend.Membe
 	}
 	out := make([]backend.Member, 0, len(r.members))
 	for e := r.head; e != nil; e = e.next {
-		out = append(out, e.Member)
+		out = append(out, e.export())
 	}
 	return out, nil
 }
@@ -179,7 +244,11 @@ func (p *Presence) Stats(ctx context.Context, channel string) (backend.PresenceS
 	if r == nil {
 		return backend.PresenceStats{}, nil
 	}
-	return backend.PresenceStats{Clients: len(r.members), Users: len(r.users)}, nil
+	return r.stats(), nil
+}
+
+func (r *roster) stats() backend.PresenceStats {
+	return backend.PresenceStats{Clients: len(r.members), Users: len(r.users)}
 }
 
 // Len returns the number of channels with members, expired ones included
@@ -224,15 +293,15 @@ func (p *Presence) Close(ctx context.Context) error {
 
 // prune removes the members not added again within ttl: they are at the front.
 func (r *roster) prune(now time.Time, ttl time.Duration) {
-	for r.head != nil && now.Sub(r.head.added) > ttl {
+	for r.head != nil && now.UnixNano()-r.head.added > int64(ttl) {
 		r.remove(r.head)
 	}
 }
 
 func (r *roster) remove(e *member) {
 	r.unlink(e)
-	r.countUser(e.User, -1)
-	delete(r.members, e.Client)
+	r.countUser(e.user, -1)
+	delete(r.members, e.client)
 }
 
 func (r *roster) countUser(user string, delta int) {

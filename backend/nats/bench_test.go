@@ -11,6 +11,8 @@ import (
 	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/tetherhq/tether/backend"
+	"github.com/tetherhq/tether/backend/memory"
 	tnats "github.com/tetherhq/tether/backend/nats"
 	"github.com/tetherhq/tether/protocol"
 )
@@ -97,5 +99,61 @@ func BenchmarkJetStreamPublish(b *testing.B) {
 			b.Fatal(err)
 		}
 		mu.Unlock()
+	}
+}
+
+// BenchmarkPresenceJoinLeave is one Join and one Leave of a tab of one of
+// 100 users, on a channel of 100 members, one at a time as a node's channel
+// lock makes them: on NATS (file storage) and, as the baseline of the same
+// run, on the memory store.
+func BenchmarkPresenceJoinLeave(b *testing.B) {
+	stores := map[string]func(b *testing.B) backend.PresenceTracker{
+		"memory": func(b *testing.B) backend.PresenceTracker {
+			p := memory.NewPresence(memory.PresenceConfig{})
+			b.Cleanup(func() { _ = p.Close(context.Background()) })
+			return p
+		},
+		"nats": func(b *testing.B) backend.PresenceTracker { return benchNodes(b, 1)[0].be.Presence() },
+	}
+	for _, name := range []string{"memory", "nats"} {
+		b.Run(name, func(b *testing.B) {
+			tr := stores[name](b)
+			ctx := context.Background()
+			for i := range 100 {
+				if _, err := tr.Join(ctx, "room", backend.Member{Client: fmt.Sprint("m", i), User: fmt.Sprint("u", i)}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ResetTimer()
+			for i := range b.N {
+				client := fmt.Sprint("tab", i)
+				if _, err := tr.Join(ctx, "room", backend.Member{Client: client, User: fmt.Sprint("u", i%100)}); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := tr.Leave(ctx, "room", client); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkPresenceRefresh is one Refresh of a batch of 1,000 members of
+// 1,000 distinct users (the node's batch), on NATS (file storage).
+func BenchmarkPresenceRefresh(b *testing.B) {
+	p := benchNodes(b, 1)[0].be.Presence()
+	ctx := context.Background()
+	clients := make([]string, 1000)
+	for i := range clients {
+		clients[i] = fmt.Sprint("c", i)
+		if _, err := p.Join(ctx, "room", backend.Member{Client: clients[i], User: fmt.Sprint("u", i)}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ResetTimer()
+	for range b.N {
+		if err := p.Refresh(ctx, "room", clients); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

@@ -16,10 +16,11 @@ import (
 )
 
 var (
-	_ backend.Broker  = (*Broker)(nil)
-	_ backend.Cluster = (*Broker)(nil)
-	_ backend.Closer  = (*Broker)(nil)
-	_ backend.Checker = (*Broker)(nil)
+	_ backend.Broker     = (*Broker)(nil)
+	_ backend.PushBroker = (*Broker)(nil)
+	_ backend.Cluster    = (*Broker)(nil)
+	_ backend.Closer     = (*Broker)(nil)
+	_ backend.Checker    = (*Broker)(nil)
 )
 
 // Broker is the broker on core NATS, from Backend.Broker. A channel's
@@ -31,12 +32,18 @@ var (
 // one of them (dispatcher): a channel's handler calls never overlap, and a
 // gap filled from the stream holds up the channels of its shard only.
 //
-// Lock order: Broker.mu, then a dispatcher shard's lock; the handler is
+// Pushes (backend.PushBroker) travel on the publications' subject, marked
+// by a header (hdrPush), outside the stream and without positions: the
+// channel's one subscription carries both, and a push crosses NATS once per
+// interested node.
+//
+// Lock order: Broker.mu, then a dispatcher shard's lock; the handlers are
 // called with neither held.
 type Broker struct {
-	b      *Backend
-	handle func(*protocol.Publication)
-	disp   dispatcher
+	b          *Backend
+	handle     func(*protocol.Publication)
+	handlePush func(channel string, payload []byte)
+	disp       dispatcher
 
 	mu     sync.Mutex // guards subs and closed
 	subs   map[string]*interest
@@ -215,6 +222,12 @@ func (br *Broker) Unsubscribe(_ context.Context, channel string) error {
 
 // receive handles one message of in's subscription, on its goroutine.
 func (br *Broker) receive(in *interest, m *natsgo.Msg) {
+	if m.Header.Get(hdrPush) != "" { // no position, no order with publications
+		if br.handlePush != nil {
+			br.handlePush(in.channel, m.Data)
+		}
+		return
+	}
 	<-in.ready
 	touch(&in.touched)
 	seqHdr := m.Header.Get(hdrSeq)
@@ -299,6 +312,36 @@ func (br *Broker) closeAll() {
 func (br *Broker) unsubscribe(in *interest) {
 	_ = in.sub.Unsubscribe()
 	br.disp.remove(in.subject, in)
+}
+
+// hdrPush marks a push on a broker subject: not a publication.
+const hdrPush = "Tether-Push"
+
+// RegisterPush implements backend.PushBroker. It can be called once.
+func (br *Broker) RegisterPush(handle func(channel string, payload []byte)) error {
+	br.mu.Lock()
+	defer br.mu.Unlock()
+	if br.handlePush != nil {
+		return errors.New("nats: push handler already registered")
+	}
+	br.handlePush = handle
+	return nil
+}
+
+// Push implements backend.PushBroker: one core NATS message on the
+// channel's broker subject, marked as a push, which every node with interest
+// subscribes to. It is not stored: a node that misses it (NATS lost
+// meanwhile) never gets it.
+func (br *Broker) Push(ctx context.Context, channel string, payload []byte) error {
+	b := br.b
+	if err := b.usable(ctx); err != nil {
+		return err
+	}
+	msg := &natsgo.Msg{Subject: b.brokerSubject(channel), Data: payload, Header: natsgo.Header{hdrPush: []string{"1"}}}
+	if err := b.nc.PublishMsg(msg); err != nil {
+		return fmt.Errorf("nats: push: %w", err)
+	}
+	return nil
 }
 
 // Check implements backend.Checker.

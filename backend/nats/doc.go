@@ -5,7 +5,11 @@
 // subject per channel, max messages per subject = history size, max age =
 // history TTL), where they survive node restarts and, with replicas, server
 // losses, and the Presence keeps channel members in a JetStream key-value
-// bucket whose TTL removes the members of a node that died.
+// bucket whose TTL removes the members of a node that died. The Presence is
+// a backend.PresenceTracker (a user's first and last tab are decided in the
+// bucket, by compare-and-set, for all nodes together: tracker.go) and the
+// Broker a backend.PushBroker (presence pushes on the publications'
+// subjects, marked by a header, outside the stream).
 //
 // Open connects and makes sure the stream and the bucket exist; the Backend
 // it returns hands out the Broker, the History and the Presence, which share

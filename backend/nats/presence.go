@@ -25,6 +25,8 @@ var (
 // (Config.PresenceTTL) applies to each key from its last Add: a member a
 // node stops refreshing, because the node died, is removed by the NATS
 // servers themselves within the TTL. Remove writes the key's delete marker.
+// As a backend.PresenceTracker it also keeps, per channel, each user's
+// clients and the counts (tracker.go).
 //
 // Members and Stats read the channel's keys in one batched direct get (the
 // last value of every key under the channel); a channel of more members

@@ -1,9 +1,12 @@
 // Command baseline is the reference server tether's benchmarks are measured
 // against: the classic hub of gorilla/websocket's chat example (a clients map,
 // a broadcast channel, one goroutine running the hub, a read pump and a write
-// pump goroutine per client), with a POST /publish that broadcasts the request
-// body to every client, an echo endpoint, and the same /metrics process figures
-// as tether (Prometheus process and Go collectors on a registry of its own).
+// pump goroutine per client), with rooms: a client joins the room its URL's
+// room parameter names (/ws?room=lobby) and what it sends is broadcast to its
+// room, as the example broadcasts what a client sends. POST /publish broadcasts
+// the request body to every client, or with ?room= to that room's. It has an
+// echo endpoint and the same /metrics process figures as tether (Prometheus
+// process and Go collectors on a registry of its own).
 //
 // It is a benchmark fixture, not a product: no auth, no limits beyond the
 // example's, loopback only.
@@ -45,24 +48,48 @@ const (
 type client struct {
 	hub  *hub
 	conn *websocket.Conn
+	room string
 	send chan []byte
 }
 
-// hub maintains the set of active clients and broadcasts messages to them.
+// message is a broadcast: to every client of room, or to every client when
+// all is set.
+type message struct {
+	room string
+	all  bool
+	data []byte
+}
+
+// hub maintains the set of active clients, by room, and broadcasts messages
+// to them.
 type hub struct {
 	clients    map[*client]bool
-	broadcast  chan []byte
+	rooms      map[string]map[*client]bool
+	broadcast  chan message
 	register   chan *client
 	unregister chan *client
 }
 
 func newHub() *hub {
 	return &hub{
-		broadcast:  make(chan []byte),
+		broadcast:  make(chan message),
 		register:   make(chan *client),
 		unregister: make(chan *client),
 		clients:    make(map[*client]bool),
+		rooms:      make(map[string]map[*client]bool),
 	}
+}
+
+// remove drops c from the hub and closes its send channel.
+func (h *hub) remove(c *client) {
+	delete(h.clients, c)
+	if room := h.rooms[c.room]; room != nil {
+		delete(room, c)
+		if len(room) == 0 {
+			delete(h.rooms, c.room)
+		}
+	}
+	close(c.send)
 }
 
 func (h *hub) run(ctx context.Context) {
@@ -72,26 +99,34 @@ func (h *hub) run(ctx context.Context) {
 			return
 		case c := <-h.register:
 			h.clients[c] = true
+			room := h.rooms[c.room]
+			if room == nil {
+				room = make(map[*client]bool)
+				h.rooms[c.room] = room
+			}
+			room[c] = true
 		case c := <-h.unregister:
 			if _, ok := h.clients[c]; ok {
-				delete(h.clients, c)
-				close(c.send)
+				h.remove(c)
 			}
-		case message := <-h.broadcast:
-			for c := range h.clients {
+		case m := <-h.broadcast:
+			to := h.clients
+			if !m.all {
+				to = h.rooms[m.room]
+			}
+			for c := range to {
 				select {
-				case c.send <- message:
+				case c.send <- m.data:
 				default:
-					close(c.send)
-					delete(h.clients, c)
+					h.remove(c)
 				}
 			}
 		}
 	}
 }
 
-// readPump pumps messages from the connection (they are dropped: clients only
-// listen) and notices when it closes.
+// readPump pumps messages from the connection to the hub, which broadcasts
+// each to the client's room, and notices when the connection closes.
 func (c *client) readPump() {
 	defer func() {
 		c.hub.unregister <- c
@@ -101,10 +136,12 @@ func (c *client) readPump() {
 	_ = c.conn.SetReadDeadline(time.Now().Add(pongWait))
 	c.conn.SetPongHandler(func(string) error { return c.conn.SetReadDeadline(time.Now().Add(pongWait)) })
 	for {
-		if _, _, err := c.conn.ReadMessage(); err != nil {
+		_, msg, err := c.conn.ReadMessage()
+		if err != nil {
 			return
 		}
 		_ = c.conn.SetReadDeadline(time.Now().Add(pongWait))
+		c.hub.broadcast <- message{room: c.room, data: bytes.TrimSpace(msg)}
 	}
 }
 
@@ -156,7 +193,7 @@ func serveWS(h *hub, up *websocket.Upgrader, w http.ResponseWriter, r *http.Requ
 	if err != nil {
 		return
 	}
-	c := &client{hub: h, conn: conn, send: make(chan []byte, sendBuffer)}
+	c := &client{hub: h, conn: conn, room: r.URL.Query().Get("room"), send: make(chan []byte, sendBuffer)}
 	h.register <- c
 	go c.writePump()
 	go c.readPump()
@@ -187,7 +224,8 @@ func servePublish(h *hub, w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	h.broadcast <- bytes.TrimSpace(body)
+	q := r.URL.Query()
+	h.broadcast <- message{room: q.Get("room"), all: !q.Has("room"), data: bytes.TrimSpace(body)}
 	_, _ = w.Write([]byte("{}\n"))
 }
 

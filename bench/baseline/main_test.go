@@ -37,6 +37,18 @@ func TestBaselineUnderBench(t *testing.T) {
 			f := r.(*bench.FanoutResult)
 			return f.Delivered == 300 && f.Lost == 0 && f.OutOfOrder == 0 && f.Duplicated == 0
 		}},
+		{"channels", func() (bench.Result, error) {
+			return bench.Channels(ctx, tg, bench.ChannelsOptions{Subs: 10, Messages: 30, Rate: 300})
+		}, func(r bench.Result) bool {
+			f := r.(*bench.FanoutResult)
+			return f.Delivered == 30 && f.Lost == 0 && f.Duplicated == 0
+		}},
+		{"chat", func() (bench.Result, error) {
+			return bench.Chat(ctx, tg, bench.ChatOptions{Clients: 9, Room: 3, Messages: 30, Rate: 300})
+		}, func(r bench.Result) bool {
+			f := r.(*bench.FanoutResult)
+			return f.Delivered == 90 && f.Lost == 0 && f.Duplicated == 0
+		}},
 		{"echo", func() (bench.Result, error) {
 			return bench.Echo(ctx, tg, bench.EchoOptions{Clients: 2, Duration: 100 * time.Millisecond})
 		}, func(r bench.Result) bool { return r.(*bench.EchoResult).RoundTrips > 0 }},

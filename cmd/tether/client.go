@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -116,6 +117,10 @@ func protocolClient(ctx context.Context, url string, subs []string, pub, token s
 				e.Channel, e.Previous.Epoch, e.Previous.Offset, e.Position.Epoch, e.Position.Offset)
 		case client.Unsubscribed:
 			errOut.printf("%s: unsubscribed by the server: %v\n", e.Channel, e.Err)
+		case client.Join, client.Leave:
+			errOut.printf("%s: %s\n", e.Channel, describeMembers(e))
+		case client.Occupancy:
+			errOut.printf("%s: %d clients, %d users\n", e.Channel, e.Occupancy.Clients, e.Occupancy.Users)
 		}
 	}
 	backoff := client.Backoff(100*time.Millisecond, 10*time.Second)
@@ -250,4 +255,24 @@ func rawSession(ctx context.Context, ws *websocket.Conn, lines <-chan string, ou
 			}
 		}
 	}
+}
+
+// describeMembers says who joined or left: "joined: ann (c1), c2", or "3
+// joined" when the server did not list them.
+func describeMembers(e client.Event) string {
+	verb := "joined"
+	if e.Type == client.Leave {
+		verb = "left"
+	}
+	if len(e.Members) == 0 {
+		return fmt.Sprintf("%d %s", e.Count, verb)
+	}
+	names := make([]string, len(e.Members))
+	for i, m := range e.Members {
+		names[i] = m.Client
+		if m.User != "" {
+			names[i] = m.User + " (" + m.Client + ")"
+		}
+	}
+	return verb + ": " + strings.Join(names, ", ")
 }

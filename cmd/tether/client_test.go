@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/tetherhq/tether"
+	"github.com/tetherhq/tether/auth"
+	"github.com/tetherhq/tether/auth/namespaces"
 	"github.com/tetherhq/tether/tethertest"
 )
 
@@ -178,4 +180,39 @@ func TestClientCommandReconnects(t *testing.T) {
 	if c := <-code; c != 0 {
 		t.Fatalf("exit code %d; stderr:\n%s", c, stderr)
 	}
+}
+
+// TestClientCommandPresence: tether client prints the joins and leaves of
+// its subscriptions' channels.
+func TestClientCommandPresence(t *testing.T) {
+	z, err := namespaces.New(namespaces.Open, []namespaces.Namespace{{Name: "room", JoinLeave: auth.JoinLeaveClients, Occupancy: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := tethertest.NewNode(t, tether.Config{HTTPAddr: tethertest.Loopback, Authorizer: z, Presence: tether.PresenceConfig{Window: 20 * time.Millisecond}})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stdin, feed := io.Pipe()
+	defer feed.Close()
+	stdout, stderr := newOutBuffer(), newOutBuffer()
+	code := make(chan int, 1)
+	go func() {
+		code <- clientCmd(ctx, []string{"--sub", "room:1", "ws://" + n.Addr().String() + "/ws"}, stdin, stdout, stderr)
+	}()
+	stderr.waitFor(t, "subscribed to room:1", "room:1: joined: c", "room:1: 1 clients, 0 users")
+	other := newOutBuffer()
+	otherCtx, stopOther := context.WithCancel(ctx)
+	otherIn, otherFeed := io.Pipe()
+	defer otherFeed.Close()
+	otherCode := make(chan int, 1)
+	go func() {
+		otherCode <- clientCmd(otherCtx, []string{"--sub", "room:1", "ws://" + n.Addr().String() + "/ws"}, otherIn, newOutBuffer(), other)
+	}()
+	other.waitFor(t, "subscribed to room:1")
+	stderr.waitFor(t, "room:1: 2 clients, 0 users")
+	stopOther()
+	<-otherCode
+	stderr.waitFor(t, "room:1: left: c", "room:1: 1 clients, 0 users")
+	cancel()
+	<-code
 }

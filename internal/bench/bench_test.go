@@ -232,3 +232,42 @@ func BenchmarkFanoutLoopback(b *testing.B) {
 	b.ReportMetric(r.Seconds*1e9/float64(r.Delivered), "ns/delivery")
 	b.ReportMetric(r.Latency.P99, "p99-ms")
 }
+
+func TestChannelsAndChat(t *testing.T) {
+	cfg := tether.Config{HTTPAddr: tethertest.Loopback, GRPCAddr: tethertest.Loopback}
+	n := tethertest.NewNode(t, cfg)
+	tg, err := TargetFor("tether", n.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		run  func(context.Context) (*FanoutResult, error)
+		want int64 // deliveries
+	}{
+		{"channels", func(ctx context.Context) (*FanoutResult, error) {
+			return Channels(ctx, tg, ChannelsOptions{Subs: 20, Messages: 60, Rate: 300, Publishers: 2})
+		}, 60},
+		{"channels-batch", func(ctx context.Context) (*FanoutResult, error) {
+			return Channels(ctx, tg, ChannelsOptions{Subs: 20, Messages: 95, Rate: 1000, Batch: 10})
+		}, 95},
+		{"channels-grpc", func(ctx context.Context) (*FanoutResult, error) {
+			return Channels(ctx, tg, ChannelsOptions{Subs: 20, Messages: 60, Rate: 300, GRPC: n.GRPCAddr().String()})
+		}, 60},
+		{"chat", func(ctx context.Context) (*FanoutResult, error) {
+			return Chat(ctx, tg, ChatOptions{Clients: 12, Room: 4, Messages: 60, Rate: 300})
+		}, 60 * 4},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, err := tt.run(testCtx(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Limit != "" || r.Expected != tt.want || r.Delivered != tt.want || r.Lost != 0 ||
+				r.Duplicated != 0 || r.Latency.Count != tt.want || r.PublishErrors != 0 || r.Bench != tt.name {
+				t.Fatalf("result %+v: want %d deliveries, none lost", r, tt.want)
+			}
+		})
+	}
+}

@@ -47,6 +47,9 @@ type FanoutResult struct {
 	Messages int     `json:"messages"`
 	Rate     float64 `json:"rate"` // offered per second; 0: as fast as possible
 	Payload  int     `json:"payload"`
+	Channels int     `json:"channels,omitempty"` // channels published to (channels, chat)
+	Room     int     `json:"room,omitempty"`     // subscribers per channel (channels, chat)
+	Batch    int     `json:"batch,omitempty"`    // messages per request (channels)
 	JSON     bool    `json:"json,omitempty"`     // realistic JSON padding
 	Compress bool    `json:"compress,omitempty"` // subscribers offered permessage-deflate
 
@@ -88,8 +91,12 @@ func (r *FanoutResult) Rows() [][2]string {
 	if !r.KeptSchedule {
 		kept = "NO"
 	}
+	subs := fmt.Sprintf("%d asked, %d open", r.Subs, r.Open)
+	if r.Channels > 0 {
+		subs += fmt.Sprintf(", on %d channels of %d", r.Channels, r.Room)
+	}
 	return [][2]string{
-		{"subscribers", fmt.Sprintf("%d asked, %d open", r.Subs, r.Open)},
+		{"subscribers", subs},
 		{"published", fmt.Sprintf("%d messages of %d bytes at %s (%.1f/s achieved, %d errors)", r.Messages, r.Payload, rate, r.PublishedPerSec, r.PublishErrors)},
 		{"publisher kept schedule", fmt.Sprintf("%s (worst lag %.1f ms)", kept, r.PublisherLagMs)},
 		{"deliveries", fmt.Sprintf("%d of %d; lost %d, duplicated %d, out of order %d", r.Delivered, r.Expected, r.Lost, r.Duplicated, r.OutOfOrder)},
@@ -116,7 +123,16 @@ type subState struct {
 // record notes one message received at now by subscriber i.
 func (st *subState) record(i int, msg []byte, now time.Time, messages int, lat *histShards) {
 	seq, ts, ok := parseSeqTS(msg)
-	if !ok || seq < 0 || seq >= int64(messages) {
+	if !ok {
+		return
+	}
+	st.recordAt(i, seq, ts, now, messages, lat)
+}
+
+// recordAt notes message number seq (of messages), sent at ts, received at
+// now by subscriber i.
+func (st *subState) recordAt(i int, seq, ts int64, now time.Time, messages int, lat *histShards) {
+	if seq < 0 || seq >= int64(messages) {
 		return
 	}
 	lat.record(i, now.Sub(time.Unix(0, ts)))
@@ -193,17 +209,7 @@ func Fanout(ctx context.Context, t Target, o FanoutOptions) (*FanoutResult, erro
 	pub := publish(ctx, hc, t, o)
 	// Wait for the deliveries, up to Drain after the last publish.
 	want := int64(f.open) * int64(pub.sent)
-	deadline := time.Now().Add(o.Drain)
-	for time.Now().Before(deadline) && ctx.Err() == nil {
-		var got int64
-		for i := range states {
-			got += states[i].got.Load()
-		}
-		if got >= want {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	awaitDeliveries(ctx, states, want, o.Drain)
 	after, err := t.scrape(ctx, hc)
 	hmax, hfail := health.stop()
 	if err != nil {
@@ -230,6 +236,33 @@ func Fanout(ctx context.Context, t Target, o FanoutOptions) (*FanoutResult, erro
 		slack = max(slack, time.Duration(float64(time.Second)/o.Rate))
 	}
 	r.KeptSchedule = o.Rate == 0 || pub.maxLag <= slack
+	r.tally(f, states, pub.start)
+	if err := firstErr(f.failure(), f.lost(), ctx.Err(), pub.err); err != nil {
+		r.Limit = err.Error()
+	}
+	return r, nil
+}
+
+// awaitDeliveries waits until the subscribers have got want messages in
+// all, for at most drain.
+func awaitDeliveries(ctx context.Context, states []subState, want int64, drain time.Duration) {
+	deadline := time.Now().Add(drain)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		var got int64
+		for i := range states {
+			got += states[i].got.Load()
+		}
+		if got >= want {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// tally adds up what the open subscribers got, against r.Expected, and
+// derives r's rates, start being the first scheduled send. Call it once the
+// readers have stopped.
+func (r *FanoutResult) tally(f *fleet, states []subState, start time.Time) {
 	var last int64
 	for i := range states {
 		st := &states[i]
@@ -247,7 +280,7 @@ func Fanout(ctx context.Context, t Target, o FanoutOptions) (*FanoutResult, erro
 	}
 	r.Lost = r.Expected - r.Delivered
 	if last > 0 {
-		r.Seconds = time.Unix(0, last).Sub(pub.start).Seconds()
+		r.Seconds = time.Unix(0, last).Sub(start).Seconds()
 		r.DeliveriesPerSec = float64(r.Delivered) / r.Seconds
 	}
 	if r.ServerCPUSeconds > 0 {
@@ -256,10 +289,6 @@ func Fanout(ctx context.Context, t Target, o FanoutOptions) (*FanoutResult, erro
 	if r.Delivered > 0 {
 		r.WireBytesPerDelivery = float64(r.WireBytes) / float64(r.Delivered)
 	}
-	if err := firstErr(f.failure(), f.lost(), ctx.Err(), pub.err); err != nil {
-		r.Limit = err.Error()
-	}
-	return r, nil
 }
 
 // parseSeqTS finds "seq":N and "ts":N in a message without decoding it.
@@ -347,11 +376,18 @@ func appendPublish(dst []byte, channel string, seq int, sched time.Time, payload
 		dst = fmt.Appendf(dst, `{"seq":%d,"ts":%d,"items":[`, seq, sched.UnixNano())
 		return append(appendChat(dst, start+payload-4, seq), "]}}"...)
 	}
+	return append(appendData(dst, seq, sched, payload), '}')
+}
+
+// appendData appends the data of message seq: {"seq":N,"ts":unix-nanos,
+// "pad":"xx..."}, padded to payload bytes.
+func appendData(dst []byte, seq int, sched time.Time, payload int) []byte {
+	start := len(dst)
 	dst = fmt.Appendf(dst, `{"seq":%d,"ts":%d,"pad":"`, seq, sched.UnixNano())
 	for len(dst)-start < payload-2 {
 		dst = append(dst, 'x')
 	}
-	return append(dst, `"}}`...)
+	return append(dst, `"}`...)
 }
 
 // chatWords are what appendChat's messages say.
@@ -384,7 +420,12 @@ func appendChat(dst []byte, end, seed int) []byte {
 }
 
 func postOnce(ctx context.Context, hc *http.Client, t Target, body []byte) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.Publish, bytes.NewReader(body))
+	return postTo(ctx, hc, t, t.Publish, body)
+}
+
+// postTo posts body to u with t's API key.
+func postTo(ctx context.Context, hc *http.Client, t Target, u string, body []byte) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
 	if err != nil {
 		return err
 	}

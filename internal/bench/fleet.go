@@ -32,6 +32,12 @@ const maxFailures = 100
 // concurrency at a time, subscribing each to channel when t.Subscribe. Connect
 // latency runs from the dial to the subscribe reply (or the upgrade).
 func openFleet(ctx context.Context, t Target, n, concurrency int, channel string, echo bool) (*fleet, error) {
+	return openFleetOn(ctx, t, n, concurrency, func(int) string { return channel }, echo)
+}
+
+// openFleetOn is openFleet with connection i on channelOf(i): subscribed to it
+// when t.Subscribe, in the room of that name when t.Rooms.
+func openFleetOn(ctx context.Context, t Target, n, concurrency int, channelOf func(i int) string, echo bool) (*fleet, error) {
 	u, err := t.wsURL(echo)
 	if err != nil {
 		return nil, err
@@ -44,7 +50,6 @@ func openFleet(ctx context.Context, t Target, n, concurrency int, channel string
 		return nil, err
 	}
 	f := &fleet{conns: make([]*wsConn, n), connectLat: newHist(64)}
-	sub := []byte(`{"id":1,"op":"subscribe","channel":"` + channel + `"}`)
 	var next atomic.Int64
 	var mu sync.Mutex
 	var wg sync.WaitGroup
@@ -67,8 +72,16 @@ func openFleet(ctx context.Context, t Target, n, concurrency int, channel string
 				if len(srcs) > 0 {
 					d.LocalAddr = srcs[i%len(srcs)]
 				}
+				ch := channelOf(i)
+				sub := []byte(`{"id":1,"op":"subscribe","channel":"` + ch + `"}`)
+				cu := u
+				if t.Rooms && !echo {
+					withRoom := *u
+					cu = &withRoom
+					cu.RawQuery = url.Values{"room": {ch}}.Encode()
+				}
 				start := time.Now()
-				c, err := connectOne(ctx, d, u, t, connectCmd(t, i), sub)
+				c, err := connectOne(ctx, d, cu, t, connectCmd(t, i), sub)
 				if err != nil {
 					mu.Lock()
 					f.failures++

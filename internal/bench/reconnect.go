@@ -232,17 +232,7 @@ func Reconnect(ctx context.Context, t Target, o ReconnectOptions) (*ReconnectRes
 	wg.Wait()
 	pub := <-pubDone
 	want := int64(reopened) * int64(pub.sent)
-	deadline := time.Now().Add(o.Drain)
-	for time.Now().Before(deadline) && ctx.Err() == nil {
-		var got int64
-		for i := range states {
-			got += states[i].got.Load()
-		}
-		if got >= want {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	awaitDeliveries(ctx, states, want, o.Drain)
 	p2.stop()
 
 	r := &ReconnectResult{

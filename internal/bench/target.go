@@ -25,6 +25,9 @@ type Target struct {
 	WS, Echo string
 	// Publish is the HTTP endpoint taking {"channel":...,"data":...} by POST.
 	Publish string
+	// Batch is the HTTP endpoint taking {"publications":[...]} by POST; ""
+	// when the server has none.
+	Batch string
 	// Metrics is the Prometheus endpoint with process_cpu_seconds_total and
 	// process_resident_memory_bytes.
 	Metrics string
@@ -39,6 +42,10 @@ type Target struct {
 	// Subscribe: clients must subscribe to the channel (tether); false for a
 	// server that sends every publication to every client (the baseline).
 	Subscribe bool
+	// Rooms: the server has rooms rather than channels (the baseline): a
+	// connection joins the room its WebSocket URL's room parameter names, and
+	// a publish goes to the room the publish URL's room parameter names.
+	Rooms bool
 	// Compress: clients offer permessage-deflate (without context takeover)
 	// and inflate what comes compressed.
 	Compress bool
@@ -58,9 +65,11 @@ func TargetFor(kind, addr string) (Target, error) {
 	switch kind {
 	case "tether":
 		t.Publish = "http://" + addr + "/api/publish"
+		t.Batch = "http://" + addr + "/api/batch"
 		t.Subscribe = true
 	case "baseline":
 		t.Publish = "http://" + addr + "/publish"
+		t.Rooms = true
 	default:
 		return Target{}, fmt.Errorf("bench: unknown target %q: want tether or baseline", kind)
 	}

@@ -20,7 +20,8 @@
 //
 // Backend calls are made under the subscribe or publish lock of their channel
 // only, never under channel.mu or member.mu; the memory broker calls the hub's
-// handler, which takes channel.mu, from inside Broker.Publish.
+// handler, which takes channel.mu (and, delivering to a small channel itself,
+// member.mu), from inside Broker.Publish.
 package hub
 
 import (
@@ -40,7 +41,8 @@ import (
 
 // Subscriber receives a channel's publications.
 type Subscriber interface {
-	// Deliver hands over b.Pubs[from:]. It is called from the hub's workers, for
+	// Deliver hands over b.Pubs[from:]. It is called from the hub's workers
+	// (or, for a channel of a few subscribers, the publisher's goroutine), for
 	// one channel at most one batch at a time and in offset order; it must not
 	// block, must not call the hub, and must not keep b past the call other than
 	// through its frames.
@@ -222,7 +224,8 @@ func (h *Hub) Publish(ctx context.Context, name string, data json.RawMessage, fr
 }
 
 // handle takes a publication from the broker: it queues it for the channel's
-// local subscribers and starts a dispatch if none runs. A publication of a
+// local subscribers and starts a dispatch if none runs (on this goroutine for
+// a channel of a few subscribers). A publication of a
 // channel without local subscribers, or at or below the last one handled in
 // the same epoch (late or twice), is dropped.
 func (h *Hub) handle(p *protocol.Publication) {
@@ -245,9 +248,20 @@ func (h *Hub) handle(p *protocol.Publication) {
 		return
 	}
 	c.dispatching = true
+	inline := len(c.subs) <= inlineSubs
 	c.mu.Unlock()
+	if inline {
+		h.dispatch(c)
+		return
+	}
 	go h.dispatch(c)
 }
+
+// inlineSubs is the most subscribers a channel may have for handle to
+// deliver to them itself, on the publisher's goroutine, rather than on a new
+// one: a goroutine start, its wake-up and the growth of its stack cost more
+// than a few writes.
+const inlineSubs = 32
 
 // SubscribeReply is called by Subscribe with the result, before any
 // publication above the result's offset is delivered to the subscriber. It

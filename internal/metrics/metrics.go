@@ -71,6 +71,7 @@ type Transport struct {
 var knownOps = []string{
 	protocol.OpConnect, protocol.OpSubscribe, protocol.OpUnsubscribe, protocol.OpPublish,
 	protocol.OpHistory, protocol.OpPing, protocol.OpPong, protocol.OpRefresh,
+	protocol.OpPresence, protocol.OpPresenceStats,
 }
 
 // Metrics is one node's metrics: a collector reading Snapshots and a command

@@ -74,23 +74,23 @@ func TestNewTwiceOnOneRegistry(t *testing.T) {
 }
 
 // TestOnlyProtocolOpsHaveLabels: /metrics shows a latency series for each op
-// of the protocol and none for an op it does not have, such as presence.
+// of the protocol and none for an op it does not have.
 func TestOnlyProtocolOpsHaveLabels(t *testing.T) {
 	m, err := New(prometheus.NewRegistry(), func() Snapshot { return Snapshot{} })
 	if err != nil {
 		t.Fatal(err)
 	}
-	m.ObserveCommand("presence", time.Millisecond)
+	m.ObserveCommand("teleport", time.Millisecond)
 	rec := httptest.NewRecorder()
 	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	body := rec.Body.String()
-	if strings.Contains(body, `op="presence"`) {
-		t.Error(`/metrics has an op="presence" series: the protocol has no such op`)
+	if strings.Contains(body, `op="teleport"`) {
+		t.Error(`/metrics has an op="teleport" series: the protocol has no such op`)
 	}
 	if !strings.Contains(body, `tether_command_duration_seconds_count{op="other"} 1`) {
 		t.Error("an unknown op is not counted as other")
 	}
-	for _, op := range []string{protocol.OpConnect, protocol.OpSubscribe, protocol.OpUnsubscribe, protocol.OpPublish, protocol.OpHistory, protocol.OpPing, protocol.OpPong} {
+	for _, op := range []string{protocol.OpConnect, protocol.OpSubscribe, protocol.OpUnsubscribe, protocol.OpPublish, protocol.OpHistory, protocol.OpPing, protocol.OpPong, protocol.OpPresence, protocol.OpPresenceStats} {
 		if !strings.Contains(body, `tether_command_duration_seconds_count{op="`+op+`"} 0`) {
 			t.Errorf("/metrics has no series for op %s", op)
 		}

@@ -1,6 +1,6 @@
 // Package serverapi is tether's server API for backends: the HTTP endpoints
-// (/api/publish, /api/broadcast, /api/history, /api/disconnect,
-// /api/unsubscribe, /api/info) and
+// (/api/publish, /api/broadcast, /api/batch, /api/history, /api/disconnect,
+// /api/unsubscribe, /api/presence, /api/presence_stats, /api/info) and
 // their gRPC mirror (tether.v1.ServerAPI), over one Backend.
 //
 // Both transports share one access check (authorize: the API key as a Bearer
@@ -54,6 +54,10 @@ type Backend interface {
 	Unsubscribe(ctx context.Context, user, channel string) (int, error)
 	// Info returns the node's statistics.
 	Info() Info
+	// Presence returns channel's members, in no particular order.
+	Presence(ctx context.Context, channel string) ([]protocol.Member, error)
+	// PresenceStats returns channel's counts of members and distinct users.
+	PresenceStats(ctx context.Context, channel string) (protocol.PresenceStats, error)
 }
 
 // BroadcastResult is the outcome of a broadcast for one channel: its position,
@@ -91,9 +95,13 @@ type Config struct {
 	// "Authorization: Bearer <key>" (HTTP header or gRPC metadata). Empty: the
 	// API answers loopback peers only.
 	APIKey string
-	// MaxBodySize caps an HTTP request body, in bytes; a larger one is refused
-	// with 413. It must be positive.
+	// MaxBodySize caps an HTTP request body, in bytes, and the data of each
+	// publication of a batch; a larger body is refused with 413. It must be
+	// positive.
 	MaxBodySize int
+	// MaxBatchSize caps the body of POST /api/batch, in bytes. Defaults to 16
+	// times MaxBodySize.
+	MaxBatchSize int
 }
 
 // API serves the server API over HTTP (Routes) and gRPC (RegisterGRPC and
@@ -103,27 +111,36 @@ type API struct {
 	hasKey  bool
 	keySum  [sha256.Size]byte // of the API key: compared in constant time, whatever its length
 	maxBody int64
+	// maxBatch caps a batch's body.
+	maxBatch int64
 }
 
 // New returns the API of cfg.Backend.
 func New(cfg Config) *API {
+	if cfg.MaxBatchSize <= 0 {
+		cfg.MaxBatchSize = 16 * cfg.MaxBodySize
+	}
 	return &API{
-		b:       cfg.Backend,
-		hasKey:  cfg.APIKey != "",
-		keySum:  sha256.Sum256([]byte(cfg.APIKey)),
-		maxBody: int64(cfg.MaxBodySize),
+		b:        cfg.Backend,
+		hasKey:   cfg.APIKey != "",
+		keySum:   sha256.Sum256([]byte(cfg.APIKey)),
+		maxBody:  int64(cfg.MaxBodySize),
+		maxBatch: int64(cfg.MaxBatchSize),
 	}
 }
 
 // Routes adds the HTTP endpoints to mux: POST /api/publish, /api/broadcast,
-// /api/history, /api/disconnect and /api/unsubscribe, and GET or POST
-// /api/info.
+// /api/batch, /api/history, /api/disconnect, /api/unsubscribe, /api/presence
+// and /api/presence_stats, and GET or POST /api/info.
 func (a *API) Routes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /api/publish", handle(a, a.publish))
+	mux.HandleFunc("POST /api/batch", handleUpTo(a, a.maxBatch, a.batch))
 	mux.HandleFunc("POST /api/broadcast", handle(a, a.broadcast))
 	mux.HandleFunc("POST /api/history", handle(a, a.history))
 	mux.HandleFunc("POST /api/disconnect", handle(a, a.disconnect))
 	mux.HandleFunc("POST /api/unsubscribe", handle(a, a.unsubscribe))
+	mux.HandleFunc("POST /api/presence", handle(a, a.presence))
+	mux.HandleFunc("POST /api/presence_stats", handle(a, a.presenceStats))
 	mux.HandleFunc("POST /api/info", a.info)
 	mux.HandleFunc("GET /api/info", a.info)
 }

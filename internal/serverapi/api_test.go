@@ -43,6 +43,9 @@ func (f *fakeBackend) Publish(ctx context.Context, channel string, data json.Raw
 	if err := f.record("publish "+channel+" "+string(data), ctx); err != nil {
 		return protocol.Position{}, err
 	}
+	if channel == "full" {
+		return protocol.Position{}, protocol.NewError(protocol.ErrTooManyChans, "full")
+	}
 	return protocol.Position{Epoch: "e", Offset: 7}, nil
 }
 
@@ -79,6 +82,20 @@ func (f *fakeBackend) DisconnectUser(ctx context.Context, user string, reconnect
 
 func (f *fakeBackend) Unsubscribe(ctx context.Context, user, channel string) (int, error) {
 	return 1, f.record("unsubscribe "+user+" "+channel, ctx)
+}
+
+func (f *fakeBackend) Presence(ctx context.Context, channel string) ([]protocol.Member, error) {
+	if err := f.record("presence "+channel, ctx); err != nil {
+		return nil, err
+	}
+	return []protocol.Member{{Client: "c1", User: "ann", Info: json.RawMessage(`{"n":1}`), ConnectedAt: 1700000000000}}, nil
+}
+
+func (f *fakeBackend) PresenceStats(ctx context.Context, channel string) (protocol.PresenceStats, error) {
+	if err := f.record("presence_stats "+channel, ctx); err != nil {
+		return protocol.PresenceStats{}, err
+	}
+	return protocol.PresenceStats{Clients: 4, Users: 2}, nil
 }
 
 func (f *fakeBackend) Info() Info {
@@ -145,6 +162,10 @@ func TestHTTP(t *testing.T) {
 		{"disconnect user", "POST", "/api/disconnect", "k", `{"user":"ann"}`, nil, 200, `{"disconnected":2}`, "disconnect user ann"},
 		{"unsubscribe", "POST", "/api/unsubscribe", "k", `{"user":"ann","channel":"c"}`, nil, 200, `{"unsubscribed":1}`, "unsubscribe ann c"},
 		{"unsubscribe without user", "POST", "/api/unsubscribe", "k", `{"channel":"c"}`, nil, 400, `user is required`, ""},
+		{"presence", "POST", "/api/presence", "k", `{"channel":"a"}`, nil, 200, `{"members":[{"client":"c1","user":"ann","info":{"n":1},"connected_at":1700000000000}]}`, "presence a"},
+		{"presence refused by the backend", "POST", "/api/presence", "k", `{"channel":"a b"}`, protocol.NewError(protocol.ErrInvalidChannel, "no"), 400, `"code":"invalid_channel"`, "presence a b"},
+		{"presence, no key", "POST", "/api/presence", "", `{"channel":"a"}`, nil, 401, `"code":"unauthorized"`, ""},
+		{"presence stats", "POST", "/api/presence_stats", "k", `{"channel":"a"}`, nil, 200, `{"clients":4,"users":2}`, "presence_stats a"},
 		{"info by GET", "GET", "/api/info", "k", ``, nil, 200, `"connections":3`, "info"},
 		{"info by POST", "POST", "/api/info", "k", `{}`, nil, 200, `"tcp_connections":1`, "info"},
 		{"info, wrong key", "GET", "/api/info", "x", ``, nil, 401, `"code":"unauthorized"`, ""},

@@ -6,9 +6,6 @@ import (
 	"strings"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
 	"github.com/tetherhq/tether/backend"
@@ -17,7 +14,7 @@ import (
 )
 
 // RegisterGRPC registers tether.v1.ServerAPI on s. Guard it with
-// UnaryInterceptor.
+// UnaryInterceptor and StreamInterceptor.
 func (a *API) RegisterGRPC(s grpc.ServiceRegistrar) {
 	tetherv1.RegisterServerAPIServer(s, &grpcAPI{a: a})
 }
@@ -26,18 +23,18 @@ func (a *API) RegisterGRPC(s grpc.ServiceRegistrar) {
 // "authorization" metadata and the peer's address, and answers a refusal
 // UNAUTHENTICATED. Calls of other services pass untouched.
 func (a *API) UnaryInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-	if !strings.HasPrefix(info.FullMethod, "/"+tetherv1.ServerAPI_ServiceDesc.ServiceName+"/") {
+	if !isServerAPI(info.FullMethod) {
 		return handler(ctx, req)
 	}
-	md, _ := metadata.FromIncomingContext(ctx)
-	remote := ""
-	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
-		remote = p.Addr.String()
-	}
-	if err := a.authorize(md.Get("authorization"), remote); err != nil {
-		return nil, grpcError(err)
+	if err := a.authorizeGRPC(ctx); err != nil {
+		return nil, err
 	}
 	return handler(ctx, req)
+}
+
+// isServerAPI reports whether a gRPC method is one of tether.v1.ServerAPI's.
+func isServerAPI(fullMethod string) bool {
+	return strings.HasPrefix(fullMethod, "/"+tetherv1.ServerAPI_ServiceDesc.ServiceName+"/")
 }
 
 // grpcError turns err into a status with its kind's code and its protocol
@@ -96,13 +93,7 @@ func (g *grpcAPI) Broadcast(ctx context.Context, req *tetherv1.BroadcastRequest)
 	}
 	out := &tetherv1.BroadcastResponse{Results: make([]*tetherv1.BroadcastResult, len(res))}
 	for i, r := range res {
-		br := &tetherv1.BroadcastResult{Channel: r.Channel}
-		if r.Error != nil {
-			br.Error = &tetherv1.Error{Code: r.Error.Code, Message: r.Error.Message}
-		} else {
-			br.Position = pbPosition(r.Epoch, r.Offset)
-		}
-		out.Results[i] = br
+		out.Results[i] = pbResult(r)
 	}
 	return out, nil
 }
@@ -128,12 +119,6 @@ func (g *grpcAPI) History(ctx context.Context, req *tetherv1.HistoryRequest) (*t
 		out.Publications[i] = pub
 	}
 	return out, nil
-}
-
-// Presence answers UNIMPLEMENTED: there is no presence yet, and nothing
-// advertises it (no protocol op, no HTTP endpoint).
-func (g *grpcAPI) Presence(context.Context, *tetherv1.PresenceRequest) (*tetherv1.PresenceResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "presence is not implemented yet")
 }
 
 func (g *grpcAPI) Disconnect(ctx context.Context, req *tetherv1.DisconnectRequest) (*tetherv1.DisconnectResponse, error) {

@@ -2,6 +2,7 @@ package serverapi
 
 import (
 	"context"
+	"errors"
 	"net"
 	"strings"
 	"testing"
@@ -27,7 +28,7 @@ func newGRPC(t *testing.T, a *API) *grpc.ClientConn {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := grpc.NewServer(grpc.ChainUnaryInterceptor(a.UnaryInterceptor))
+	s := grpc.NewServer(grpc.ChainUnaryInterceptor(a.UnaryInterceptor), grpc.ChainStreamInterceptor(a.StreamInterceptor))
 	a.RegisterGRPC(s)
 	healthpb.RegisterHealthServer(s, health.NewServer())
 	go func() { _ = s.Serve(ln) }()
@@ -130,10 +131,25 @@ func TestGRPC(t *testing.T) {
 			}
 			return err
 		}, codes.OK, "", "info"},
-		{"presence is not implemented", authed, nil, func(ctx context.Context) error {
+		{"presence", authed, nil, func(ctx context.Context) error {
+			res, err := api.Presence(ctx, &tetherv1.PresenceRequest{Channel: "a"})
+			if m := res.GetMembers(); err == nil && (len(m) != 1 || m[0].GetClient() != "c1" || m[0].GetUser() != "ann" ||
+				m[0].GetInfo() != `{"n":1}` || m[0].GetConnectedAtUnixMs() != 1700000000000) {
+				t.Errorf("presence %v", res)
+			}
+			return err
+		}, codes.OK, "", "presence a"},
+		{"presence, backend down", authed, errors.New("store down"), func(ctx context.Context) error {
 			_, err := api.Presence(ctx, &tetherv1.PresenceRequest{Channel: "a"})
 			return err
-		}, codes.Unimplemented, "not implemented", ""},
+		}, codes.Internal, "", "presence a"},
+		{"presence stats", authed, nil, func(ctx context.Context) error {
+			res, err := api.PresenceStats(ctx, &tetherv1.PresenceStatsRequest{Channel: "a"})
+			if err == nil && (res.GetClients() != 4 || res.GetUsers() != 2) {
+				t.Errorf("presence stats %v", res)
+			}
+			return err
+		}, codes.OK, "", "presence_stats a"},
 		{"presence, no key", ctx, nil, func(ctx context.Context) error {
 			_, err := api.Presence(ctx, &tetherv1.PresenceRequest{Channel: "a"})
 			return err

@@ -4,7 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
+	"strconv"
+	"sync"
 
 	"github.com/tetherhq/tether/protocol"
 )
@@ -34,15 +37,20 @@ func (a *API) authorizeHTTP(w http.ResponseWriter, r *http.Request) bool {
 }
 
 // handle serves one endpoint: it authorizes the caller, decodes the JSON body
-// into a fresh T, calls do with the request's context and answers do's result
-// as JSON, or its error as Classify says.
+// (of at most MaxBodySize bytes) into a fresh T, calls do with the request's
+// context and answers do's result as JSON, or its error as Classify says.
 func handle[T any](a *API, do func(context.Context, *T) (any, error)) http.HandlerFunc {
+	return handleUpTo(a, a.maxBody, do)
+}
+
+// handleUpTo is handle with a body of at most limit bytes.
+func handleUpTo[T any](a *API, limit int64, do func(context.Context, *T) (any, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if !a.authorizeHTTP(w, r) {
 			return
 		}
 		var req T
-		if err := a.decode(w, r, &req); err != nil {
+		if err := decode(w, r, limit, &req); err != nil {
 			writeError(w, err)
 			return
 		}
@@ -55,17 +63,54 @@ func handle[T any](a *API, do func(context.Context, *T) (any, error)) http.Handl
 	}
 }
 
-// decode reads r's JSON body, of at most MaxBodySize bytes, into v.
-func (a *API) decode(w http.ResponseWriter, r *http.Request, v any) error {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, a.maxBody))
-	if err := dec.Decode(v); err != nil {
+// bodies holds the buffers request bodies are read into; v keeps nothing of
+// them (json.Unmarshal copies strings and RawMessages).
+var bodies = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+// maxPooledBody is the largest buffer put back into bodies.
+const maxPooledBody = 64 << 10
+
+// decode reads r's JSON body, of at most limit bytes, into v.
+func decode(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
+	bp := bodies.Get().(*[]byte)
+	defer func() {
+		if cap(*bp) <= maxPooledBody {
+			bodies.Put(bp)
+		}
+	}()
+	var err error
+	*bp, err = readAll((*bp)[:0], http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			return &kindError{KindTooLarge, protocol.NewError(protocol.ErrBadRequest, "body is larger than %d bytes", a.maxBody)}
+			return &kindError{KindTooLarge, protocol.NewError(protocol.ErrBadRequest, "body is larger than %d bytes", limit)}
 		}
+		return protocol.NewError(protocol.ErrBadRequest, "reading the body: %v", err)
+	}
+	if q, ok := v.(quickDecoder); ok && q.decodeQuick(*bp) {
+		return nil
+	}
+	if err := json.Unmarshal(*bp, v); err != nil {
 		return protocol.NewError(protocol.ErrBadRequest, "malformed JSON body: %v", err)
 	}
 	return nil
+}
+
+// readAll appends what r holds to b, as io.ReadAll does into a new slice.
+func readAll(b []byte, r io.Reader) ([]byte, error) {
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+	}
 }
 
 // errorBody is the body of every error response: {"error":{"code","message"}}.
@@ -79,10 +124,52 @@ func writeError(w http.ResponseWriter, err error) {
 	writeJSON(w, kind.HTTPStatus(), errorBody{perr})
 }
 
+// writeJSON answers v as JSON, followed by a newline.
 func writeJSON(w http.ResponseWriter, status int, v any) {
+	bp := bodies.Get().(*[]byte)
+	defer func() {
+		if cap(*bp) <= maxPooledBody {
+			bodies.Put(bp)
+		}
+	}()
+	b := (*bp)[:0]
+	if pos, ok := v.(protocol.Position); ok { // a publish's answer: the hot path
+		b = appendPosition(b, pos)
+	} else {
+		var err error
+		if b, err = json.Marshal(v); err != nil {
+			status, b = http.StatusInternalServerError, []byte(`{"error":{"code":"internal","message":"cannot encode the answer"}}`)
+		}
+	}
+	*bp = append(b, '\n')
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	_, _ = w.Write(*bp)
+}
+
+// appendPosition appends {"epoch":...,"offset":N}, as json.Marshal would.
+func appendPosition(b []byte, pos protocol.Position) []byte {
+	if !plainJSONString(pos.Epoch) {
+		raw, _ := json.Marshal(pos) // a string of two fields: cannot fail
+		return append(b, raw...)
+	}
+	b = append(b, `{"epoch":"`...)
+	b = append(b, pos.Epoch...)
+	b = append(b, `","offset":`...)
+	b = strconv.AppendUint(b, pos.Offset, 10)
+	return append(b, '}')
+}
+
+// plainJSONString reports whether s can go between quotes in JSON as it is,
+// as encoding/json would write it (no escapes, no HTML characters, ASCII).
+func plainJSONString(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return false
+		}
+	}
+	return true
 }
 
 type publishRequest struct {

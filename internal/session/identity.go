@@ -27,10 +27,15 @@ type Peer struct {
 	Query url.Values
 }
 
-// authState is a session's authentication: on a node with an Authenticator
-// only, guarded by Session.mu (peer is set before the session is shared and
-// read by the goroutine handling commands).
+// authState is what only some sessions need: their authentication, set when
+// the session opens on a node with an Authenticator, and their presence,
+// allocated at the first presence join (see lazy). Guarded by Session.mu
+// (peer is set before the session is shared and read by the goroutine
+// handling commands).
 type authState struct {
+	// pres is nil until the first subscribe to a channel with presence.
+	pres *sessionPresence
+
 	peer Peer
 	// identity is set by a successful connect (or upgrade token), and
 	// replaced by refresh.
@@ -55,6 +60,14 @@ func (a *authState) stop() *auth.Identity {
 		}
 	}
 	return a.identity
+}
+
+// lazy returns s.auth, allocating it if need be. Call it with s.mu held.
+func (s *Session) lazy() *authState {
+	if s.auth == nil {
+		s.auth = &authState{}
+	}
+	return s.auth
 }
 
 // ungrant forgets a subscription token's grant of channel. Call it with s.mu
@@ -282,11 +295,11 @@ func (s *Session) grant(channel, token string) *protocol.Error {
 // the session's, with channel among its grants when a subscription token
 // granted it.
 func (s *Session) identityFor(channel string) *auth.Identity {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.auth == nil {
 		return nil
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	id := s.auth.identity
 	if _, ok := s.auth.granted[channel]; ok && id != nil && !id.Granted(channel) {
 		cp := *id

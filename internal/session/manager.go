@@ -16,6 +16,7 @@ import (
 	"github.com/tetherhq/tether/auth"
 	"github.com/tetherhq/tether/backend"
 	"github.com/tetherhq/tether/internal/hub"
+	"github.com/tetherhq/tether/internal/presence"
 	"github.com/tetherhq/tether/protocol"
 )
 
@@ -54,6 +55,13 @@ type Config struct {
 	// ObserveCommand, when set, is called after each command with its op (""
 	// for one that could not be decoded) and how long it took to handle.
 	ObserveCommand func(op string, d time.Duration)
+	// Presence keeps the members of the channels whose Authorizer's
+	// auth.PresencePolicy says so; nil: no channel keeps presence.
+	Presence *presence.Presence
+	// MaxPresenceReply caps the encoded size of a presence reply: past it
+	// the command gets too_many_members (a reply larger than the
+	// connection's outbound limit would close it). Zero: no cap.
+	MaxPresenceReply int
 }
 
 // Stats are counters of session events since the manager started.

@@ -48,8 +48,9 @@ type Session struct {
 	subs   []string    // channels subscribed; a slice, not a map: most hold one or two
 	closed bool
 	// auth is the client's identity and what leads to it, on a node with an
-	// Authenticator; nil on one without, where sessions are anonymous. Kept
-	// apart so that an anonymous session stays in a small size class.
+	// Authenticator, and its presence state once it joins a channel's
+	// presence; nil until then (an anonymous session without presence).
+	// Kept apart so that a session stays in a small size class.
 	auth *authState
 }
 
@@ -130,6 +131,13 @@ func (s *Session) handle(data []byte) string {
 		result, perr = s.publish(cmd)
 	case protocol.OpHistory:
 		result, perr = s.history(cmd)
+	case protocol.OpPresence:
+		perr = s.presence(cmd) // replies itself
+		if perr == nil {
+			return cmd.Op
+		}
+	case protocol.OpPresenceStats:
+		result, perr = s.presenceStats(cmd)
 	case protocol.OpPing:
 		result = struct{}{}
 	case protocol.OpPong:
@@ -169,11 +177,11 @@ func (s *Session) admit(op string) (perr *protocol.Error, fatal bool) {
 }
 
 func (s *Session) ident() *auth.Identity {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.auth == nil {
 		return nil
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	return s.auth.identity
 }
 
@@ -301,7 +309,9 @@ func (s *Session) subscribeGranted(cmd *protocol.Command) *protocol.Error {
 	}
 	if closed { // Closed ran meanwhile and may have missed this channel
 		s.mgr.hub.Unsubscribe(context.WithoutCancel(s.mgr.ctx), cmd.Channel, s)
+		return nil
 	}
+	s.joinPresence(cmd.Channel)
 	return nil
 }
 
@@ -317,6 +327,7 @@ func (s *Session) unsubscribe(cmd *protocol.Command) (any, *protocol.Error) {
 		return nil, protocol.NewError(protocol.ErrNotSubscribed, "not subscribed to %q", cmd.Channel)
 	}
 	s.mgr.hub.Unsubscribe(s.mgr.ctx, cmd.Channel, s)
+	s.leavePresence(cmd.Channel)
 	return struct{}{}, nil
 }
 
@@ -405,6 +416,7 @@ func (s *Session) Closed() {
 	ctx := context.WithoutCancel(s.mgr.ctx) // a node shutting down still lets go
 	for _, ch := range subs {
 		s.mgr.hub.Unsubscribe(ctx, ch, s)
+		s.leavePresence(ch)
 	}
 	s.mgr.remove(s)
 }
@@ -435,6 +447,7 @@ func (s *Session) Unsubscribe(ctx context.Context, channel string, code int, rea
 		return false
 	}
 	s.mgr.hub.Unsubscribe(ctx, channel, s)
+	s.leavePresence(channel)
 	b, _ := json.Marshal(&protocol.Unsubscribe{Op: protocol.PushUnsubscribe, Channel: channel, Code: code, Reason: reason})
 	s.write(s.conn.Format().AppendFrame(make([]byte, 0, len(b)+10), b))
 	return true

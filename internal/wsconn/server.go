@@ -15,6 +15,7 @@ package wsconn
 import (
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -60,6 +61,10 @@ type Config struct {
 	Compression *wire.Compression
 	// Logger receives connection events.
 	Logger *slog.Logger
+	// Upgraded, when set, is called with each upgraded connection's socket
+	// just before its handshake read deadline is cleared (the node's listener
+	// clears it again if nbhttp's accept goroutine may still set it).
+	Upgraded func(net.Conn)
 }
 
 // Server is the WebSocket transport. Its methods are safe for concurrent use.

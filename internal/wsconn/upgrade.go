@@ -176,6 +176,9 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, echo bool, ip s
 		hc.Parser = nil // the request parser's job is done
 		c.nb = hc.Conn
 		if sock := c.socket(); sock != nil {
+			if s.cfg.Upgraded != nil {
+				s.cfg.Upgraded(c.nb)
+			}
 			_ = c.nb.SetReadDeadline(time.Time{}) // nbhttp's keepalive: heartbeats are ours
 			c.undeadline = true                   // and again at the first bytes: see Parse
 			// Hold wmu until the answer is out: once its session is open, c can

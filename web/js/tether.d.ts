@@ -88,11 +88,34 @@ export interface GapInfo {
   position: Position;
 }
 
-/** A join or leave push, as the server sends it (presence; docs/protocol.md). */
+/** One connection present in a channel (docs/protocol.md, presence). */
+export interface Member {
+  client: string;
+  /** Absent for an anonymous connection. */
+  user?: string;
+  /** What its token says about it. */
+  info?: unknown;
+  /** When it joined its server's presence, in Unix milliseconds. */
+  connected_at: number;
+}
+
+/** The presence push of a channel's window: who joined and left, and its counts. */
 export interface PresencePush {
   op: string;
   channel: string;
+  /** Listed up to the server's cap; joined and left count them all. */
+  join?: Member[];
+  leave?: Member[];
+  joined?: number;
+  left?: number;
+  occupancy?: PresenceStats;
   [field: string]: unknown;
+}
+
+/** A channel's counts: its members and their distinct users. */
+export interface PresenceStats {
+  clients: number;
+  users: number;
 }
 
 /** The handlers of a subscription; all optional. They run in order, one at a time. */
@@ -103,10 +126,14 @@ export interface SubscriptionHandlers<T = unknown> {
   recovered?(info: RecoveredInfo): void;
   /** The server could not fill a hole: reload the state (history can help), then go on. */
   gap?(info: GapInfo): void;
-  /** Someone joined the channel (servers with presence). */
-  join?(m: PresencePush): void;
-  /** Someone left the channel (servers with presence). */
-  leave?(m: PresencePush): void;
+  /** A member joined the channel (namespaces with join_leave): once per member a presence push lists. */
+  join?(m: Member & { channel: string }): void;
+  /** A member left the channel (namespaces with join_leave). */
+  leave?(m: Member & { channel: string }): void;
+  /** The channel's counts changed (namespaces with occupancy). */
+  occupancy?(s: PresenceStats & { channel: string }): void;
+  /** Each presence push as it is, counts of unlisted joins and leaves included. */
+  presence?(p: PresencePush): void;
   /** The server refused to resubscribe after a reconnect: the subscription is over. */
   unsubscribed?(info: { channel: string; error: TetherError }): void;
 }
@@ -159,8 +186,10 @@ export class Client {
     channel: string,
     options?: { since?: Position | { offset: number; epoch?: string }; limit?: number; signal?: AbortSignal },
   ): Promise<HistoryResult<T>>;
-  /** The channel's members; rejects with code unknown_op on a server without presence. */
-  presence(channel: string, options?: { signal?: AbortSignal }): Promise<unknown>;
+  /** The channel's members, where its namespace keeps presence (else: permission_denied). */
+  presence(channel: string, options?: { signal?: AbortSignal }): Promise<{ members: Member[] }>;
+  /** The channel's counts of members and distinct users. */
+  presenceStats(channel: string, options?: { signal?: AbortSignal }): Promise<PresenceStats>;
   /** Closes the connection (or leaves the shared one) and ends every subscription. */
   close(): void;
 }

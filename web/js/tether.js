@@ -658,9 +658,14 @@ export class Client {
     }));
   }
 
-  /** presence resolves with the channel's members, once the server has presence (else: unknown_op). */
+  /** presence resolves with {members}: the channel's members, where its namespace keeps presence. */
   presence(channel, { signal } = {}) {
     return this._call({ op: "presence", channel }, signal);
+  }
+
+  /** presenceStats resolves with the channel's counts: {clients, users}. */
+  presenceStats(channel, { signal } = {}) {
+    return this._call({ op: "presence_stats", channel }, signal);
   }
 
   /** close closes the connection (or leaves the shared one) and ends every subscription. */
@@ -817,7 +822,18 @@ export class Subscription {
     if (it.pub) this._stream.accept({ ...it.pub, channel: this.channel });
     else if (it.ev === "gap") this._stream.upGap(it.info.position);
     else if (it.ev === "recovered") this._out(it);
-    else if (it.push) this._fire(it.push.op, it.push);
+    else if (it.push) this._push(it.push);
+  }
+
+  // _push hands a push to the handlers: a presence push as one join or leave
+  // call per member it lists, an occupancy call with the counts, and the whole
+  // push to presence; any other push to the handler of its op.
+  _push(p) {
+    if (p.op !== "presence") return this._fire(p.op, p);
+    for (const m of p.join || []) this._fire("join", { ...m, channel: this.channel });
+    for (const m of p.leave || []) this._fire("leave", { ...m, channel: this.channel });
+    if (p.occupancy) this._fire("occupancy", { ...p.occupancy, channel: this.channel });
+    this._fire("presence", p);
   }
 
   _out(it) {

@@ -779,8 +779,9 @@ func (x *PresenceRequest) GetChannel() string {
 }
 
 type PresenceResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Clients       []*ClientInfo          `protobuf:"bytes,1,rep,name=clients,proto3" json:"clients,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// members are in no particular order.
+	Members       []*PresenceMember `protobuf:"bytes,1,rep,name=members,proto3" json:"members,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -815,11 +816,182 @@ func (*PresenceResponse) Descriptor() ([]byte, []int) {
 	return file_tether_v1_tether_proto_rawDescGZIP(), []int{14}
 }
 
-func (x *PresenceResponse) GetClients() []*ClientInfo {
+func (x *PresenceResponse) GetMembers() []*PresenceMember {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
+// PresenceMember is one connection present in a channel.
+type PresenceMember struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// client is the connection's client id.
+	Client string `protobuf:"bytes,1,opt,name=client,proto3" json:"client,omitempty"`
+	// user is its user; empty for an anonymous connection.
+	User string `protobuf:"bytes,2,opt,name=user,proto3" json:"user,omitempty"`
+	// info is what its credentials say about it: JSON text, or empty.
+	Info string `protobuf:"bytes,3,opt,name=info,proto3" json:"info,omitempty"`
+	// connected_at_unix_ms is when it joined the presence of its node.
+	ConnectedAtUnixMs int64 `protobuf:"varint,4,opt,name=connected_at_unix_ms,json=connectedAtUnixMs,proto3" json:"connected_at_unix_ms,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *PresenceMember) Reset() {
+	*x = PresenceMember{}
+	mi := &file_tether_v1_tether_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PresenceMember) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PresenceMember) ProtoMessage() {}
+
+func (x *PresenceMember) ProtoReflect() protoreflect.Message {
+	mi := &file_tether_v1_tether_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PresenceMember.ProtoReflect.Descriptor instead.
+func (*PresenceMember) Descriptor() ([]byte, []int) {
+	return file_tether_v1_tether_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *PresenceMember) GetClient() string {
+	if x != nil {
+		return x.Client
+	}
+	return ""
+}
+
+func (x *PresenceMember) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *PresenceMember) GetInfo() string {
+	if x != nil {
+		return x.Info
+	}
+	return ""
+}
+
+func (x *PresenceMember) GetConnectedAtUnixMs() int64 {
+	if x != nil {
+		return x.ConnectedAtUnixMs
+	}
+	return 0
+}
+
+type PresenceStatsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Channel       string                 `protobuf:"bytes,1,opt,name=channel,proto3" json:"channel,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PresenceStatsRequest) Reset() {
+	*x = PresenceStatsRequest{}
+	mi := &file_tether_v1_tether_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PresenceStatsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PresenceStatsRequest) ProtoMessage() {}
+
+func (x *PresenceStatsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tether_v1_tether_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PresenceStatsRequest.ProtoReflect.Descriptor instead.
+func (*PresenceStatsRequest) Descriptor() ([]byte, []int) {
+	return file_tether_v1_tether_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *PresenceStatsRequest) GetChannel() string {
+	if x != nil {
+		return x.Channel
+	}
+	return ""
+}
+
+type PresenceStatsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// clients is the number of members.
+	Clients int64 `protobuf:"varint,1,opt,name=clients,proto3" json:"clients,omitempty"`
+	// users is the number of distinct users among them.
+	Users         int64 `protobuf:"varint,2,opt,name=users,proto3" json:"users,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PresenceStatsResponse) Reset() {
+	*x = PresenceStatsResponse{}
+	mi := &file_tether_v1_tether_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PresenceStatsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PresenceStatsResponse) ProtoMessage() {}
+
+func (x *PresenceStatsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tether_v1_tether_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PresenceStatsResponse.ProtoReflect.Descriptor instead.
+func (*PresenceStatsResponse) Descriptor() ([]byte, []int) {
+	return file_tether_v1_tether_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *PresenceStatsResponse) GetClients() int64 {
 	if x != nil {
 		return x.Clients
 	}
-	return nil
+	return 0
+}
+
+func (x *PresenceStatsResponse) GetUsers() int64 {
+	if x != nil {
+		return x.Users
+	}
+	return 0
 }
 
 type DisconnectRequest struct {
@@ -837,7 +1009,7 @@ type DisconnectRequest struct {
 
 func (x *DisconnectRequest) Reset() {
 	*x = DisconnectRequest{}
-	mi := &file_tether_v1_tether_proto_msgTypes[15]
+	mi := &file_tether_v1_tether_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -849,7 +1021,7 @@ func (x *DisconnectRequest) String() string {
 func (*DisconnectRequest) ProtoMessage() {}
 
 func (x *DisconnectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tether_v1_tether_proto_msgTypes[15]
+	mi := &file_tether_v1_tether_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -862,7 +1034,7 @@ func (x *DisconnectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisconnectRequest.ProtoReflect.Descriptor instead.
 func (*DisconnectRequest) Descriptor() ([]byte, []int) {
-	return file_tether_v1_tether_proto_rawDescGZIP(), []int{15}
+	return file_tether_v1_tether_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *DisconnectRequest) GetClient() string {
@@ -896,7 +1068,7 @@ type DisconnectResponse struct {
 
 func (x *DisconnectResponse) Reset() {
 	*x = DisconnectResponse{}
-	mi := &file_tether_v1_tether_proto_msgTypes[16]
+	mi := &file_tether_v1_tether_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -908,7 +1080,7 @@ func (x *DisconnectResponse) String() string {
 func (*DisconnectResponse) ProtoMessage() {}
 
 func (x *DisconnectResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tether_v1_tether_proto_msgTypes[16]
+	mi := &file_tether_v1_tether_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -921,7 +1093,7 @@ func (x *DisconnectResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisconnectResponse.ProtoReflect.Descriptor instead.
 func (*DisconnectResponse) Descriptor() ([]byte, []int) {
-	return file_tether_v1_tether_proto_rawDescGZIP(), []int{16}
+	return file_tether_v1_tether_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *DisconnectResponse) GetDisconnected() int64 {
@@ -941,7 +1113,7 @@ type UnsubscribeRequest struct {
 
 func (x *UnsubscribeRequest) Reset() {
 	*x = UnsubscribeRequest{}
-	mi := &file_tether_v1_tether_proto_msgTypes[17]
+	mi := &file_tether_v1_tether_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -953,7 +1125,7 @@ func (x *UnsubscribeRequest) String() string {
 func (*UnsubscribeRequest) ProtoMessage() {}
 
 func (x *UnsubscribeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tether_v1_tether_proto_msgTypes[17]
+	mi := &file_tether_v1_tether_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -966,7 +1138,7 @@ func (x *UnsubscribeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnsubscribeRequest.ProtoReflect.Descriptor instead.
 func (*UnsubscribeRequest) Descriptor() ([]byte, []int) {
-	return file_tether_v1_tether_proto_rawDescGZIP(), []int{17}
+	return file_tether_v1_tether_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *UnsubscribeRequest) GetUser() string {
@@ -993,7 +1165,7 @@ type UnsubscribeResponse struct {
 
 func (x *UnsubscribeResponse) Reset() {
 	*x = UnsubscribeResponse{}
-	mi := &file_tether_v1_tether_proto_msgTypes[18]
+	mi := &file_tether_v1_tether_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1005,7 +1177,7 @@ func (x *UnsubscribeResponse) String() string {
 func (*UnsubscribeResponse) ProtoMessage() {}
 
 func (x *UnsubscribeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tether_v1_tether_proto_msgTypes[18]
+	mi := &file_tether_v1_tether_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1018,7 +1190,7 @@ func (x *UnsubscribeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnsubscribeResponse.ProtoReflect.Descriptor instead.
 func (*UnsubscribeResponse) Descriptor() ([]byte, []int) {
-	return file_tether_v1_tether_proto_rawDescGZIP(), []int{18}
+	return file_tether_v1_tether_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *UnsubscribeResponse) GetUnsubscribed() int64 {
@@ -1036,7 +1208,7 @@ type InfoRequest struct {
 
 func (x *InfoRequest) Reset() {
 	*x = InfoRequest{}
-	mi := &file_tether_v1_tether_proto_msgTypes[19]
+	mi := &file_tether_v1_tether_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1048,7 +1220,7 @@ func (x *InfoRequest) String() string {
 func (*InfoRequest) ProtoMessage() {}
 
 func (x *InfoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tether_v1_tether_proto_msgTypes[19]
+	mi := &file_tether_v1_tether_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1061,7 +1233,7 @@ func (x *InfoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InfoRequest.ProtoReflect.Descriptor instead.
 func (*InfoRequest) Descriptor() ([]byte, []int) {
-	return file_tether_v1_tether_proto_rawDescGZIP(), []int{19}
+	return file_tether_v1_tether_proto_rawDescGZIP(), []int{22}
 }
 
 // InfoResponse holds a node's statistics.
@@ -1088,7 +1260,7 @@ type InfoResponse struct {
 
 func (x *InfoResponse) Reset() {
 	*x = InfoResponse{}
-	mi := &file_tether_v1_tether_proto_msgTypes[20]
+	mi := &file_tether_v1_tether_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1100,7 +1272,7 @@ func (x *InfoResponse) String() string {
 func (*InfoResponse) ProtoMessage() {}
 
 func (x *InfoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tether_v1_tether_proto_msgTypes[20]
+	mi := &file_tether_v1_tether_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1113,7 +1285,7 @@ func (x *InfoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InfoResponse.ProtoReflect.Descriptor instead.
 func (*InfoResponse) Descriptor() ([]byte, []int) {
-	return file_tether_v1_tether_proto_rawDescGZIP(), []int{20}
+	return file_tether_v1_tether_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *InfoResponse) GetConnections() int64 {
@@ -1221,7 +1393,7 @@ type NodeInfo struct {
 
 func (x *NodeInfo) Reset() {
 	*x = NodeInfo{}
-	mi := &file_tether_v1_tether_proto_msgTypes[21]
+	mi := &file_tether_v1_tether_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1233,7 +1405,7 @@ func (x *NodeInfo) String() string {
 func (*NodeInfo) ProtoMessage() {}
 
 func (x *NodeInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_tether_v1_tether_proto_msgTypes[21]
+	mi := &file_tether_v1_tether_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1246,7 +1418,7 @@ func (x *NodeInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeInfo.ProtoReflect.Descriptor instead.
 func (*NodeInfo) Descriptor() ([]byte, []int) {
-	return file_tether_v1_tether_proto_rawDescGZIP(), []int{21}
+	return file_tether_v1_tether_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *NodeInfo) GetName() string {
@@ -1275,6 +1447,219 @@ func (x *NodeInfo) GetSeenUnixMs() int64 {
 		return x.SeenUnixMs
 	}
 	return 0
+}
+
+type BatchRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// publications are published in this order; at most 1000.
+	Publications  []*PublishRequest `protobuf:"bytes,1,rep,name=publications,proto3" json:"publications,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BatchRequest) Reset() {
+	*x = BatchRequest{}
+	mi := &file_tether_v1_tether_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BatchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BatchRequest) ProtoMessage() {}
+
+func (x *BatchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tether_v1_tether_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BatchRequest.ProtoReflect.Descriptor instead.
+func (*BatchRequest) Descriptor() ([]byte, []int) {
+	return file_tether_v1_tether_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *BatchRequest) GetPublications() []*PublishRequest {
+	if x != nil {
+		return x.Publications
+	}
+	return nil
+}
+
+type BatchResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// results has one entry per publication, in request order.
+	Results       []*BroadcastResult `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BatchResponse) Reset() {
+	*x = BatchResponse{}
+	mi := &file_tether_v1_tether_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BatchResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BatchResponse) ProtoMessage() {}
+
+func (x *BatchResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tether_v1_tether_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BatchResponse.ProtoReflect.Descriptor instead.
+func (*BatchResponse) Descriptor() ([]byte, []int) {
+	return file_tether_v1_tether_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *BatchResponse) GetResults() []*BroadcastResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+type PublishStreamRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// id is the caller's, echoed in the response.
+	Id      uint64 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Channel string `protobuf:"bytes,2,opt,name=channel,proto3" json:"channel,omitempty"`
+	// data is any JSON value, as text.
+	Data          string `protobuf:"bytes,3,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PublishStreamRequest) Reset() {
+	*x = PublishStreamRequest{}
+	mi := &file_tether_v1_tether_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PublishStreamRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PublishStreamRequest) ProtoMessage() {}
+
+func (x *PublishStreamRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_tether_v1_tether_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PublishStreamRequest.ProtoReflect.Descriptor instead.
+func (*PublishStreamRequest) Descriptor() ([]byte, []int) {
+	return file_tether_v1_tether_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *PublishStreamRequest) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *PublishStreamRequest) GetChannel() string {
+	if x != nil {
+		return x.Channel
+	}
+	return ""
+}
+
+func (x *PublishStreamRequest) GetData() string {
+	if x != nil {
+		return x.Data
+	}
+	return ""
+}
+
+type PublishStreamResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	// position is set when the publication was published, error when not.
+	Position      *Position `protobuf:"bytes,2,opt,name=position,proto3" json:"position,omitempty"`
+	Error         *Error    `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PublishStreamResponse) Reset() {
+	*x = PublishStreamResponse{}
+	mi := &file_tether_v1_tether_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PublishStreamResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PublishStreamResponse) ProtoMessage() {}
+
+func (x *PublishStreamResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_tether_v1_tether_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PublishStreamResponse.ProtoReflect.Descriptor instead.
+func (*PublishStreamResponse) Descriptor() ([]byte, []int) {
+	return file_tether_v1_tether_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *PublishStreamResponse) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *PublishStreamResponse) GetPosition() *Position {
+	if x != nil {
+		return x.Position
+	}
+	return nil
+}
+
+func (x *PublishStreamResponse) GetError() *Error {
+	if x != nil {
+		return x.Error
+	}
+	return nil
 }
 
 var File_tether_v1_tether_proto protoreflect.FileDescriptor
@@ -1324,9 +1709,19 @@ const file_tether_v1_tether_proto_rawDesc = "" +
 	"\bposition\x18\x01 \x01(\v2\x13.tether.v1.PositionR\bposition\x12:\n" +
 	"\fpublications\x18\x02 \x03(\v2\x16.tether.v1.PublicationR\fpublications\"+\n" +
 	"\x0fPresenceRequest\x12\x18\n" +
-	"\achannel\x18\x01 \x01(\tR\achannel\"C\n" +
-	"\x10PresenceResponse\x12/\n" +
-	"\aclients\x18\x01 \x03(\v2\x15.tether.v1.ClientInfoR\aclients\"]\n" +
+	"\achannel\x18\x01 \x01(\tR\achannel\"G\n" +
+	"\x10PresenceResponse\x123\n" +
+	"\amembers\x18\x01 \x03(\v2\x19.tether.v1.PresenceMemberR\amembers\"\x81\x01\n" +
+	"\x0ePresenceMember\x12\x16\n" +
+	"\x06client\x18\x01 \x01(\tR\x06client\x12\x12\n" +
+	"\x04user\x18\x02 \x01(\tR\x04user\x12\x12\n" +
+	"\x04info\x18\x03 \x01(\tR\x04info\x12/\n" +
+	"\x14connected_at_unix_ms\x18\x04 \x01(\x03R\x11connectedAtUnixMs\"0\n" +
+	"\x14PresenceStatsRequest\x12\x18\n" +
+	"\achannel\x18\x01 \x01(\tR\achannel\"G\n" +
+	"\x15PresenceStatsResponse\x12\x18\n" +
+	"\aclients\x18\x01 \x01(\x03R\aclients\x12\x14\n" +
+	"\x05users\x18\x02 \x01(\x03R\x05users\"]\n" +
 	"\x11DisconnectRequest\x12\x16\n" +
 	"\x06client\x18\x01 \x01(\tR\x06client\x12\x1c\n" +
 	"\treconnect\x18\x02 \x01(\bR\treconnect\x12\x12\n" +
@@ -1359,9 +1754,21 @@ const file_tether_v1_tether_proto_rawDesc = "" +
 	"\vconnections\x18\x02 \x01(\x03R\vconnections\x12\x1a\n" +
 	"\bchannels\x18\x03 \x01(\x03R\bchannels\x12 \n" +
 	"\fseen_unix_ms\x18\x04 \x01(\x03R\n" +
-	"seenUnixMs2K\n" +
+	"seenUnixMs\"M\n" +
+	"\fBatchRequest\x12=\n" +
+	"\fpublications\x18\x01 \x03(\v2\x19.tether.v1.PublishRequestR\fpublications\"E\n" +
+	"\rBatchResponse\x124\n" +
+	"\aresults\x18\x01 \x03(\v2\x1a.tether.v1.BroadcastResultR\aresults\"T\n" +
+	"\x14PublishStreamRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x18\n" +
+	"\achannel\x18\x02 \x01(\tR\achannel\x12\x12\n" +
+	"\x04data\x18\x03 \x01(\tR\x04data\"\x80\x01\n" +
+	"\x15PublishStreamResponse\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12/\n" +
+	"\bposition\x18\x02 \x01(\v2\x13.tether.v1.PositionR\bposition\x12&\n" +
+	"\x05error\x18\x03 \x01(\v2\x10.tether.v1.ErrorR\x05error2K\n" +
 	"\x06Tether\x12A\n" +
-	"\aConnect\x12\x18.tether.v1.ClientMessage\x1a\x18.tether.v1.ServerMessage(\x010\x012\xee\x03\n" +
+	"\aConnect\x12\x18.tether.v1.ClientMessage\x1a\x18.tether.v1.ServerMessage(\x010\x012\xd6\x05\n" +
 	"\tServerAPI\x12@\n" +
 	"\aPublish\x12\x19.tether.v1.PublishRequest\x1a\x1a.tether.v1.PublishResponse\x12F\n" +
 	"\tBroadcast\x12\x1b.tether.v1.BroadcastRequest\x1a\x1c.tether.v1.BroadcastResponse\x12@\n" +
@@ -1370,7 +1777,10 @@ const file_tether_v1_tether_proto_rawDesc = "" +
 	"\n" +
 	"Disconnect\x12\x1c.tether.v1.DisconnectRequest\x1a\x1d.tether.v1.DisconnectResponse\x12L\n" +
 	"\vUnsubscribe\x12\x1d.tether.v1.UnsubscribeRequest\x1a\x1e.tether.v1.UnsubscribeResponse\x127\n" +
-	"\x04Info\x12\x16.tether.v1.InfoRequest\x1a\x17.tether.v1.InfoResponseB5Z3github.com/tetherhq/tether/proto/tether/v1;tetherv1b\x06proto3"
+	"\x04Info\x12\x16.tether.v1.InfoRequest\x1a\x17.tether.v1.InfoResponse\x12R\n" +
+	"\rPresenceStats\x12\x1f.tether.v1.PresenceStatsRequest\x1a .tether.v1.PresenceStatsResponse\x12:\n" +
+	"\x05Batch\x12\x17.tether.v1.BatchRequest\x1a\x18.tether.v1.BatchResponse\x12V\n" +
+	"\rPublishStream\x12\x1f.tether.v1.PublishStreamRequest\x1a .tether.v1.PublishStreamResponse(\x010\x01B5Z3github.com/tetherhq/tether/proto/tether/v1;tetherv1b\x06proto3"
 
 var (
 	file_tether_v1_tether_proto_rawDescOnce sync.Once
@@ -1384,30 +1794,37 @@ func file_tether_v1_tether_proto_rawDescGZIP() []byte {
 	return file_tether_v1_tether_proto_rawDescData
 }
 
-var file_tether_v1_tether_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_tether_v1_tether_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_tether_v1_tether_proto_goTypes = []any{
-	(*ClientMessage)(nil),       // 0: tether.v1.ClientMessage
-	(*ServerMessage)(nil),       // 1: tether.v1.ServerMessage
-	(*Position)(nil),            // 2: tether.v1.Position
-	(*ClientInfo)(nil),          // 3: tether.v1.ClientInfo
-	(*Publication)(nil),         // 4: tether.v1.Publication
-	(*PublishRequest)(nil),      // 5: tether.v1.PublishRequest
-	(*PublishResponse)(nil),     // 6: tether.v1.PublishResponse
-	(*BroadcastRequest)(nil),    // 7: tether.v1.BroadcastRequest
-	(*BroadcastResult)(nil),     // 8: tether.v1.BroadcastResult
-	(*Error)(nil),               // 9: tether.v1.Error
-	(*BroadcastResponse)(nil),   // 10: tether.v1.BroadcastResponse
-	(*HistoryRequest)(nil),      // 11: tether.v1.HistoryRequest
-	(*HistoryResponse)(nil),     // 12: tether.v1.HistoryResponse
-	(*PresenceRequest)(nil),     // 13: tether.v1.PresenceRequest
-	(*PresenceResponse)(nil),    // 14: tether.v1.PresenceResponse
-	(*DisconnectRequest)(nil),   // 15: tether.v1.DisconnectRequest
-	(*DisconnectResponse)(nil),  // 16: tether.v1.DisconnectResponse
-	(*UnsubscribeRequest)(nil),  // 17: tether.v1.UnsubscribeRequest
-	(*UnsubscribeResponse)(nil), // 18: tether.v1.UnsubscribeResponse
-	(*InfoRequest)(nil),         // 19: tether.v1.InfoRequest
-	(*InfoResponse)(nil),        // 20: tether.v1.InfoResponse
-	(*NodeInfo)(nil),            // 21: tether.v1.NodeInfo
+	(*ClientMessage)(nil),         // 0: tether.v1.ClientMessage
+	(*ServerMessage)(nil),         // 1: tether.v1.ServerMessage
+	(*Position)(nil),              // 2: tether.v1.Position
+	(*ClientInfo)(nil),            // 3: tether.v1.ClientInfo
+	(*Publication)(nil),           // 4: tether.v1.Publication
+	(*PublishRequest)(nil),        // 5: tether.v1.PublishRequest
+	(*PublishResponse)(nil),       // 6: tether.v1.PublishResponse
+	(*BroadcastRequest)(nil),      // 7: tether.v1.BroadcastRequest
+	(*BroadcastResult)(nil),       // 8: tether.v1.BroadcastResult
+	(*Error)(nil),                 // 9: tether.v1.Error
+	(*BroadcastResponse)(nil),     // 10: tether.v1.BroadcastResponse
+	(*HistoryRequest)(nil),        // 11: tether.v1.HistoryRequest
+	(*HistoryResponse)(nil),       // 12: tether.v1.HistoryResponse
+	(*PresenceRequest)(nil),       // 13: tether.v1.PresenceRequest
+	(*PresenceResponse)(nil),      // 14: tether.v1.PresenceResponse
+	(*PresenceMember)(nil),        // 15: tether.v1.PresenceMember
+	(*PresenceStatsRequest)(nil),  // 16: tether.v1.PresenceStatsRequest
+	(*PresenceStatsResponse)(nil), // 17: tether.v1.PresenceStatsResponse
+	(*DisconnectRequest)(nil),     // 18: tether.v1.DisconnectRequest
+	(*DisconnectResponse)(nil),    // 19: tether.v1.DisconnectResponse
+	(*UnsubscribeRequest)(nil),    // 20: tether.v1.UnsubscribeRequest
+	(*UnsubscribeResponse)(nil),   // 21: tether.v1.UnsubscribeResponse
+	(*InfoRequest)(nil),           // 22: tether.v1.InfoRequest
+	(*InfoResponse)(nil),          // 23: tether.v1.InfoResponse
+	(*NodeInfo)(nil),              // 24: tether.v1.NodeInfo
+	(*BatchRequest)(nil),          // 25: tether.v1.BatchRequest
+	(*BatchResponse)(nil),         // 26: tether.v1.BatchResponse
+	(*PublishStreamRequest)(nil),  // 27: tether.v1.PublishStreamRequest
+	(*PublishStreamResponse)(nil), // 28: tether.v1.PublishStreamResponse
 }
 var file_tether_v1_tether_proto_depIdxs = []int32{
 	3,  // 0: tether.v1.Publication.from:type_name -> tether.v1.ClientInfo
@@ -1418,29 +1835,39 @@ var file_tether_v1_tether_proto_depIdxs = []int32{
 	2,  // 5: tether.v1.HistoryRequest.since:type_name -> tether.v1.Position
 	2,  // 6: tether.v1.HistoryResponse.position:type_name -> tether.v1.Position
 	4,  // 7: tether.v1.HistoryResponse.publications:type_name -> tether.v1.Publication
-	3,  // 8: tether.v1.PresenceResponse.clients:type_name -> tether.v1.ClientInfo
-	21, // 9: tether.v1.InfoResponse.nodes:type_name -> tether.v1.NodeInfo
-	0,  // 10: tether.v1.Tether.Connect:input_type -> tether.v1.ClientMessage
-	5,  // 11: tether.v1.ServerAPI.Publish:input_type -> tether.v1.PublishRequest
-	7,  // 12: tether.v1.ServerAPI.Broadcast:input_type -> tether.v1.BroadcastRequest
-	11, // 13: tether.v1.ServerAPI.History:input_type -> tether.v1.HistoryRequest
-	13, // 14: tether.v1.ServerAPI.Presence:input_type -> tether.v1.PresenceRequest
-	15, // 15: tether.v1.ServerAPI.Disconnect:input_type -> tether.v1.DisconnectRequest
-	17, // 16: tether.v1.ServerAPI.Unsubscribe:input_type -> tether.v1.UnsubscribeRequest
-	19, // 17: tether.v1.ServerAPI.Info:input_type -> tether.v1.InfoRequest
-	1,  // 18: tether.v1.Tether.Connect:output_type -> tether.v1.ServerMessage
-	6,  // 19: tether.v1.ServerAPI.Publish:output_type -> tether.v1.PublishResponse
-	10, // 20: tether.v1.ServerAPI.Broadcast:output_type -> tether.v1.BroadcastResponse
-	12, // 21: tether.v1.ServerAPI.History:output_type -> tether.v1.HistoryResponse
-	14, // 22: tether.v1.ServerAPI.Presence:output_type -> tether.v1.PresenceResponse
-	16, // 23: tether.v1.ServerAPI.Disconnect:output_type -> tether.v1.DisconnectResponse
-	18, // 24: tether.v1.ServerAPI.Unsubscribe:output_type -> tether.v1.UnsubscribeResponse
-	20, // 25: tether.v1.ServerAPI.Info:output_type -> tether.v1.InfoResponse
-	18, // [18:26] is the sub-list for method output_type
-	10, // [10:18] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	15, // 8: tether.v1.PresenceResponse.members:type_name -> tether.v1.PresenceMember
+	24, // 9: tether.v1.InfoResponse.nodes:type_name -> tether.v1.NodeInfo
+	5,  // 10: tether.v1.BatchRequest.publications:type_name -> tether.v1.PublishRequest
+	8,  // 11: tether.v1.BatchResponse.results:type_name -> tether.v1.BroadcastResult
+	2,  // 12: tether.v1.PublishStreamResponse.position:type_name -> tether.v1.Position
+	9,  // 13: tether.v1.PublishStreamResponse.error:type_name -> tether.v1.Error
+	0,  // 14: tether.v1.Tether.Connect:input_type -> tether.v1.ClientMessage
+	5,  // 15: tether.v1.ServerAPI.Publish:input_type -> tether.v1.PublishRequest
+	7,  // 16: tether.v1.ServerAPI.Broadcast:input_type -> tether.v1.BroadcastRequest
+	11, // 17: tether.v1.ServerAPI.History:input_type -> tether.v1.HistoryRequest
+	13, // 18: tether.v1.ServerAPI.Presence:input_type -> tether.v1.PresenceRequest
+	18, // 19: tether.v1.ServerAPI.Disconnect:input_type -> tether.v1.DisconnectRequest
+	20, // 20: tether.v1.ServerAPI.Unsubscribe:input_type -> tether.v1.UnsubscribeRequest
+	22, // 21: tether.v1.ServerAPI.Info:input_type -> tether.v1.InfoRequest
+	16, // 22: tether.v1.ServerAPI.PresenceStats:input_type -> tether.v1.PresenceStatsRequest
+	25, // 23: tether.v1.ServerAPI.Batch:input_type -> tether.v1.BatchRequest
+	27, // 24: tether.v1.ServerAPI.PublishStream:input_type -> tether.v1.PublishStreamRequest
+	1,  // 25: tether.v1.Tether.Connect:output_type -> tether.v1.ServerMessage
+	6,  // 26: tether.v1.ServerAPI.Publish:output_type -> tether.v1.PublishResponse
+	10, // 27: tether.v1.ServerAPI.Broadcast:output_type -> tether.v1.BroadcastResponse
+	12, // 28: tether.v1.ServerAPI.History:output_type -> tether.v1.HistoryResponse
+	14, // 29: tether.v1.ServerAPI.Presence:output_type -> tether.v1.PresenceResponse
+	19, // 30: tether.v1.ServerAPI.Disconnect:output_type -> tether.v1.DisconnectResponse
+	21, // 31: tether.v1.ServerAPI.Unsubscribe:output_type -> tether.v1.UnsubscribeResponse
+	23, // 32: tether.v1.ServerAPI.Info:output_type -> tether.v1.InfoResponse
+	17, // 33: tether.v1.ServerAPI.PresenceStats:output_type -> tether.v1.PresenceStatsResponse
+	26, // 34: tether.v1.ServerAPI.Batch:output_type -> tether.v1.BatchResponse
+	28, // 35: tether.v1.ServerAPI.PublishStream:output_type -> tether.v1.PublishStreamResponse
+	25, // [25:36] is the sub-list for method output_type
+	14, // [14:25] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_tether_v1_tether_proto_init() }
@@ -1454,7 +1881,7 @@ func file_tether_v1_tether_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tether_v1_tether_proto_rawDesc), len(file_tether_v1_tether_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   22,
+			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -137,13 +137,16 @@ var Tether_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	ServerAPI_Publish_FullMethodName     = "/tether.v1.ServerAPI/Publish"
-	ServerAPI_Broadcast_FullMethodName   = "/tether.v1.ServerAPI/Broadcast"
-	ServerAPI_History_FullMethodName     = "/tether.v1.ServerAPI/History"
-	ServerAPI_Presence_FullMethodName    = "/tether.v1.ServerAPI/Presence"
-	ServerAPI_Disconnect_FullMethodName  = "/tether.v1.ServerAPI/Disconnect"
-	ServerAPI_Unsubscribe_FullMethodName = "/tether.v1.ServerAPI/Unsubscribe"
-	ServerAPI_Info_FullMethodName        = "/tether.v1.ServerAPI/Info"
+	ServerAPI_Publish_FullMethodName       = "/tether.v1.ServerAPI/Publish"
+	ServerAPI_Broadcast_FullMethodName     = "/tether.v1.ServerAPI/Broadcast"
+	ServerAPI_History_FullMethodName       = "/tether.v1.ServerAPI/History"
+	ServerAPI_Presence_FullMethodName      = "/tether.v1.ServerAPI/Presence"
+	ServerAPI_Disconnect_FullMethodName    = "/tether.v1.ServerAPI/Disconnect"
+	ServerAPI_Unsubscribe_FullMethodName   = "/tether.v1.ServerAPI/Unsubscribe"
+	ServerAPI_Info_FullMethodName          = "/tether.v1.ServerAPI/Info"
+	ServerAPI_PresenceStats_FullMethodName = "/tether.v1.ServerAPI/PresenceStats"
+	ServerAPI_Batch_FullMethodName         = "/tether.v1.ServerAPI/Batch"
+	ServerAPI_PublishStream_FullMethodName = "/tether.v1.ServerAPI/PublishStream"
 )
 
 // ServerAPIClient is the client API for ServerAPI service.
@@ -158,8 +161,8 @@ type ServerAPIClient interface {
 	Broadcast(ctx context.Context, in *BroadcastRequest, opts ...grpc.CallOption) (*BroadcastResponse, error)
 	// History returns a channel's recent publications.
 	History(ctx context.Context, in *HistoryRequest, opts ...grpc.CallOption) (*HistoryResponse, error)
-	// Presence returns who is subscribed to a channel. Not implemented yet:
-	// it answers UNIMPLEMENTED.
+	// Presence returns who is subscribed to a channel: its members, on every
+	// node that shares the presence store.
 	Presence(ctx context.Context, in *PresenceRequest, opts ...grpc.CallOption) (*PresenceResponse, error)
 	// Disconnect closes a client's connection, by client id, or every
 	// connection of a user.
@@ -168,6 +171,15 @@ type ServerAPIClient interface {
 	Unsubscribe(ctx context.Context, in *UnsubscribeRequest, opts ...grpc.CallOption) (*UnsubscribeResponse, error)
 	// Info returns the node's statistics.
 	Info(ctx context.Context, in *InfoRequest, opts ...grpc.CallOption) (*InfoResponse, error)
+	// PresenceStats returns a channel's counts of members and distinct users.
+	PresenceStats(ctx context.Context, in *PresenceStatsRequest, opts ...grpc.CallOption) (*PresenceStatsResponse, error)
+	// Batch publishes many publications, to any channels, in request order,
+	// with one result each (the mirror of POST /api/batch).
+	Batch(ctx context.Context, in *BatchRequest, opts ...grpc.CallOption) (*BatchResponse, error)
+	// PublishStream publishes each message of the stream in the order sent and
+	// answers each with a PublishStreamResponse of the same id, in that order.
+	// A message that fails gets its error in its response; the stream goes on.
+	PublishStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[PublishStreamRequest, PublishStreamResponse], error)
 }
 
 type serverAPIClient struct {
@@ -248,6 +260,39 @@ func (c *serverAPIClient) Info(ctx context.Context, in *InfoRequest, opts ...grp
 	return out, nil
 }
 
+func (c *serverAPIClient) PresenceStats(ctx context.Context, in *PresenceStatsRequest, opts ...grpc.CallOption) (*PresenceStatsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PresenceStatsResponse)
+	err := c.cc.Invoke(ctx, ServerAPI_PresenceStats_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *serverAPIClient) Batch(ctx context.Context, in *BatchRequest, opts ...grpc.CallOption) (*BatchResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(BatchResponse)
+	err := c.cc.Invoke(ctx, ServerAPI_Batch_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *serverAPIClient) PublishStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[PublishStreamRequest, PublishStreamResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &ServerAPI_ServiceDesc.Streams[0], ServerAPI_PublishStream_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[PublishStreamRequest, PublishStreamResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type ServerAPI_PublishStreamClient = grpc.BidiStreamingClient[PublishStreamRequest, PublishStreamResponse]
+
 // ServerAPIServer is the server API for ServerAPI service.
 // All implementations must embed UnimplementedServerAPIServer
 // for forward compatibility.
@@ -260,8 +305,8 @@ type ServerAPIServer interface {
 	Broadcast(context.Context, *BroadcastRequest) (*BroadcastResponse, error)
 	// History returns a channel's recent publications.
 	History(context.Context, *HistoryRequest) (*HistoryResponse, error)
-	// Presence returns who is subscribed to a channel. Not implemented yet:
-	// it answers UNIMPLEMENTED.
+	// Presence returns who is subscribed to a channel: its members, on every
+	// node that shares the presence store.
 	Presence(context.Context, *PresenceRequest) (*PresenceResponse, error)
 	// Disconnect closes a client's connection, by client id, or every
 	// connection of a user.
@@ -270,6 +315,15 @@ type ServerAPIServer interface {
 	Unsubscribe(context.Context, *UnsubscribeRequest) (*UnsubscribeResponse, error)
 	// Info returns the node's statistics.
 	Info(context.Context, *InfoRequest) (*InfoResponse, error)
+	// PresenceStats returns a channel's counts of members and distinct users.
+	PresenceStats(context.Context, *PresenceStatsRequest) (*PresenceStatsResponse, error)
+	// Batch publishes many publications, to any channels, in request order,
+	// with one result each (the mirror of POST /api/batch).
+	Batch(context.Context, *BatchRequest) (*BatchResponse, error)
+	// PublishStream publishes each message of the stream in the order sent and
+	// answers each with a PublishStreamResponse of the same id, in that order.
+	// A message that fails gets its error in its response; the stream goes on.
+	PublishStream(grpc.BidiStreamingServer[PublishStreamRequest, PublishStreamResponse]) error
 	mustEmbedUnimplementedServerAPIServer()
 }
 
@@ -300,6 +354,15 @@ func (UnimplementedServerAPIServer) Unsubscribe(context.Context, *UnsubscribeReq
 }
 func (UnimplementedServerAPIServer) Info(context.Context, *InfoRequest) (*InfoResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Info not implemented")
+}
+func (UnimplementedServerAPIServer) PresenceStats(context.Context, *PresenceStatsRequest) (*PresenceStatsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PresenceStats not implemented")
+}
+func (UnimplementedServerAPIServer) Batch(context.Context, *BatchRequest) (*BatchResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Batch not implemented")
+}
+func (UnimplementedServerAPIServer) PublishStream(grpc.BidiStreamingServer[PublishStreamRequest, PublishStreamResponse]) error {
+	return status.Error(codes.Unimplemented, "method PublishStream not implemented")
 }
 func (UnimplementedServerAPIServer) mustEmbedUnimplementedServerAPIServer() {}
 func (UnimplementedServerAPIServer) testEmbeddedByValue()                   {}
@@ -448,6 +511,49 @@ func _ServerAPI_Info_Handler(srv interface{}, ctx context.Context, dec func(inte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ServerAPI_PresenceStats_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PresenceStatsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ServerAPIServer).PresenceStats(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ServerAPI_PresenceStats_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ServerAPIServer).PresenceStats(ctx, req.(*PresenceStatsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ServerAPI_Batch_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(BatchRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ServerAPIServer).Batch(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ServerAPI_Batch_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ServerAPIServer).Batch(ctx, req.(*BatchRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ServerAPI_PublishStream_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(ServerAPIServer).PublishStream(&grpc.GenericServerStream[PublishStreamRequest, PublishStreamResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type ServerAPI_PublishStreamServer = grpc.BidiStreamingServer[PublishStreamRequest, PublishStreamResponse]
+
 // ServerAPI_ServiceDesc is the grpc.ServiceDesc for ServerAPI service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -483,7 +589,22 @@ var ServerAPI_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "Info",
 			Handler:    _ServerAPI_Info_Handler,
 		},
+		{
+			MethodName: "PresenceStats",
+			Handler:    _ServerAPI_PresenceStats_Handler,
+		},
+		{
+			MethodName: "Batch",
+			Handler:    _ServerAPI_Batch_Handler,
+		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "PublishStream",
+			Handler:       _ServerAPI_PublishStream_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
+	},
 	Metadata: "tether/v1/tether.proto",
 }

@@ -1,5 +1,5 @@
 // tether.js against a scripted fake server (helpers.js, fake): what a real
-// tether server does not do yet (token expiry and refresh, presence pushes),
+// tether server does not do yet (token expiry and refresh),
 // or must never do (duplicates, holes), and timing (backoff, watchdog).
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -106,21 +106,30 @@ test("dedupe: repeats and overlaps are dropped, holes and new epochs are gaps, i
   ]);
 });
 
-test("join and leave pushes reach their subscription's handlers; a presence answer resolves", T, async (t) => {
+test("a presence push reaches its subscription: join and leave per member, occupancy, the push itself", T, async (t) => {
   const f = await serve(t, [{ epoch: "e1", offset: 0 }], (cmd, c) => {
-    if (cmd.op === "presence") c.reply({ clients: [{ client: "c1", user: "ann" }] });
+    if (cmd.op === "presence") c.reply({ members: [{ client: "c1", user: "ann", connected_at: 1 }] });
+    if (cmd.op === "presence_stats") c.reply({ clients: 1, users: 1 });
   });
   const c = start(t, f.url);
   const r = record();
-  await c.subscribe("ch", r.handlers).ready;
-  const join = { op: "join", channel: "ch", info: { client: "c2", user: "bob" } };
-  const leave = { op: "leave", channel: "ch", info: { client: "c2", user: "bob" } };
-  f.conns[0].push({ ...join, channel: "other" }); // not subscribed: dropped
-  f.conns[0].push(join);
-  f.conns[0].push(leave);
-  await waitFor(() => r.pushes.length === 2, 3000);
-  assert.deepEqual(r.pushes, [join, leave]);
-  assert.deepEqual(await c.presence("ch"), { clients: [{ client: "c1", user: "ann" }] });
+  const whole = [];
+  await c.subscribe("ch", { ...r.handlers, occupancy: (s) => r.pushes.push(s), presence: (p) => whole.push(p) }).ready;
+  const bob = { client: "c2", user: "bob", connected_at: 2 };
+  const ann = { client: "c1", user: "ann", connected_at: 1 };
+  const push = { op: "presence", channel: "ch", join: [bob], leave: [ann], joined: 1, left: 1, occupancy: { clients: 1, users: 1 } };
+  f.conns[0].push({ ...push, channel: "other" }); // not subscribed: dropped
+  f.conns[0].push(push);
+  f.conns[0].push({ op: "presence", channel: "ch", joined: 500 }); // past the cap: counts only
+  await waitFor(() => whole.length === 2, 3000);
+  assert.deepEqual(r.pushes, [
+    { ...bob, channel: "ch" },
+    { ...ann, channel: "ch" },
+    { clients: 1, users: 1, channel: "ch" },
+  ]);
+  assert.deepEqual(whole, [push, { op: "presence", channel: "ch", joined: 500 }]);
+  assert.deepEqual(await c.presence("ch"), { members: [ann] });
+  assert.deepEqual(await c.presenceStats("ch"), { clients: 1, users: 1 });
 });
 
 test("backoff: attempts spread with full jitter, never a spin", T, async (t) => {
