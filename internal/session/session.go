@@ -288,6 +288,9 @@ func (s *Session) subscribeGranted(cmd *protocol.Command) *protocol.Error {
 	s.subs = append(s.subs, cmd.Channel)
 	s.mu.Unlock()
 
+	// Join presence before the reply: a client told it is subscribed is
+	// present. A failed subscribe leaves again below.
+	s.joinPresence(cmd.Channel)
 	err := s.mgr.hub.Subscribe(s.mgr.ctx, cmd.Channel, s, cmd.Recover, func(res *protocol.SubscribeResult) {
 		if cmd.Recover != nil {
 			if res.Recovered {
@@ -305,13 +308,14 @@ func (s *Session) subscribeGranted(cmd *protocol.Command) *protocol.Error {
 	}
 	s.mu.Unlock()
 	if err != nil {
+		if !closed { // else Closed left it
+			s.leavePresence(cmd.Channel)
+		}
 		return s.hubError(cmd.Op, err)
 	}
 	if closed { // Closed ran meanwhile and may have missed this channel
 		s.mgr.hub.Unsubscribe(context.WithoutCancel(s.mgr.ctx), cmd.Channel, s)
-		return nil
 	}
-	s.joinPresence(cmd.Channel)
 	return nil
 }
 
