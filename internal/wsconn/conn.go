@@ -85,9 +85,6 @@ type conn struct {
 	wmu      sync.Mutex       // orders writes, and the close frame after them
 	life     atomic.Uint32    // a life
 	deflate  bool             // permessage-deflate was negotiated
-	// undeadline: the read deadline nbhttp sets on a new socket may still be
-	// to clear (see Parse). Used by the goroutine reading the socket only.
-	undeadline bool
 }
 
 // socket returns the event loop's socket under c, or nil when a goroutine of
@@ -273,17 +270,6 @@ func (c *conn) Parse(data []byte) error {
 		return nil
 	}
 	c.touch()
-	if c.undeadline {
-		// nbhttp sets its read deadline (the handshake timeout) after it puts
-		// the socket on the poller, so that it can come after the upgrade
-		// cleared it, and close the connection once the timeout has passed:
-		// cleared again at the first bytes after the upgrade. That narrows
-		// the race (a loaded machine lost 1-7 of 10,000 connections per run
-		// to it, 0-1 since); closing it takes the handshake timeout out of
-		// nbhttp's hands.
-		c.undeadline = false
-		_ = c.nb.SetReadDeadline(time.Time{})
-	}
 	if err := c.rd.feed(data, c); err != nil {
 		var ce *closeError
 		if errors.As(err, &ce) {

@@ -180,7 +180,6 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, echo bool, ip s
 				s.cfg.Upgraded(c.nb)
 			}
 			_ = c.nb.SetReadDeadline(time.Time{}) // nbhttp's keepalive: heartbeats are ours
-			c.undeadline = true                   // and again at the first bytes: see Parse
 			// Hold wmu until the answer is out: once its session is open, c can
 			// be closed (by id, through the API) before it is registered.
 			c.wmu.Lock()
