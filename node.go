@@ -170,8 +170,14 @@ func New(cfg Config) (*Node, error) {
 		Presence:         n.presence,
 		MaxPresenceReply: max(cfg.MaxOutbound-64<<10, cfg.MaxOutbound/2), // room for what is queued already
 	}, n.hub, log, clientPrefix(cfg))
-	n.beats = heartbeat.New(cfg.PingInterval, cfg.PongTimeout, nil)
 	n.conns = conns.New(conns.Config{MaxConns: cfg.MaxConns, MaxPerIP: cfg.MaxConnsPerIP})
+	n.beats = heartbeat.New(cfg.PingInterval, cfg.PongTimeout, nil, func(f func(heartbeat.Peer)) {
+		n.conns.Each(func(c conns.Conn) {
+			if p, ok := c.(heartbeat.Peer); ok { // WebSocket and TCP; gRPC has its own keepalives
+				f(p)
+			}
+		})
+	})
 
 	routeNBIOLogs()
 	ecfg := nbhttp.Config{
@@ -209,7 +215,6 @@ func New(cfg Config) (*Node, error) {
 		Engine:         n.engine,
 		Sessions:       n.sessions,
 		Conns:          n.conns,
-		Heartbeats:     n.beats,
 		MaxMessageSize: cfg.MaxMessageSize,
 		MaxOutbound:    cfg.MaxOutbound,
 		AllowedOrigins: cfg.AllowedOrigins,

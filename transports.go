@@ -83,7 +83,6 @@ func (n *Node) startTransports() error {
 		srv, err := tcpconn.New(tcpconn.Config{
 			Sessions:      n.sessions,
 			Conns:         n.conns,
-			Heartbeats:    n.beats,
 			TLS:           n.tlsNB(),
 			MaxLineLength: n.cfg.MaxMessageSize,
 			MaxOutbound:   n.cfg.MaxOutbound,

@@ -27,9 +27,11 @@ const (
 // gcPercent is the garbage collector's target `tether serve` runs with unless
 // GOGC is set. A connection server's heap is mostly state that lives as long as
 // its connections, and Go's default (100) lets the heap grow to twice that
-// before it collects, and keeps the pages: at 75, memory per idle connection is
-// about 15% lower at no measured cost in fan-out CPU (docs/benchmarks.md).
-const gcPercent = 75
+// before it collects, and keeps the pages: at 50, memory per idle connection is
+// about a quarter lower, for a few percent more CPU where the server allocates
+// (opening connections, publishing through the API); fan-out and echo
+// allocate nothing per message (docs/benchmarks.md, issue 9).
+const gcPercent = 50
 
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cfg := tether.DefaultConfig()

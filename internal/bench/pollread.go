@@ -83,22 +83,25 @@ func (p *pollReader) fail(err error) {
 func (p *pollReader) add(i int, c *wsConn) error {
 	buffered, _ := c.r.Peek(c.r.Buffered())
 	buffered = append([]byte(nil), buffered...)
+	// What came with the handshake is read first, and a ping in it (a server
+	// may ping at once) answered on c's socket as it is: an nbio.Conn cannot
+	// write before it is on the engine.
+	fr := &frameReader{i: i, deflate: c.deflate, ws: c}
+	if len(buffered) > 0 {
+		if err := fr.feed(buffered, p.handle); err != nil {
+			_ = c.nc.Close()
+			return err
+		}
+	}
 	nbc, err := nbio.NBConn(c.nc) // dups the descriptor and closes c.nc
 	if err != nil {
 		return fmt.Errorf("bench: to poller: %w", err)
 	}
-	fr := &frameReader{i: i, nc: nbc, deflate: c.deflate}
-	fr.ws = &wsConn{nc: nbc}
+	fr.nc, fr.ws = nbc, &wsConn{nc: nbc}
 	p.mu.Lock()
 	p.readers = append(p.readers, fr)
 	p.mu.Unlock()
 	c.nc = nbc
-	if len(buffered) > 0 {
-		if err := fr.feed(buffered, p.handle); err != nil {
-			_ = nbc.Close()
-			return err
-		}
-	}
 	nbc.SetSession(fr)
 	p.handoff.Add(1)
 	if _, err := p.eng.AddConn(nbc); err != nil {

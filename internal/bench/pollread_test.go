@@ -1,10 +1,19 @@
 package bench
 
 import (
+	"bufio"
 	"bytes"
+	"context"
+	"crypto/sha1"
+	"encoding/base64"
 	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tetherhq/tether/internal/wire"
 )
@@ -105,5 +114,81 @@ func TestFrameReaderInflates(t *testing.T) {
 	}
 	if err := (&frameReader{}).feed(frame, func(int, []byte) {}); err == nil {
 		t.Fatal("a compressed frame was accepted without permessage-deflate")
+	}
+}
+
+// TestPollReaderPingWithHandshake: a ping that arrives with the handshake's
+// answer, before the connection is on the poller, is answered (it once
+// crashed the bench: an nbio.Conn cannot write before it is on an engine), and
+// the messages around it are delivered.
+func TestPollReaderPingWithHandshake(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	pong := make(chan []byte, 1)
+	go func() { // the server: no t.Fatal here
+		nc, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer nc.Close()
+		_ = nc.SetDeadline(time.Now().Add(5 * time.Second))
+		req, err := http.ReadRequest(bufio.NewReader(nc))
+		if err != nil {
+			return
+		}
+		h := sha1.Sum([]byte(req.Header.Get("Sec-WebSocket-Key") + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
+		out := []byte("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: " +
+			base64.StdEncoding.EncodeToString(h[:]) + "\r\n\r\n")
+		out = append(out, serverFrame(true, opText, []byte("before"))...)
+		out = append(out, serverFrame(true, opPing, []byte("p"))...)
+		if _, err := nc.Write(out); err != nil {
+			return
+		}
+		frame := make([]byte, 2+4+1) // a masked pong with one byte of payload
+		if _, err := io.ReadFull(nc, frame); err != nil {
+			return
+		}
+		pong <- frame
+		_, _ = nc.Write(serverFrame(true, opText, []byte("after")))
+		_, _ = io.Copy(io.Discard, nc) // until the client closes
+	}()
+
+	got := make(chan string, 2)
+	p, err := newPollReader(1, func(_ int, msg []byte) { got <- string(msg) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	u, _ := url.Parse("ws://" + ln.Addr().String() + "/ws")
+	c, err := dialWS(ctx, &net.Dialer{}, u, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.add(0, c); err != nil {
+		t.Fatal(err)
+	}
+	timeout := time.After(5 * time.Second)
+	select {
+	case f := <-pong:
+		if f[0] != 0x80|opPong || f[1] != 0x80|1 || f[6]^f[2] != 'p' {
+			t.Fatalf("answer to the ping: % x, want a masked pong carrying \"p\"", f)
+		}
+	case <-timeout:
+		t.Fatal("no pong")
+	}
+	for _, want := range []string{"before", "after"} {
+		select {
+		case m := <-got:
+			if m != want {
+				t.Fatalf("message %q, want %q", m, want)
+			}
+		case <-timeout:
+			t.Fatalf("no message %q", want)
+		}
 	}
 }

@@ -114,19 +114,19 @@ type Registry struct {
 	seed   maphash.Seed
 	shards [shardCount]struct {
 		mu sync.Mutex
-		m  map[Conn]entry
+		// sets holds the registered connections, one set per transport: an
+		// entry is the key (24 bytes with the padding Go gives an empty
+		// value), where a map to the transport and the address took 40.
+		sets [numTransports]map[Conn]struct{}
+		// ips holds the address of those counted against MaxPerIP; nil
+		// without MaxPerIP.
+		ips map[Conn]string
 	}
 
 	maxPerIP   int
 	ipMu       sync.Mutex // a leaf, like the shard locks
 	perIP      map[string]int
 	refusedIPs atomic.Int64
-}
-
-// entry is what the registry knows of a registered connection.
-type entry struct {
-	t  Transport
-	ip string // counted against MaxPerIP; "" when admitted by Admit
 }
 
 // New returns an empty registry.
@@ -144,7 +144,13 @@ func New(cfg Config) *Registry {
 		r.workers = DefaultDrainWorkers
 	}
 	for i := range r.shards {
-		r.shards[i].m = make(map[Conn]entry)
+		sh := &r.shards[i]
+		for t := range sh.sets {
+			sh.sets[t] = make(map[Conn]struct{})
+		}
+		if r.maxPerIP > 0 {
+			sh.ips = make(map[Conn]string)
+		}
 	}
 	return r
 }
@@ -244,7 +250,10 @@ func (r *Registry) AddFrom(t Transport, c Conn, ip string) error {
 	}
 	sh := &r.shards[r.shardOf(c)]
 	sh.mu.Lock()
-	sh.m[c] = entry{t: t, ip: ip}
+	sh.sets[t][c] = struct{}{}
+	if ip != "" {
+		sh.ips[c] = ip
+	}
 	// Read under the lock: Shutdown sets draining before it visits the
 	// shards, so either this sees it or Shutdown sees c.
 	draining := r.draining.Load()
@@ -260,14 +269,22 @@ func (r *Registry) AddFrom(t Transport, c Conn, ip string) error {
 func (r *Registry) Remove(c Conn) bool {
 	sh := &r.shards[r.shardOf(c)]
 	sh.mu.Lock()
-	e, ok := sh.m[c]
-	delete(sh.m, c)
+	t, ok := Transport(0), false
+	for i, set := range sh.sets {
+		if _, ok = set[c]; ok {
+			t = Transport(i)
+			delete(set, c)
+			break
+		}
+	}
+	ip := sh.ips[c]
+	if ip != "" {
+		delete(sh.ips, c)
+	}
 	sh.mu.Unlock()
 	if ok {
-		r.release(e.t)
-		if e.ip != "" {
-			r.releaseIP(e.ip)
-		}
+		r.release(t)
+		r.releaseIP(ip)
 	}
 	return ok
 }
@@ -299,29 +316,37 @@ func (r *Registry) Draining() bool { return r.draining.Load() }
 // Conns returns the connections registered on transport t, in no order.
 func (r *Registry) Conns(t Transport) []Conn {
 	var out []Conn
-	r.each(func(c Conn, ct Transport) {
-		if ct == t {
+	for i := range r.shards {
+		sh := &r.shards[i]
+		sh.mu.Lock()
+		for c := range sh.sets[t] {
 			out = append(out, c)
 		}
-	})
+		sh.mu.Unlock()
+	}
 	return out
+}
+
+// Each calls f for every registered connection, in no order. f runs with a
+// lock of the registry held: it must not block or call the registry, nor
+// call a Conn method that may (Close, Drop); collect and call after.
+func (r *Registry) Each(f func(Conn)) {
+	for i := range r.shards {
+		sh := &r.shards[i]
+		sh.mu.Lock()
+		for _, set := range sh.sets {
+			for c := range set {
+				f(c)
+			}
+		}
+		sh.mu.Unlock()
+	}
 }
 
 func (r *Registry) all() []Conn {
 	out := make([]Conn, 0, r.Len())
-	r.each(func(c Conn, _ Transport) { out = append(out, c) })
+	r.Each(func(c Conn) { out = append(out, c) })
 	return out
-}
-
-func (r *Registry) each(f func(Conn, Transport)) {
-	for i := range r.shards {
-		sh := &r.shards[i]
-		sh.mu.Lock()
-		for c, e := range sh.m {
-			f(c, e.t)
-		}
-		sh.mu.Unlock()
-	}
 }
 
 // Shutdown refuses new connections from here on, closes every registered

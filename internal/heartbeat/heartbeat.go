@@ -1,6 +1,8 @@
-// Package heartbeat pings many peers from a few shared tickers and expires the
-// ones that fall silent. It keeps no goroutine or timer per peer: a peer costs a
-// map entry.
+// Package heartbeat pings many peers from one shared ticker and expires the
+// ones that fall silent. It keeps no goroutine, timer or entry per peer: the
+// peers are listed by a Source (the node's connection registry), each peer is
+// pinged at a fixed point of every interval derived from its identity, and a
+// peer expires in the one check that sees its deadline pass.
 //
 // It must not do I/O itself: pinging and closing are the peer's job.
 package heartbeat
@@ -12,60 +14,41 @@ import (
 	"time"
 )
 
-// Peer is something the monitor watches.
+// Peer is something the monitor watches. It must be comparable (a pointer,
+// say): its identity places its pings within the interval.
 type Peer interface {
 	// LastSeen returns when the peer last sent anything.
 	LastSeen() time.Time
 	// Ping asks the peer to send a ping. It must not block.
 	Ping()
-	// Expire is called once when the peer has been silent too long. It must not block.
+	// Expire is called when the peer has been silent too long: once for each
+	// time its silence passes the limit. It must not block.
 	Expire()
 }
 
-const shardCount = 16
+// Source calls f for each peer to watch. It may hold locks while it does:
+// f neither blocks nor calls a peer's methods other than LastSeen.
+type Source func(f func(Peer))
 
-// Monitor pings every peer each Interval and expires a peer silent for
-// Interval+Timeout. All methods are safe for concurrent use.
+// Monitor pings every peer once each interval and expires a peer silent for
+// interval+timeout. All methods are safe for concurrent use.
 type Monitor struct {
 	interval, timeout time.Duration
 	now               func() time.Time
+	peers             Source
 	seed              maphash.Seed
-	shards            [shardCount]struct {
-		mu    sync.Mutex
-		peers map[Peer]int64 // peer -> when it was last pinged, in unix nanoseconds (8 bytes, not a time.Time's 24)
-	}
+
+	mu   sync.Mutex // serialises Check, and guards last
+	last int64      // unix nanoseconds of the previous Check
 }
 
-// New returns a monitor. now defaults to time.Now.
-func New(interval, timeout time.Duration, now func() time.Time) *Monitor {
+// New returns a monitor of the peers listed by peers (nil: none). now
+// defaults to time.Now.
+func New(interval, timeout time.Duration, now func() time.Time, peers Source) *Monitor {
 	if now == nil {
 		now = time.Now
 	}
-	m := &Monitor{interval: interval, timeout: timeout, now: now, seed: maphash.MakeSeed()}
-	for i := range m.shards {
-		m.shards[i].peers = make(map[Peer]int64)
-	}
-	return m
-}
-
-func (m *Monitor) shard(p Peer) int {
-	return int(maphash.Comparable(m.seed, p) % shardCount)
-}
-
-// Add starts watching p.
-func (m *Monitor) Add(p Peer) {
-	s := &m.shards[m.shard(p)]
-	s.mu.Lock()
-	s.peers[p] = m.now().UnixNano()
-	s.mu.Unlock()
-}
-
-// Remove stops watching p.
-func (m *Monitor) Remove(p Peer) {
-	s := &m.shards[m.shard(p)]
-	s.mu.Lock()
-	delete(s.peers, p)
-	s.mu.Unlock()
+	return &Monitor{interval: interval, timeout: timeout, now: now, peers: peers, seed: maphash.MakeSeed(), last: now().UnixNano()}
 }
 
 // Tick returns how often Run checks the peers: a quarter of the shorter of the
@@ -88,31 +71,65 @@ func (m *Monitor) Run(ctx context.Context) {
 	}
 }
 
-// Check pings the peers that are due and expires the silent ones.
+// Check pings the peers whose ping point of an interval has come since the
+// previous Check, and expires those whose silence passed interval+timeout
+// since then. A peer silent that long was pinged at least timeout before.
 func (m *Monitor) Check() {
-	now := m.now()
-	var ping, expire []Peer
-	for i := range m.shards {
-		s := &m.shards[i]
-		s.mu.Lock()
-		for p, pinged := range s.peers {
-			switch {
-			case now.Sub(p.LastSeen()) > m.interval+m.timeout:
-				expire = append(expire, p)
-				delete(s.peers, p)
-			case now.Sub(time.Unix(0, pinged)) >= m.interval:
-				ping = append(ping, p)
-				s.peers[p] = now.UnixNano()
-			}
-		}
-		s.mu.Unlock()
-		// Call out without the lock: a peer's Expire may Remove itself.
-		for _, p := range expire {
-			p.Expire()
-		}
-		for _, p := range ping {
-			p.Ping()
-		}
-		ping, expire = ping[:0], expire[:0]
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.now().UnixNano()
+	last := m.last
+	if now <= last || m.peers == nil {
+		return
 	}
+	m.last = now
+	limit := int64(m.interval + m.timeout)
+	var ping, expire []Peer
+	m.peers(func(p Peer) {
+		deadline := p.LastSeen().UnixNano() + limit
+		switch {
+		case deadline <= now:
+			if deadline > last { // later checks find it past: expired once
+				expire = append(expire, p)
+			}
+		case m.due(p, last, now):
+			ping = append(ping, p)
+		}
+	})
+	// Called with no lock of the source held: a peer's Expire may end in its
+	// leaving the source.
+	for _, p := range expire {
+		p.Expire()
+	}
+	for _, p := range ping {
+		p.Ping()
+	}
+}
+
+// due reports whether p's ping point falls in (last, now]: its points are
+// one interval apart, offset within the interval by p's hash, so that the
+// pings of many peers are spread over the interval rather than sent at once.
+func (m *Monitor) due(p Peer, last, now int64) bool {
+	iv := int64(m.interval)
+	if iv <= 0 {
+		return true
+	}
+	off := m.offset(p)
+	return floorDiv(now-off, iv) > floorDiv(last-off, iv)
+}
+
+// offset returns where in the interval p's ping points fall, in nanoseconds
+// from a multiple of the interval since the Unix epoch. Call it with an
+// interval above zero.
+func (m *Monitor) offset(p Peer) int64 {
+	return int64(maphash.Comparable(m.seed, p) % uint64(m.interval))
+}
+
+// floorDiv is a/b rounded down, for b > 0.
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && a < 0 {
+		q--
+	}
+	return q
 }

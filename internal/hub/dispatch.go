@@ -94,8 +94,8 @@ func (h *Hub) deliverTo(b *wire.Batch, subs []subscription) {
 		s.m.mu.Lock() // Unsubscribe waits for this delivery, or it sees gone
 		switch {
 		case s.m.gone:
-		case s.m.buffering: // its subscribe reply is not out yet
-			s.m.held = append(s.m.held, b.Pubs...)
+		case s.m.held != nil: // its subscribe reply is not out yet
+			*s.m.held = append(*s.m.held, b.Pubs...)
 		default:
 			if from := s.m.from(b.Pubs); from < len(b.Pubs) {
 				s.s.Deliver(b, from)

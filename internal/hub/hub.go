@@ -280,7 +280,7 @@ type SubscribeReply func(*protocol.SubscribeResult)
 // Publications that arrive while the history is read are held for s and
 // delivered right after reply, those above the result's offset only.
 func (h *Hub) Subscribe(ctx context.Context, name string, s Subscriber, recover *protocol.Position, reply SubscribeReply) error {
-	m := &member{buffering: true}
+	m := &member{held: new([]*protocol.Publication)}
 	if err := h.join(ctx, name, s, m); err != nil {
 		return err
 	}
@@ -296,8 +296,8 @@ func (h *Hub) Subscribe(ctx context.Context, name string, s Subscriber, recover 
 	}
 	reply(res)
 	m.epoch, m.since = res.Epoch, res.Offset
-	held := m.held
-	m.held, m.buffering = nil, false
+	held := *m.held
+	m.held = nil
 	if i := m.from(held); i < len(held) {
 		b := &wire.Batch{Pubs: held[i:]}
 		s.Deliver(b, 0)
@@ -476,6 +476,20 @@ func (h *Hub) Has(name string) bool {
 	return s.channels[name] != nil
 }
 
+// Intern returns the node's own copy of a channel's name when it holds the
+// channel, and name otherwise: a subscriber that keeps the name for as long
+// as it is subscribed shares the channel's copy rather than keeping one of
+// its own. Like Has, it takes only a shard's map lock.
+func (h *Hub) Intern(name string) string {
+	s := h.shard(name)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c := s.channels[name]; c != nil {
+		return c.name
+	}
+	return name
+}
+
 // Deliveries returns how many publications the hub has handed to subscribers
 // (one per publication per subscriber) since it started.
 func (h *Hub) Deliveries() int64 { return h.deliveries.Load() }
@@ -502,10 +516,10 @@ type channel struct {
 type member struct {
 	mu   sync.Mutex
 	gone bool // unsubscribed: deliver nothing more
-	// buffering is set from the subscribe until its reply is written;
-	// deliveries meanwhile go to held.
-	buffering bool
-	held      []*protocol.Publication
+	// held is set from the subscribe until its reply is written, and
+	// deliveries meanwhile go to it; nil after (a pointer, so that the
+	// subscription's long idle life costs 8 bytes for it rather than 24).
+	held *[]*protocol.Publication
 	// epoch and since are the position the subscriber has: deliveries start
 	// above it.
 	epoch string

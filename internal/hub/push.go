@@ -27,7 +27,8 @@ func (h *Hub) Push(name string, m *wire.Message) int {
 			continue
 		}
 		s.m.mu.Lock() // Unsubscribe waits for this push, or it sees gone
-		if !s.m.gone && !s.m.buffering {
+		// held is set while its subscribe reply is not out yet
+		if !s.m.gone && s.m.held == nil {
 			p.Push(m)
 			n++
 		}

@@ -27,6 +27,57 @@ type Peer struct {
 	Query url.Values
 }
 
+// authState is what only some sessions need: their authentication, set when
+// the session opens on a node with an Authenticator, and their presence,
+// allocated at the first presence join (see lazy). Guarded by Session.mu
+// (peer is set before the session is shared and read by the goroutine
+// handling commands).
+type authState struct {
+	// pres is nil until the first subscribe to a channel with presence.
+	pres *sessionPresence
+
+	peer Peer
+	// identity is set by a successful connect (or upgrade token), and
+	// replaced by refresh.
+	identity *auth.Identity
+	// authErr is why the upgrade request's token was refused.
+	authErr *protocol.Error
+	// granted holds the channels subscription tokens granted.
+	granted      map[string]struct{}
+	connectTimer *time.Timer // ConnectTimeout, until the identity is set
+	expiryTimer  *time.Timer // the identity's expiry
+}
+
+// stop stops a's timers and returns its identity; a may be nil. Call it with
+// Session.mu held.
+func (a *authState) stop() *auth.Identity {
+	if a == nil {
+		return nil
+	}
+	for _, t := range []*time.Timer{a.connectTimer, a.expiryTimer} {
+		if t != nil {
+			t.Stop()
+		}
+	}
+	return a.identity
+}
+
+// lazy returns s.auth, allocating it if need be. Call it with s.mu held.
+func (s *Session) lazy() *authState {
+	if s.auth == nil {
+		s.auth = &authState{}
+	}
+	return s.auth
+}
+
+// ungrant forgets a subscription token's grant of channel. Call it with s.mu
+// held.
+func (s *Session) ungrant(channel string) {
+	if s.auth != nil {
+		delete(s.auth.granted, channel)
+	}
+}
+
 // upgradeToken returns the token a WebSocket upgrade request carries: in
 // Authorization: Bearer, in the cookie cfg.TokenCookie names, or in ?token=
 // when cfg.TokenQuery allows it; "" when none.
@@ -49,7 +100,7 @@ func (cfg *Config) upgradeToken(p Peer) string {
 // authenticates the upgrade request's token, if any, and otherwise gives the
 // connection ConnectTimeout to connect.
 func (s *Session) startAuth() {
-	if tok := s.mgr.cfg.upgradeToken(s.peer); tok != "" {
+	if tok := s.mgr.cfg.upgradeToken(s.auth.peer); tok != "" {
 		id, perr := s.authenticate(tok, false)
 		if perr == nil {
 			perr = s.setIdentity(id)
@@ -58,12 +109,12 @@ func (s *Session) startAuth() {
 			return
 		}
 		s.mu.Lock()
-		s.authErr = perr // answered to the first command, then the connection closes
+		s.auth.authErr = perr // answered to the first command, then the connection closes
 		s.mu.Unlock()
 	}
 	if d := s.mgr.cfg.ConnectTimeout; d > 0 {
 		s.mu.Lock()
-		s.connectTimer = time.AfterFunc(d, s.connectTimeout)
+		s.auth.connectTimer = time.AfterFunc(d, s.connectTimeout)
 		s.mu.Unlock()
 	}
 }
@@ -81,9 +132,9 @@ func (s *Session) authenticate(token string, refresh bool) (*auth.Identity, *pro
 	id, err := s.mgr.cfg.Authenticator.Authenticate(s.mgr.ctx, auth.Credentials{
 		Token:      token,
 		Client:     s.id,
-		Transport:  s.peer.Transport,
-		RemoteAddr: s.peer.RemoteAddr,
-		Header:     s.peer.Header,
+		Transport:  s.auth.peer.Transport,
+		RemoteAddr: s.auth.peer.RemoteAddr,
+		Header:     s.auth.peer.Header,
 		Refresh:    refresh,
 	})
 	if err == nil && id == nil {
@@ -91,7 +142,7 @@ func (s *Session) authenticate(token string, refresh bool) (*auth.Identity, *pro
 	}
 	if err != nil {
 		s.mgr.stats.AuthFailures.Add(1)
-		s.mgr.log.Info("authentication failed", "client", s.id, "transport", s.peer.Transport, "remote", s.peer.RemoteAddr, "err", err)
+		s.mgr.log.Info("authentication failed", "client", s.id, "transport", s.auth.peer.Transport, "remote", s.auth.peer.RemoteAddr, "err", err)
 		if errors.Is(err, auth.ErrTokenExpired) {
 			return nil, protocol.NewError(protocol.ErrTokenExpired, "the token has expired")
 		}
@@ -105,7 +156,7 @@ func (s *Session) authenticate(token string, refresh bool) (*auth.Identity, *pro
 // takes a place in the user's connection count.
 func (s *Session) setIdentity(id *auth.Identity) *protocol.Error {
 	s.mu.Lock()
-	old := s.identity
+	old := s.auth.identity
 	s.mu.Unlock()
 	switch {
 	case old != nil && old.User != id.User:
@@ -123,18 +174,18 @@ func (s *Session) setIdentity(id *auth.Identity) *protocol.Error {
 		return protocol.NewError(protocol.ErrUnavailable, "connection is closing")
 	}
 	defer s.mu.Unlock()
-	s.identity = id
-	s.peer.Header = nil // the first authentication has seen them: keep no copy per connection
-	if s.connectTimer != nil {
-		s.connectTimer.Stop()
-		s.connectTimer = nil
+	s.auth.identity = id
+	s.auth.peer.Header = nil // the first authentication has seen them: keep no copy per connection
+	if s.auth.connectTimer != nil {
+		s.auth.connectTimer.Stop()
+		s.auth.connectTimer = nil
 	}
-	if s.expiryTimer != nil {
-		s.expiryTimer.Stop()
-		s.expiryTimer = nil
+	if s.auth.expiryTimer != nil {
+		s.auth.expiryTimer.Stop()
+		s.auth.expiryTimer = nil
 	}
 	if !id.ExpiresAt.IsZero() {
-		s.expiryTimer = time.AfterFunc(time.Until(id.ExpiresAt), s.expired)
+		s.auth.expiryTimer = time.AfterFunc(time.Until(id.ExpiresAt), s.expired)
 	}
 	return nil
 }
@@ -181,7 +232,7 @@ func (s *Session) connect(cmd *protocol.Command) (any, *protocol.Error) {
 		return res, nil
 	}
 	s.mu.Lock()
-	cur, authErr := s.identity, s.authErr
+	cur, authErr := s.auth.identity, s.auth.authErr
 	s.mu.Unlock()
 	var id *auth.Identity
 	switch {
@@ -232,10 +283,10 @@ func (s *Session) grant(channel, token string) *protocol.Error {
 		return protocol.NewError(protocol.ErrPermission, "the subscription token does not grant %q", channel)
 	}
 	s.mu.Lock()
-	if s.granted == nil {
-		s.granted = make(map[string]struct{}, 1)
+	if s.auth.granted == nil {
+		s.auth.granted = make(map[string]struct{}, 1)
 	}
-	s.granted[channel] = struct{}{}
+	s.auth.granted[channel] = struct{}{}
 	s.mu.Unlock()
 	return nil
 }
@@ -246,8 +297,11 @@ func (s *Session) grant(channel, token string) *protocol.Error {
 func (s *Session) identityFor(channel string) *auth.Identity {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	id := s.identity
-	if _, ok := s.granted[channel]; ok && id != nil && !id.Granted(channel) {
+	if s.auth == nil {
+		return nil
+	}
+	id := s.auth.identity
+	if _, ok := s.auth.granted[channel]; ok && id != nil && !id.Granted(channel) {
 		cp := *id
 		cp.Channels = append(slices.Clip(id.Channels), channel)
 		return &cp

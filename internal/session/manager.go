@@ -7,6 +7,8 @@ import (
 	"hash/maphash"
 	"log/slog"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -93,7 +95,7 @@ type Manager struct {
 	seed   maphash.Seed
 	shards [shardCount]struct {
 		mu       sync.Mutex
-		sessions map[string]*Session
+		sessions map[uint64]*Session   // by the number in the client id: 16-byte entries
 		users    map[string][]*Session // authenticated sessions by user
 	}
 }
@@ -106,7 +108,7 @@ func NewManager(cfg Config, h *hub.Hub, log *slog.Logger, prefix string) *Manage
 		m.ctx = context.Background()
 	}
 	for i := range m.shards {
-		m.shards[i].sessions = make(map[string]*Session)
+		m.shards[i].sessions = make(map[uint64]*Session)
 		m.shards[i].users = make(map[string][]*Session)
 	}
 	return m
@@ -122,20 +124,20 @@ func (m *Manager) Open(conn Conn) *Session { return m.OpenPeer(conn, Peer{}) }
 // the token of p's upgrade request, if any (a refusal is answered to the
 // first command), or gives the connection ConnectTimeout to connect.
 func (m *Manager) OpenPeer(conn Conn, p Peer) *Session {
-	if m.cfg.Authenticator == nil { // nobody asks: keep no copy per connection
-		p.Header, p.Query = nil, nil
-	} else {
+	n := m.nextID.Add(1)
+	s := &Session{id: formatID(m.prefix, n), mgr: m, conn: conn}
+	if m.cfg.Authenticator != nil { // otherwise nobody asks about the peer: keep nothing of it
 		p.Header = p.Header.Clone() // the transport may reuse its request
+		s.auth = &authState{peer: p}
 	}
-	s := &Session{id: formatID(m.prefix, m.nextID.Add(1)), mgr: m, conn: conn, peer: p}
-	sh := &m.shards[maphash.String(m.seed, s.id)%shardCount]
+	sh := &m.shards[n%shardCount]
 	sh.mu.Lock()
-	sh.sessions[s.id] = s
+	sh.sessions[n] = s
 	sh.mu.Unlock()
 	m.stats.Opened.Add(1)
-	if m.cfg.Authenticator != nil {
+	if s.auth != nil {
 		s.startAuth()
-		s.peer.Query = nil
+		s.auth.peer.Query = nil
 	}
 	return s
 }
@@ -189,18 +191,38 @@ func (m *Manager) UserSessions(user string) []*Session {
 }
 
 func (m *Manager) remove(s *Session) {
-	sh := &m.shards[maphash.String(m.seed, s.id)%shardCount]
+	n, _ := m.number(s.id)
+	sh := &m.shards[n%shardCount]
 	sh.mu.Lock()
-	delete(sh.sessions, s.id)
+	delete(sh.sessions, n)
 	sh.mu.Unlock()
+}
+
+// number returns the number a client id of m's was made from, and false for
+// an id m does not hand out.
+func (m *Manager) number(id string) (uint64, bool) {
+	rest, ok := strings.CutPrefix(id, m.prefix)
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(rest, 36, 64)
+	return n, err == nil
 }
 
 // Get returns the session with the given client id, or nil.
 func (m *Manager) Get(id string) *Session {
-	sh := &m.shards[maphash.String(m.seed, id)%shardCount]
+	n, ok := m.number(id)
+	if !ok {
+		return nil
+	}
+	sh := &m.shards[n%shardCount]
 	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	return sh.sessions[id]
+	s := sh.sessions[n]
+	sh.mu.Unlock()
+	if s == nil || s.id != id { // "C9" parses as "c9" does
+		return nil
+	}
+	return s
 }
 
 // Len returns the number of open sessions.

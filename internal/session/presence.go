@@ -47,12 +47,13 @@ func (s *Session) joinPresence(channel string) {
 	}
 	m := backend.Member{Client: s.id}
 	s.mu.Lock()
-	if s.pres == nil {
-		s.pres = &sessionPresence{since: time.Now()}
+	a := s.lazy()
+	if a.pres == nil {
+		a.pres = &sessionPresence{since: time.Now()}
 	}
-	m.ConnectedAt = s.pres.since
-	if s.identity != nil {
-		m.User, m.Info = s.identity.User, s.identity.Info
+	m.ConnectedAt = a.pres.since
+	if a.identity != nil {
+		m.User, m.Info = a.identity.User, a.identity.Info
 	}
 	s.mu.Unlock()
 	if len(m.Info) > 0 && !json.Valid(m.Info) { // presence replies copy it as it is
@@ -76,7 +77,7 @@ func (s *Session) joinPresence(channel string) {
 // channel keeps presence and the session has joined one.
 func (s *Session) leavePresence(channel string) {
 	s.mu.Lock()
-	joined := s.pres != nil
+	joined := s.auth != nil && s.auth.pres != nil
 	s.mu.Unlock()
 	if !joined {
 		return
@@ -107,7 +108,7 @@ func (m *Manager) RefreshPresence(ctx context.Context) {
 		for _, s := range ss {
 			s.mu.Lock()
 			var subs []string
-			if s.pres != nil && !s.closed {
+			if s.auth != nil && s.auth.pres != nil && !s.closed {
 				subs = slices.Clone(s.subs)
 			}
 			s.mu.Unlock()

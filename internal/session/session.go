@@ -43,23 +43,15 @@ type Session struct {
 	mgr  *Manager
 	conn Conn
 
-	peer Peer
-
 	mu     sync.Mutex
 	cmds   tokenBucket // the command rate limit
 	subs   []string    // channels subscribed; a slice, not a map: most hold one or two
 	closed bool
-	// identity is set by a successful connect (or upgrade token) with an
-	// Authenticator, and replaced by refresh.
-	identity *auth.Identity
-	// authErr is why the upgrade request's token was refused.
-	authErr *protocol.Error
-	// granted holds the channels subscription tokens granted.
-	granted      map[string]struct{}
-	connectTimer *time.Timer // ConnectTimeout, until the identity is set
-	expiryTimer  *time.Timer // the identity's expiry
-	// pres is nil until the first subscribe to a channel with presence.
-	pres *sessionPresence
+	// auth is the client's identity and what leads to it, on a node with an
+	// Authenticator, and its presence state once it joins a channel's
+	// presence; nil until then (an anonymous session without presence).
+	// Kept apart so that a session stays in a small size class.
+	auth *authState
 }
 
 // subscribed returns the index of channel in s.subs, or -1. Call it with s.mu held.
@@ -173,7 +165,7 @@ func (s *Session) admit(op string) (perr *protocol.Error, fatal bool) {
 		return nil, false
 	}
 	s.mu.Lock()
-	id, authErr := s.identity, s.authErr
+	id, authErr := s.auth.identity, s.auth.authErr
 	s.mu.Unlock()
 	switch {
 	case id != nil:
@@ -187,7 +179,10 @@ func (s *Session) admit(op string) (perr *protocol.Error, fatal bool) {
 func (s *Session) ident() *auth.Identity {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.identity
+	if s.auth == nil {
+		return nil
+	}
+	return s.auth.identity
 }
 
 // allow takes a token for one command from s's bucket.
@@ -198,26 +193,25 @@ func (s *Session) allow() bool {
 }
 
 // tokenBucket limits a rate: it holds up to burst tokens, refilled at rate
-// per second, and each command takes one. 16 bytes kept in the session, where
-// a rate.Limiter would be a pointer to 80.
+// per second, and each command takes one. It keeps the bucket as one time,
+// as the generic cell rate algorithm does: when the bucket would be full
+// again. 8 bytes kept in the session, where a rate.Limiter would be a pointer
+// to 80.
 type tokenBucket struct {
-	tokens float64
-	last   int64 // unix nanoseconds of the last take; 0: never (the bucket is full)
+	full int64 // unix nanoseconds; at or before now: the bucket is full
 }
 
 // take takes a token at now and reports whether there was one.
 func (b *tokenBucket) take(now time.Time, rate float64, burst int) bool {
 	t := now.UnixNano()
-	if b.last == 0 {
-		b.tokens = float64(burst)
-	} else if t > b.last {
-		b.tokens = min(float64(burst), b.tokens+float64(t-b.last)*rate/1e9)
-	}
-	b.last = t
-	if b.tokens < 1 {
+	// nanoseconds per token, capped so that full-t, at most burst steps,
+	// cannot overflow however slow the rate
+	step := int64(min(1e9/rate, (1<<62)/float64(burst)))
+	full := max(b.full, t)
+	if full-t > int64(burst-1)*step { // less than one token left
 		return false
 	}
-	b.tokens--
+	b.full = full + step
 	return true
 }
 
@@ -263,7 +257,7 @@ func (s *Session) subscribe(cmd *protocol.Command) *protocol.Error {
 	if perr != nil && cmd.Token != "" {
 		s.mu.Lock()
 		if s.subscribed(cmd.Channel) < 0 {
-			delete(s.granted, cmd.Channel) // a grant lives with its subscription
+			s.ungrant(cmd.Channel) // a grant lives with its subscription
 		}
 		s.mu.Unlock()
 	}
@@ -276,6 +270,7 @@ func (s *Session) subscribeGranted(cmd *protocol.Command) *protocol.Error {
 	if perr := s.authorize(auth.Subscribe, cmd.Channel); perr != nil {
 		return perr
 	}
+	cmd.Channel = s.mgr.hub.Intern(cmd.Channel) // kept in s.subs: share the hub's copy
 	// Reserve the subscription, then subscribe without holding s.mu: the hub
 	// calls back into s (reply, Deliver) with the channel locked.
 	s.mu.Lock()
@@ -330,7 +325,7 @@ func (s *Session) unsubscribe(cmd *protocol.Command) (any, *protocol.Error) {
 	}
 	s.mu.Lock()
 	ok := s.dropSub(cmd.Channel)
-	delete(s.granted, cmd.Channel)
+	s.ungrant(cmd.Channel)
 	s.mu.Unlock()
 	if !ok {
 		return nil, protocol.NewError(protocol.ErrNotSubscribed, "not subscribed to %q", cmd.Channel)
@@ -417,12 +412,7 @@ func (s *Session) Closed() {
 	s.closed = true
 	subs := s.subs
 	s.subs = nil
-	for _, t := range []*time.Timer{s.connectTimer, s.expiryTimer} {
-		if t != nil {
-			t.Stop()
-		}
-	}
-	id := s.identity
+	id := s.auth.stop()
 	s.mu.Unlock()
 	if id != nil {
 		s.mgr.removeUser(s, id.User)
@@ -455,7 +445,7 @@ func (s *Session) hubError(op string, err error) *protocol.Error {
 func (s *Session) Unsubscribe(ctx context.Context, channel string, code int, reason string) bool {
 	s.mu.Lock()
 	ok := s.dropSub(channel)
-	delete(s.granted, channel)
+	s.ungrant(channel)
 	s.mu.Unlock()
 	if !ok {
 		return false

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/tetherhq/tether/backend/memory"
 	"github.com/tetherhq/tether/internal/hub"
@@ -112,5 +113,66 @@ func TestTokenBucket(t *testing.T) {
 		if got := b.take(t0.Add(st.at), 2, 3); got != st.want {
 			t.Fatalf("step %d (at %v): %v, want %v", i, st.at, got, st.want)
 		}
+	}
+}
+
+// TestTokenBucketSlowRate: a rate of one command in centuries still lets the
+// burst through once, then nothing, without overflowing.
+func TestTokenBucketSlowRate(t *testing.T) {
+	var b tokenBucket
+	now := time.Unix(1<<32, 0)
+	for i := range 1000 {
+		if got, want := b.take(now, 1e-12, 500), i < 500; got != want {
+			t.Fatalf("take %d: %v, want %v", i, got, want)
+		}
+	}
+	if b.take(now.Add(24*time.Hour), 1e-12, 500) {
+		t.Fatal("a token came back within a day at 1e-12 per second")
+	}
+}
+
+// TestSessionSize guards the memory budget of an idle connection (issue 9):
+// an anonymous session fits the 96-byte size class; what only authenticated
+// sessions need lives behind Session.auth.
+func TestSessionSize(t *testing.T) {
+	if n := unsafe.Sizeof(Session{}); n > 96 {
+		t.Fatalf("Session is %d bytes, over the 96-byte size class: move what idle anonymous sessions do not need behind a pointer", n)
+	}
+}
+
+// TestManagerGet finds sessions by the exact client id it handed out, and
+// nothing for any other string.
+func TestManagerGet(t *testing.T) {
+	m, _ := newManager(t) // ids are "t" and a number in base 36
+	var ss []*Session
+	for range 40 {
+		ss = append(ss, m.Open(&fakeConn{}))
+	}
+	s := ss[34] // "tz": ids count from 1
+	if s.ID() != "tz" {
+		t.Fatalf("id %q, want tz", s.ID())
+	}
+	for _, tc := range []struct {
+		id   string
+		want *Session
+	}{
+		{"tz", s},
+		{ss[0].ID(), ss[0]},
+		{"tZ", nil},               // parses as tz does
+		{"t0z", nil},              // so does this
+		{"z", nil},                // no prefix
+		{"uz", nil},               // another prefix
+		{"t", nil},                // no number
+		{"t-1", nil},              // not a number
+		{"tzzzzzzzzzzzzzzz", nil}, // past uint64
+		{"", nil},
+	} {
+		if got := m.Get(tc.id); got != tc.want {
+			t.Errorf("Get(%q) = %v, want %v", tc.id, got, tc.want)
+		}
+	}
+	s.Closed()
+	if m.Get("tz") != nil || m.Len() != 39 {
+		t.Fatalf("after Closed: Get(tz) = %v, Len %d, want nil and 39", m.Get("tz"), m.Len())
 	}
 }

@@ -42,8 +42,6 @@ type Config struct {
 	// Conns admits, registers and drains the connections, with the other
 	// transports' (MaxConns counts them all). Required.
 	Conns *conns.Registry
-	// Heartbeats pings the connections and expires silent ones; nil disables.
-	Heartbeats *heartbeat.Monitor
 	// TLS, when set, makes every connection a TLS server connection.
 	TLS *tls.Config
 	// MaxLineLength is the longest line a client may send, in bytes, not
@@ -210,9 +208,6 @@ func (s *Server) add(nc net.Conn) {
 	c.touch()
 	c.sess = s.cfg.Sessions.OpenPeer(c, session.Peer{Transport: "tcp", RemoteAddr: nc.RemoteAddr().String()})
 	s.bySocket.Store(nbc, c)
-	if s.cfg.Heartbeats != nil {
-		s.cfg.Heartbeats.Add(c)
-	}
 	if err := s.cfg.Conns.AddFrom(conns.TCP, c, ip); err != nil { // draining began meanwhile
 		c.Close(protocol.DisconnectShutdown)
 	}
@@ -255,9 +250,6 @@ func (s *Server) closed(c *conn) {
 		return
 	}
 	s.bySocket.Delete(c.nb)
-	if s.cfg.Heartbeats != nil {
-		s.cfg.Heartbeats.Remove(c)
-	}
 	c.sess.Closed()
 	s.cfg.Conns.Remove(c)
 	s.cfg.Logger.Debug("connection closed", "transport", "tcp", "client", c.sess.ID(), "code", c.code.Load())
@@ -317,3 +309,7 @@ func (s *Server) Stop(ctx context.Context) {
 		s.closed(c)
 	}
 }
+
+// The node's heartbeats watch the registry's connections that are
+// heartbeat.Peers: a conn must stay one.
+var _ heartbeat.Peer = (*conn)(nil)

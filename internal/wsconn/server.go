@@ -41,8 +41,6 @@ type Config struct {
 	// transports' (MaxConns counts them all); a refused upgrade gets 503.
 	// Required.
 	Conns *conns.Registry
-	// Heartbeats pings the connections and expires silent ones; nil disables.
-	Heartbeats *heartbeat.Monitor
 	// MaxMessageSize is the largest message a client may send, in bytes, after
 	// inflation; larger ones close the connection with 1009.
 	MaxMessageSize int
@@ -156,9 +154,6 @@ func (s *Server) closed(c *conn) {
 	if !c.finish() {
 		return
 	}
-	if s.cfg.Heartbeats != nil {
-		s.cfg.Heartbeats.Remove(c)
-	}
 	if c.sess != nil {
 		c.sess.Closed()
 		l := c.load()
@@ -195,3 +190,7 @@ func OnWrittenSize(nc *nbio.Conn, _ []byte, n int) {
 		}
 	}
 }
+
+// The node's heartbeats watch the registry's connections that are
+// heartbeat.Peers: a conn must stay one.
+var _ heartbeat.Peer = (*conn)(nil)

@@ -237,18 +237,12 @@ func (s *Server) open(c *conn, r *http.Request, echo bool) {
 }
 
 // register makes c, from address ip, known to the registry (Shutdown, Abort,
-// the per-address limit) and the
-// heartbeats, once it is open; a connection that closed meanwhile is taken out
-// again (closed found nothing to remove, so the place is freed here).
+// the per-address limit, and the heartbeats, which watch the registry's
+// connections) once it is open; a connection that closed meanwhile is taken
+// out again (closed found nothing to remove, so the place is freed here).
 func (s *Server) register(c *conn, ip string) {
 	draining := s.cfg.Conns.AddFrom(conns.WebSocket, c, ip) != nil
-	if s.cfg.Heartbeats != nil {
-		s.cfg.Heartbeats.Add(c)
-	}
-	if c.load().state() == stateClosed { // closed ran before the adds
-		if s.cfg.Heartbeats != nil {
-			s.cfg.Heartbeats.Remove(c)
-		}
+	if c.load().state() == stateClosed { // closed ran before the add
 		s.cfg.Conns.Remove(c)
 		return
 	}
