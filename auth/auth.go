@@ -72,6 +72,15 @@ type Authenticator interface {
 	Authenticate(ctx context.Context, c Credentials) (*Identity, error)
 }
 
+// A HeaderBlindAuthenticator is an Authenticator that never reads
+// Credentials.Header: a server then keeps no copy of each connection's
+// upgrade headers for it, and passes a nil Header.
+type HeaderBlindAuthenticator interface {
+	Authenticator
+	// IgnoresHeader marks the Authenticator; it is never called.
+	IgnoresHeader()
+}
+
 // A ChannelAuthenticator checks subscription tokens: a token that grants one
 // connection's user one channel. An Authenticator that also implements it is
 // asked when a subscribe carries a token; on success the channel counts as

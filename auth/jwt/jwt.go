@@ -186,6 +186,10 @@ func ParsePublicKeyPEM(data []byte) (crypto.PublicKey, error) {
 	return nil, fmt.Errorf("jwt: unexpected PEM block %q", block.Type)
 }
 
+// IgnoresHeader implements auth.HeaderBlindAuthenticator: tokens are read
+// from Credentials.Token only.
+func (a *Authenticator) IgnoresHeader() {}
+
 // Authenticate implements auth.Authenticator.
 func (a *Authenticator) Authenticate(ctx context.Context, c auth.Credentials) (*auth.Identity, error) {
 	if c.Token == "" {

@@ -43,21 +43,21 @@ type authState struct {
 	// authErr is why the upgrade request's token was refused.
 	authErr *protocol.Error
 	// granted holds the channels subscription tokens granted.
-	granted      map[string]struct{}
-	connectTimer *time.Timer // ConnectTimeout, until the identity is set
-	expiryTimer  *time.Timer // the identity's expiry
+	granted map[string]struct{}
+	// timer runs authTimeout: at ConnectTimeout until the identity is set,
+	// then at the identity's expiry. One timer for both: a connection
+	// that connects at once pays for one.
+	timer *time.Timer
 }
 
-// stop stops a's timers and returns its identity; a may be nil. Call it with
+// stop stops a's timer and returns its identity; a may be nil. Call it with
 // Session.mu held.
 func (a *authState) stop() *auth.Identity {
 	if a == nil {
 		return nil
 	}
-	for _, t := range []*time.Timer{a.connectTimer, a.expiryTimer} {
-		if t != nil {
-			t.Stop()
-		}
+	if a.timer != nil {
+		a.timer.Stop()
 	}
 	return a.identity
 }
@@ -114,15 +114,23 @@ func (s *Session) startAuth() {
 	}
 	if d := s.mgr.cfg.ConnectTimeout; d > 0 {
 		s.mu.Lock()
-		s.auth.connectTimer = time.AfterFunc(d, s.connectTimeout)
+		s.auth.timer = time.AfterFunc(d, s.authTimeout)
 		s.mu.Unlock()
 	}
 }
 
-func (s *Session) connectTimeout() {
-	if s.ident() == nil {
+// authTimeout ends a connection that has not authenticated in time, or
+// whose identity has expired without a refresh. A timer that fired as the
+// identity was set or refreshed finds nothing to do.
+func (s *Session) authTimeout() {
+	id := s.ident()
+	switch {
+	case id == nil:
 		s.mgr.stats.ConnectTimeouts.Add(1)
 		s.Disconnect(protocol.DisconnectConnectTimeout)
+	case !id.ExpiresAt.IsZero() && !time.Now().Before(id.ExpiresAt):
+		s.mgr.stats.TokensExpired.Add(1)
+		s.Disconnect(protocol.DisconnectTokenExpired)
 	}
 }
 
@@ -176,28 +184,17 @@ func (s *Session) setIdentity(id *auth.Identity) *protocol.Error {
 	defer s.mu.Unlock()
 	s.auth.identity = id
 	s.auth.peer.Header = nil // the first authentication has seen them: keep no copy per connection
-	if s.auth.connectTimer != nil {
-		s.auth.connectTimer.Stop()
-		s.auth.connectTimer = nil
-	}
-	if s.auth.expiryTimer != nil {
-		s.auth.expiryTimer.Stop()
-		s.auth.expiryTimer = nil
-	}
-	if !id.ExpiresAt.IsZero() {
-		s.auth.expiryTimer = time.AfterFunc(time.Until(id.ExpiresAt), s.expired)
+	switch t := s.auth.timer; {
+	case id.ExpiresAt.IsZero():
+		if t != nil {
+			t.Stop() // the connect timeout, or the former identity's expiry
+		}
+	case t != nil:
+		t.Reset(time.Until(id.ExpiresAt))
+	default:
+		s.auth.timer = time.AfterFunc(time.Until(id.ExpiresAt), s.authTimeout)
 	}
 	return nil
-}
-
-// expired ends a connection whose identity has expired without a refresh.
-func (s *Session) expired() {
-	id := s.ident()
-	if id == nil || id.ExpiresAt.IsZero() || time.Now().Before(id.ExpiresAt) {
-		return // refreshed meanwhile
-	}
-	s.mgr.stats.TokensExpired.Add(1)
-	s.Disconnect(protocol.DisconnectTokenExpired)
 }
 
 // expiry returns when id expires, for a connect or refresh result.

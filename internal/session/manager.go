@@ -127,8 +127,7 @@ func (m *Manager) OpenPeer(conn Conn, p Peer) *Session {
 	n := m.nextID.Add(1)
 	s := &Session{id: formatID(m.prefix, n), mgr: m, conn: conn}
 	if m.cfg.Authenticator != nil { // otherwise nobody asks about the peer: keep nothing of it
-		p.Header = p.Header.Clone() // the transport may reuse its request
-		s.auth = &authState{peer: p}
+		s.auth = &authState{peer: p} // the transport's headers: startAuth reads them before OpenPeer returns
 	}
 	sh := &m.shards[n%shardCount]
 	sh.mu.Lock()
@@ -137,7 +136,14 @@ func (m *Manager) OpenPeer(conn Conn, p Peer) *Session {
 	m.stats.Opened.Add(1)
 	if s.auth != nil {
 		s.startAuth()
+		s.mu.Lock()
 		s.auth.peer.Query = nil
+		if _, blind := m.cfg.Authenticator.(auth.HeaderBlindAuthenticator); blind || s.auth.identity != nil {
+			s.auth.peer.Header = nil // nobody reads them again: keep no copy per connection
+		} else {
+			s.auth.peer.Header = s.auth.peer.Header.Clone() // the transport may reuse its request
+		}
+		s.mu.Unlock()
 	}
 	return s
 }
