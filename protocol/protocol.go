@@ -248,18 +248,26 @@ func DecodeCommand(data []byte) (*Command, error) {
 	if !utf8.Valid(data) {
 		return &c, NewError(ErrBadRequest, "command is not valid UTF-8")
 	}
-	if err := json.Unmarshal(data, &c); err != nil {
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) {
-			return &c, NewError(ErrBadRequest, "field %q must be a %s", te.Field, jsonKind(te.Type.Kind().String()))
+	if !decodeFlat(data, &c) { // an uncommon shape: encoding/json decodes it
+		c = Command{}
+		if err := json.Unmarshal(data, &c); err != nil {
+			return decodeError(&c, err)
 		}
-		// A syntax error leaves c partly filled: trust nothing from it.
-		return &Command{}, NewError(ErrBadRequest, "malformed JSON: %v", err)
 	}
 	if c.Op == "" {
 		return &c, NewError(ErrBadRequest, "missing op")
 	}
 	return &c, nil
+}
+
+// decodeError turns json.Unmarshal's error into a bad_request.
+func decodeError(c *Command, err error) (*Command, error) {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		return c, NewError(ErrBadRequest, "field %q must be a %s", te.Field, jsonKind(te.Type.Kind().String()))
+	}
+	// A syntax error leaves c partly filled: trust nothing from it.
+	return &Command{}, NewError(ErrBadRequest, "malformed JSON: %v", err)
 }
 
 func jsonKind(k string) string {
