@@ -1,6 +1,10 @@
 package protocol
 
-import "strconv"
+import (
+	"strconv"
+
+	"github.com/tetherhq/tether/internal/jsonscan"
+)
 
 // decodeFlat decodes the common shape of a command into c without
 // encoding/json: one flat object whose keys are id, op, channel, token or
@@ -9,27 +13,27 @@ import "strconv"
 // the caller decodes with encoding/json; when it reports true, c holds
 // what json.Unmarshal would have given. data must be valid UTF-8.
 func decodeFlat(data []byte, c *Command) bool {
-	i := skipSpace(data, 0)
+	i := jsonscan.SkipSpace(data, 0)
 	if i >= len(data) || data[i] != '{' {
 		return false
 	}
-	i = skipSpace(data, i+1)
+	i = jsonscan.SkipSpace(data, i+1)
 	if i < len(data) && data[i] == '}' {
-		return skipSpace(data, i+1) == len(data)
+		return jsonscan.SkipSpace(data, i+1) == len(data)
 	}
 	for {
-		key, j, ok := flatString(data, i)
+		key, j, ok := jsonscan.String(data, i)
 		if !ok {
 			return false
 		}
-		i = skipSpace(data, j)
+		i = jsonscan.SkipSpace(data, j)
 		if i >= len(data) || data[i] != ':' {
 			return false
 		}
-		i = skipSpace(data, i+1)
+		i = jsonscan.SkipSpace(data, i+1)
 		switch string(key) {
 		case "op", "channel", "token":
-			s, j, ok := flatString(data, i)
+			s, j, ok := jsonscan.String(data, i)
 			if !ok {
 				return false
 			}
@@ -70,54 +74,25 @@ func decodeFlat(data []byte, c *Command) bool {
 		default:
 			return false
 		}
-		i = skipSpace(data, i)
+		i = jsonscan.SkipSpace(data, i)
 		if i >= len(data) {
 			return false
 		}
 		switch data[i] {
 		case ',':
-			i = skipSpace(data, i+1)
+			i = jsonscan.SkipSpace(data, i+1)
 		case '}':
-			return skipSpace(data, i+1) == len(data)
+			return jsonscan.SkipSpace(data, i+1) == len(data)
 		default:
 			return false
 		}
 	}
 }
 
-// flatString reads the JSON string at data[i:] when it has no escape and
-// no control character, and returns its bytes and the index after it.
-func flatString(data []byte, i int) ([]byte, int, bool) {
-	if i >= len(data) || data[i] != '"' {
-		return nil, i, false
-	}
-	for j := i + 1; j < len(data); j++ {
-		switch c := data[j]; {
-		case c == '"':
-			return data[i+1 : j], j + 1, true
-		case c == '\\' || c < 0x20:
-			return nil, j, false
-		}
-	}
-	return nil, len(data), false
-}
-
-func skipSpace(data []byte, i int) int {
-	for i < len(data) {
-		switch data[i] {
-		case ' ', '\t', '\n', '\r':
-			i++
-		default:
-			return i
-		}
-	}
-	return i
-}
-
 // internOp returns the constant equal to op, so that the op of a command
 // holds no bytes of its own.
 func internOp(op []byte) string {
-	for _, k := range [...]string{OpConnect, OpSubscribe, OpUnsubscribe, OpPublish, OpHistory, OpPing, OpPong, OpRefresh} {
+	for _, k := range [...]string{OpConnect, OpSubscribe, OpUnsubscribe, OpPublish, OpHistory, OpPing, OpPong, OpRefresh, OpPresence, OpPresenceStats} {
 		if string(op) == k {
 			return k
 		}

@@ -3,6 +3,8 @@ package serverapi
 import (
 	"bytes"
 	"encoding/json"
+
+	"github.com/tetherhq/tether/internal/jsonscan"
 )
 
 // quickDecoder is a request that can decode its common shape without
@@ -18,35 +20,32 @@ type quickDecoder interface {
 // order) is left to encoding/json, so that both read every body the same way
 // (FuzzPublishDecodeQuick).
 func (req *publishRequest) decodeQuick(body []byte) bool {
-	b := trimSpace(body)
-	if len(b) < 2 || b[0] != '{' || b[len(b)-1] != '}' {
+	b := bytes.TrimRight(body, " \t\n\r")
+	i := jsonscan.SkipSpace(b, 0)
+	if len(b) < i+2 || b[i] != '{' || b[len(b)-1] != '}' {
 		return false
 	}
-	inner := b[1 : len(b)-1]
-	rest, ok := cutKey(inner, `"channel"`)
-	if !ok || len(rest) == 0 || rest[0] != '"' {
+	inner := b[i+1 : len(b)-1]
+	i, ok := afterKey(inner, 0, "channel")
+	if !ok {
 		return false
 	}
-	rest = rest[1:]
-	end := 0
-	for end < len(rest) && rest[end] != '"' {
-		if c := rest[end]; c < 0x20 || c > 0x7e || c == '\\' {
+	channel, i, ok := jsonscan.String(inner, i)
+	if !ok {
+		return false
+	}
+	for _, c := range channel {
+		if c > 0x7e { // printable ASCII only: the body's UTF-8 is not checked here
 			return false
 		}
-		end++
 	}
-	if end == len(rest) {
+	if i = jsonscan.SkipSpace(inner, i); i >= len(inner) || inner[i] != ',' {
 		return false
 	}
-	channel := rest[:end]
-	rest = trimSpace(rest[end+1:])
-	if len(rest) == 0 || rest[0] != ',' {
+	if i, ok = afterKey(inner, i+1, "data"); !ok {
 		return false
 	}
-	if rest, ok = cutKey(rest[1:], `"data"`); !ok {
-		return false
-	}
-	data := trimSpace(rest)
+	data := bytes.TrimRight(inner[i:], " \t\n\r")
 	if len(data) == 0 || !json.Valid(data) { // a value, and all of the rest
 		return false
 	}
@@ -55,28 +54,15 @@ func (req *publishRequest) decodeQuick(body []byte) bool {
 	return true
 }
 
-// cutKey returns what follows key and its colon in b, leading whitespace
-// skipped, if b starts (after whitespace) with them.
-func cutKey(b []byte, key string) ([]byte, bool) {
-	b = trimSpace(b)
-	if !bytes.HasPrefix(b, []byte(key)) {
-		return nil, false
+// afterKey returns the index of what follows the string key and its colon in
+// data, whitespace skipped, if data[i:] starts (after whitespace) with them.
+func afterKey(data []byte, i int, key string) (int, bool) {
+	k, i, ok := jsonscan.String(data, jsonscan.SkipSpace(data, i))
+	if !ok || string(k) != key {
+		return 0, false
 	}
-	b = trimSpace(b[len(key):])
-	if len(b) == 0 || b[0] != ':' {
-		return nil, false
+	if i = jsonscan.SkipSpace(data, i); i >= len(data) || data[i] != ':' {
+		return 0, false
 	}
-	return trimSpace(b[1:]), true
-}
-
-// trimSpace trims JSON's whitespace from both ends of b.
-func trimSpace(b []byte) []byte {
-	isSpace := func(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
-	for len(b) > 0 && isSpace(b[0]) {
-		b = b[1:]
-	}
-	for len(b) > 0 && isSpace(b[len(b)-1]) {
-		b = b[:len(b)-1]
-	}
-	return b
+	return jsonscan.SkipSpace(data, i+1), true
 }
