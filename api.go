@@ -178,24 +178,9 @@ func (n *Node) Disconnect(ctx context.Context, client string, reconnect bool) er
 	return nil
 }
 
-// Info holds a node's statistics.
-type Info struct {
-	Connections          int64 `json:"connections"`
-	WebSocketConnections int64 `json:"websocket_connections"`
-	TCPConnections       int64 `json:"tcp_connections"`
-	GRPCConnections      int64 `json:"grpc_connections"`
-	Channels             int64 `json:"channels"`
-	Subscriptions        int64 `json:"subscriptions"`
-	Publications         int64 `json:"publications"`
-	SlowConsumers        int64 `json:"slow_consumers"`
-	HeartbeatTimeouts    int64 `json:"heartbeat_timeouts"`
-	SessionsOpened       int64 `json:"sessions_opened"`
-	UptimeSeconds        int64 `json:"uptime_seconds"`
-	ProtocolVersion      int   `json:"protocol_version"`
-	// Nodes lists every node of the cluster, this one included, as they
-	// last announced themselves; empty for a node alone (no NATS).
-	Nodes []backend.NodeInfo `json:"nodes,omitempty"`
-}
+// Info holds a node's statistics, as /api/info answers them: one type with the
+// server API's, so the two cannot drift.
+type Info = serverapi.Info
 
 // Info returns the node's statistics. It visits every channel.
 func (n *Node) Info() Info {
@@ -250,4 +235,4 @@ func (b apiBackend) Disconnect(ctx context.Context, client string, reconnect boo
 	return b.n.Disconnect(ctx, client, reconnect)
 }
 
-func (b apiBackend) Info() serverapi.Info { return serverapi.Info(b.n.Info()) }
+func (b apiBackend) Info() serverapi.Info { return b.n.Info() }

@@ -83,7 +83,8 @@ type Info struct {
 	SessionsOpened       int64 `json:"sessions_opened"`
 	UptimeSeconds        int64 `json:"uptime_seconds"`
 	ProtocolVersion      int   `json:"protocol_version"`
-	// Nodes lists the cluster's nodes.
+	// Nodes lists every node of the cluster, this one included, as they
+	// last announced themselves; empty for a node alone (no NATS).
 	Nodes []backend.NodeInfo `json:"nodes,omitempty"`
 }
 
