@@ -3,7 +3,7 @@ package protocol
 import (
 	"strconv"
 
-	"github.com/tetherhq/tether/internal/jsonscan"
+	"github.com/tetherhq/tether/internal/jsontext"
 )
 
 // decodeFlat decodes the common shape of a command into c without
@@ -13,27 +13,27 @@ import (
 // the caller decodes with encoding/json; when it reports true, c holds
 // what json.Unmarshal would have given. data must be valid UTF-8.
 func decodeFlat(data []byte, c *Command) bool {
-	i := jsonscan.SkipSpace(data, 0)
+	i := jsontext.SkipSpace(data, 0)
 	if i >= len(data) || data[i] != '{' {
 		return false
 	}
-	i = jsonscan.SkipSpace(data, i+1)
+	i = jsontext.SkipSpace(data, i+1)
 	if i < len(data) && data[i] == '}' {
-		return jsonscan.SkipSpace(data, i+1) == len(data)
+		return jsontext.SkipSpace(data, i+1) == len(data)
 	}
 	for {
-		key, j, ok := jsonscan.String(data, i)
+		key, j, ok := jsontext.String(data, i)
 		if !ok {
 			return false
 		}
-		i = jsonscan.SkipSpace(data, j)
+		i = jsontext.SkipSpace(data, j)
 		if i >= len(data) || data[i] != ':' {
 			return false
 		}
-		i = jsonscan.SkipSpace(data, i+1)
+		i = jsontext.SkipSpace(data, i+1)
 		switch string(key) {
 		case "op", "channel", "token":
-			s, j, ok := jsonscan.String(data, i)
+			s, j, ok := jsontext.String(data, i)
 			if !ok {
 				return false
 			}
@@ -74,15 +74,15 @@ func decodeFlat(data []byte, c *Command) bool {
 		default:
 			return false
 		}
-		i = jsonscan.SkipSpace(data, i)
+		i = jsontext.SkipSpace(data, i)
 		if i >= len(data) {
 			return false
 		}
 		switch data[i] {
 		case ',':
-			i = jsonscan.SkipSpace(data, i+1)
+			i = jsontext.SkipSpace(data, i+1)
 		case '}':
-			return jsonscan.SkipSpace(data, i+1) == len(data)
+			return jsontext.SkipSpace(data, i+1) == len(data)
 		default:
 			return false
 		}

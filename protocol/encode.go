@@ -1,9 +1,10 @@
 package protocol
 
 import (
-	"encoding/json"
 	"slices"
 	"strconv"
+
+	"github.com/tetherhq/tether/internal/jsontext"
 )
 
 // AppendSubscribeReply appends to dst the JSON of a reply with id whose
@@ -26,7 +27,7 @@ func AppendSubscribeReply(dst []byte, id uint64, r *SubscribeResult) ([]byte, er
 		dst = append(dst, ',')
 	}
 	dst = append(dst, `"result":{"epoch":`...)
-	dst = appendString(dst, r.Epoch)
+	dst = jsontext.AppendString(dst, r.Epoch)
 	dst = append(dst, `,"offset":`...)
 	dst = strconv.AppendUint(dst, r.Offset, 10)
 	dst = append(dst, `,"recoverable":`...)
@@ -54,18 +55,4 @@ func AppendSubscribeReply(dst []byte, id uint64, r *SubscribeResult) ([]byte, er
 		dst = append(dst, ']')
 	}
 	return append(dst, "}}"...), nil
-}
-
-// appendString appends s as a JSON string, escaped as json.Marshal
-// escapes it.
-func appendString(dst []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			b, _ := json.Marshal(s) // a string always encodes
-			return append(dst, b...)
-		}
-	}
-	dst = append(dst, '"')
-	dst = append(dst, s...)
-	return append(dst, '"')
 }

@@ -2,11 +2,11 @@ package presence
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"strconv"
 
 	"github.com/tetherhq/tether/backend"
+	"github.com/tetherhq/tether/internal/jsontext"
 )
 
 // ErrTooLarge is returned by AppendMembers when the channel's members do not
@@ -42,10 +42,10 @@ func (p *Presence) AppendMembers(ctx context.Context, dst []byte, channel string
 			dst = append(dst, ',')
 		}
 		dst = append(dst, `{"client":`...)
-		dst = appendString(dst, m.Client)
+		dst = jsontext.AppendString(dst, m.Client)
 		if m.User != "" {
 			dst = append(dst, `,"user":`...)
-			dst = appendString(dst, m.User)
+			dst = jsontext.AppendString(dst, m.User)
 		}
 		if len(m.Info) > 0 {
 			dst = append(dst, `,"info":`...)
@@ -80,17 +80,4 @@ func unixMilli(m *backend.Member) int64 {
 		return 0
 	}
 	return m.ConnectedAt.UnixMilli()
-}
-
-// appendString appends s as a JSON string, as encoding/json writes it.
-func appendString(dst []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x7f || c == '<' || c == '>' || c == '&' {
-			q, _ := json.Marshal(s) // a string always encodes
-			return append(dst, q...)
-		}
-	}
-	dst = append(dst, '"')
-	dst = append(dst, s...)
-	return append(dst, '"')
 }

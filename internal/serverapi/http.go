@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"sync"
 
+	"github.com/tetherhq/tether/internal/jsontext"
 	"github.com/tetherhq/tether/protocol"
 )
 
@@ -149,27 +150,11 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 // appendPosition appends {"epoch":...,"offset":N}, as json.Marshal would.
 func appendPosition(b []byte, pos protocol.Position) []byte {
-	if !plainJSONString(pos.Epoch) {
-		raw, _ := json.Marshal(pos) // a string of two fields: cannot fail
-		return append(b, raw...)
-	}
-	b = append(b, `{"epoch":"`...)
-	b = append(b, pos.Epoch...)
-	b = append(b, `","offset":`...)
+	b = append(b, `{"epoch":`...)
+	b = jsontext.AppendString(b, pos.Epoch)
+	b = append(b, `,"offset":`...)
 	b = strconv.AppendUint(b, pos.Offset, 10)
 	return append(b, '}')
-}
-
-// plainJSONString reports whether s can go between quotes in JSON as it is,
-// as encoding/json would write it (no escapes, no HTML characters, ASCII).
-func plainJSONString(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			return false
-		}
-	}
-	return true
 }
 
 type publishRequest struct {

@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 
-	"github.com/tetherhq/tether/internal/jsonscan"
+	"github.com/tetherhq/tether/internal/jsontext"
 )
 
 // quickDecoder is a request that can decode its common shape without
@@ -21,7 +21,7 @@ type quickDecoder interface {
 // (FuzzPublishDecodeQuick).
 func (req *publishRequest) decodeQuick(body []byte) bool {
 	b := bytes.TrimRight(body, " \t\n\r")
-	i := jsonscan.SkipSpace(b, 0)
+	i := jsontext.SkipSpace(b, 0)
 	if len(b) < i+2 || b[i] != '{' || b[len(b)-1] != '}' {
 		return false
 	}
@@ -30,7 +30,7 @@ func (req *publishRequest) decodeQuick(body []byte) bool {
 	if !ok {
 		return false
 	}
-	channel, i, ok := jsonscan.String(inner, i)
+	channel, i, ok := jsontext.String(inner, i)
 	if !ok {
 		return false
 	}
@@ -39,7 +39,7 @@ func (req *publishRequest) decodeQuick(body []byte) bool {
 			return false
 		}
 	}
-	if i = jsonscan.SkipSpace(inner, i); i >= len(inner) || inner[i] != ',' {
+	if i = jsontext.SkipSpace(inner, i); i >= len(inner) || inner[i] != ',' {
 		return false
 	}
 	if i, ok = afterKey(inner, i+1, "data"); !ok {
@@ -57,12 +57,12 @@ func (req *publishRequest) decodeQuick(body []byte) bool {
 // afterKey returns the index of what follows the string key and its colon in
 // data, whitespace skipped, if data[i:] starts (after whitespace) with them.
 func afterKey(data []byte, i int, key string) (int, bool) {
-	k, i, ok := jsonscan.String(data, jsonscan.SkipSpace(data, i))
+	k, i, ok := jsontext.String(data, jsontext.SkipSpace(data, i))
 	if !ok || string(k) != key {
 		return 0, false
 	}
-	if i = jsonscan.SkipSpace(data, i); i >= len(data) || data[i] != ':' {
+	if i = jsontext.SkipSpace(data, i); i >= len(data) || data[i] != ':' {
 		return 0, false
 	}
-	return jsonscan.SkipSpace(data, i+1), true
+	return jsontext.SkipSpace(data, i+1), true
 }
