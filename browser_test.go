@@ -32,7 +32,7 @@ func waitConnected(tb *tab, room string) {
 // waitMessages waits until a chat tab shows exactly want, in order.
 func waitMessages(tb *tab, want []string, limit time.Duration) {
 	tb.b.t.Helper()
-	tb.waitFor(limit, fmt.Sprintf(`document.querySelectorAll("#log li[data-key]").length >= %d`, len(want)), `document.querySelectorAll("#log li[data-key]").length`)
+	tb.waitFor(limit, fmt.Sprintf(`document.querySelectorAll("#log li[data-key]").length >= %d`, len(want)), `[...document.querySelectorAll("#log li")].map((li) => (li.dataset.key ?? "") + " " + li.textContent).join(" | ")`)
 	if got := chatMessages(tb); !sameStrings(got, want) {
 		tb.b.t.Fatalf("%s shows %d messages %q, want %d: %q", tb.name, len(got), got, len(want), want)
 	}
@@ -98,8 +98,11 @@ func TestChatPageGap(t *testing.T) {
 	tb.setOffline(false)
 	// Generous bounds: the page's reconnect backoff and a loaded CI machine.
 	tb.waitFor(20*time.Second, `document.querySelector("#log .gap") != null`, `document.getElementById("log").textContent`)
+	// The page loads the history kept (m8-m10) after it shows the gap; m11
+	// waits for that, or it would push m8 out of the three kept.
+	waitMessages(tb, []string{"m1", "m8", "m9", "m10"}, 10*time.Second)
 	publishChat(t, n, "gap", "api", "m11")
-	waitMessages(tb, []string{"m1", "m8", "m9", "m10", "m11"}, 10*time.Second) // m8-m10: the history kept
+	waitMessages(tb, []string{"m1", "m8", "m9", "m10", "m11"}, 10*time.Second)
 }
 
 // TestBrowserServerDrop: the server drops a tab's connection, with the server
