@@ -82,21 +82,28 @@ func (c *client) read() message {
 	return m
 }
 
+// tryRead returns the next message other than a heartbeat ping (a
+// connection's ping point falls anywhere in the ping interval, so any test
+// may see one), or an error after d.
 func (c *client) tryRead(d time.Duration) (message, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
-	typ, b, err := c.c.Read(ctx)
-	if err != nil {
-		return message{}, err
+	for {
+		typ, b, err := c.c.Read(ctx)
+		if err != nil {
+			return message{}, err
+		}
+		var m message
+		if typ != websocket.MessageText {
+			return m, errors.New("binary message")
+		}
+		if err := json.Unmarshal(b, &m); err != nil {
+			return m, err
+		}
+		if !isPing(m) {
+			return m, nil
+		}
 	}
-	var m message
-	if typ != websocket.MessageText {
-		return m, errors.New("binary message")
-	}
-	if err := json.Unmarshal(b, &m); err != nil {
-		return m, err
-	}
-	return m, nil
 }
 
 // call sends cmd and returns its reply, failing on pushes in between.

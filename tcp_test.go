@@ -166,6 +166,7 @@ func TestTCPHeartbeat(t *testing.T) {
 		cfg.PongTimeout = 5 * time.Second // room for a loaded machine
 		e := startEnv(t, cfg, false)
 		c := e.dialTCP()
+		c.pings = true
 		for range 5 {
 			m := c.read()
 			if m.Op != protocol.PushPing {
