@@ -17,7 +17,9 @@
 // Clock. A store that reads it for all its time (the suite's option
 // ReadsClock) sees time pass at once when the suite advances it; for one that
 // keeps real time (a NATS server's), the suite waits, for a few seconds at most
-// per test, and gives expiry a bounded while to happen.
+// per test, and gives expiry a bounded while to happen. A check that must
+// come before a TTL runs out, and comes after it on a loaded machine, proves
+// nothing: the test runs again with a longer TTL, a few times at most.
 //
 // The package is for tests only: it must not be imported by production code,
 // and must not know any implementation.
@@ -25,6 +27,8 @@ package backendtest
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -44,6 +48,10 @@ const (
 	// pollEvery is how often the suites look again while they wait for a
 	// store that keeps real time.
 	pollEvery = 10 * time.Millisecond
+	// realTimeTries is how many times raceTTL runs a test on a store that
+	// keeps real time, each time with twice the TTL, when a loaded machine
+	// makes its checks late.
+	realTimeTries = 3
 )
 
 // Clock is a clock that moves only when told to. The suites give its Now to
@@ -90,21 +98,77 @@ func (tl *timeline) pass(d time.Duration) {
 	tl.clock.Advance(d)
 }
 
-// expect checks cond, which describes what must hold once something expired:
-// at once for a store that reads the clock, within expirySlack for one that
-// keeps real time. It fails the test with cond's last error.
-func (tl *timeline) expect(t *testing.T, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(expirySlack)
+// now returns the store's time: the clock's for a store that reads it, the
+// real time for one that keeps real time.
+func (tl *timeline) now() time.Time {
+	if tl.real {
+		return time.Now()
+	}
+	return tl.clock.Now()
+}
+
+// within checks cond once. cond describes what must hold until deadline, a
+// TTL after something was given to the store; a store that keeps real time
+// may have let it expire when the check came late, so on such a store an
+// error past deadline is errLate: the machine was too slow to make the check
+// in time, not the store wrong.
+func (tl *timeline) within(deadline time.Time, cond func() error) error {
+	err := cond()
+	if err != nil && tl.real && !time.Now().Before(deadline) {
+		return fmt.Errorf("%w: %w", errLate, err)
+	}
+	return err
+}
+
+// await checks cond, which describes what must hold once something expired:
+// at once for a store that reads the clock; for one that keeps real time,
+// again and again for up to expirySlack. A deadline that is not zero says
+// what cond needs as well must still be there: await stops looking at it,
+// and past it an error is errLate, as for within.
+func (tl *timeline) await(deadline time.Time, cond func() error) error {
+	stop := time.Now().Add(expirySlack)
+	if !deadline.IsZero() && deadline.Before(stop) {
+		stop = deadline
+	}
 	for {
 		err := cond()
+		if err == nil || !tl.real {
+			return err
+		}
+		if now := time.Now(); !now.Before(stop) {
+			if !deadline.IsZero() && !now.Before(deadline) {
+				return fmt.Errorf("%w: %w", errLate, err)
+			}
+			return err
+		}
+		time.Sleep(pollEvery)
+	}
+}
+
+// errLate says a check that had to come within a TTL came after it.
+var errLate = errors.New("checked after the TTL it races")
+
+// raceTTL runs steps, a test whose checks race a TTL, on stores whose members
+// live d = ttl. On a store that keeps real time a loaded machine may make a
+// step late: when steps returns errLate, raceTTL runs them again, on a new
+// store with twice the TTL, up to realTimeTries times in all. Any other error
+// fails t at once, as does the last errLate.
+func raceTTL(t *testing.T, real bool, steps func(d time.Duration) error) {
+	t.Helper()
+	d := ttl
+	for try := 1; ; try++ {
+		err := steps(d)
 		if err == nil {
 			return
 		}
-		if !tl.real || time.Now().After(deadline) {
+		if !real || !errors.Is(err, errLate) {
 			t.Fatal(err)
 		}
-		time.Sleep(pollEvery)
+		if try == realTimeTries {
+			t.Fatalf("%v (try %d of %d, with a TTL of %v: a store that keeps its TTLs passes one of them unless the machine is very slow)", err, try, realTimeTries, d)
+		}
+		t.Logf("with a TTL of %v: %v; again with %v", d, err, 2*d)
+		d *= 2
 	}
 }
 

@@ -352,20 +352,35 @@ func (s HistorySuite) testWindow(t *testing.T) {
 
 // testTTL lets publications outlive the store's TTL, first some, then all.
 func (s HistorySuite) testTTL(t *testing.T) {
-	c := s.open(t, 10, ttl)
+	raceTTL(t, !s.ReadsClock, func(d time.Duration) error {
+		return s.ttlSteps(t, d)
+	})
+}
+
+// ttlSteps are testTTL's, on a store whose publications live d.
+func (s HistorySuite) ttlSteps(t *testing.T, d time.Duration) error {
+	c := s.open(t, 10, d)
+	first := c.tl.now()
 	e := c.append("ch", 1).Epoch
 	c.append("ch", 2)
 	c.append("ch", 3)
-	c.tl.pass(ttl / 2)
+	c.tl.pass(d / 2)
+	second := c.tl.now()
 	c.append("ch", 4)
 	c.append("ch", 5)
-	res := c.read("ch", backend.Query{Limit: backend.NoLimit})
-	if err := checkRun(res.Publications, "ch", e, 1, 5); err != nil {
-		t.Fatalf("before any TTL passed: %v", err)
+	err := c.tl.within(first.Add(d), func() error {
+		res := c.read("ch", backend.Query{Limit: backend.NoLimit})
+		if err := checkRun(res.Publications, "ch", e, 1, 5); err != nil {
+			return fmt.Errorf("before any TTL passed: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 
-	c.tl.pass(ttl/2 + ttl/10) // 1..3 are past their TTL, 4 and 5 are not
-	c.tl.expect(t, func() error {
+	c.tl.pass(d/2 + d/10) // 1..3 are past their TTL, 4 and 5 are not
+	err = c.tl.await(second.Add(d), func() error {
 		for _, since := range []*protocol.Position{nil, pos(e, 1)} {
 			res := c.read("ch", backend.Query{Since: since, Limit: backend.NoLimit})
 			if res.Top != *pos(e, 5) {
@@ -377,10 +392,13 @@ func (s HistorySuite) testTTL(t *testing.T) {
 		}
 		return nil
 	})
+	if err != nil {
+		return err
+	}
 
-	c.tl.pass(ttl) // all are past their TTL
+	c.tl.pass(d) // all are past their TTL
 	var top protocol.Position
-	c.tl.expect(t, func() error {
+	err = c.tl.await(time.Time{}, func() error {
 		res := c.read("ch", backend.Query{Limit: backend.NoLimit})
 		top = res.Top
 		if len(res.Publications) != 0 {
@@ -388,25 +406,29 @@ func (s HistorySuite) testTTL(t *testing.T) {
 		}
 		return nil
 	})
+	if err != nil {
+		return err
+	}
 	// The store may keep the channel's position, or forget the channel with
 	// its epoch: either way a reader must not be told a wrong position.
 	next := c.append("ch", 6)
 	switch {
 	case top.Epoch == e:
 		if top.Offset != 5 {
-			t.Fatalf("after every TTL: top %+v in the same epoch, want offset 5", top)
+			return fmt.Errorf("after every TTL: top %+v in the same epoch, want offset 5", top)
 		}
 		if next != *pos(e, 6) && (next.Epoch == e || next.Offset != 1) {
-			t.Fatalf("Append after every TTL = %+v, want {%s 6}, or offset 1 in a new epoch", next, e)
+			return fmt.Errorf("Append after every TTL = %+v, want {%s 6}, or offset 1 in a new epoch", next, e)
 		}
 	default:
 		if top.Offset != 0 {
-			t.Fatalf("after every TTL: top %+v in a new epoch, want offset 0", top)
+			return fmt.Errorf("after every TTL: top %+v in a new epoch, want offset 0", top)
 		}
 		if next != *pos(top.Epoch, 1) {
-			t.Fatalf("Append after the channel was forgotten = %+v, want {%s 1}", next, top.Epoch)
+			return fmt.Errorf("Append after the channel was forgotten = %+v, want {%s 1}", next, top.Epoch)
 		}
 	}
+	return nil
 }
 
 func (s HistorySuite) testRestart(t *testing.T) {

@@ -65,14 +65,15 @@ type presenceCase struct {
 	ctx context.Context
 }
 
+// open opens a store for a test that does not test expiry: its members live
+// testTimeout, longer than a loaded machine may take to run the test on a
+// store that keeps real time.
 func (s PresenceSuite) open(t *testing.T) *presenceCase {
 	t.Helper()
-	return s.openTTL(t, ttl)
+	return s.openTTL(t, testTimeout)
 }
 
-// openTTL opens a store whose members live d: tests that do not test expiry
-// give a store that keeps real time longer than a loaded machine may take
-// to run them.
+// openTTL opens a store whose members live d.
 func (s PresenceSuite) openTTL(t *testing.T, d time.Duration) *presenceCase {
 	t.Helper()
 	tl := newTimeline(s.ReadsClock)
@@ -227,29 +228,40 @@ func (s PresenceSuite) testPresenceIndependent(t *testing.T) {
 // testExpiry refreshes one member and not the others: those expire after the
 // TTL, the refreshed one a TTL after its refresh.
 func (s PresenceSuite) testExpiry(t *testing.T) {
-	c := s.open(t)
-	fresh, stale, staleToo := member("c1", "ann", 1), member("c2", "ann", 2), member("c3", "bob", 3)
-	c.add("ch", fresh)
-	c.add("ch", stale)
-	c.add("ch", staleToo)
-	c.add("other", staleToo)
-	c.tl.pass(ttl * 6 / 10)
-	c.mustBe("ch", fresh, stale, staleToo)
-	fresh = member("c1", "ann", 11)
-	c.add("ch", fresh) // refreshes c1's TTL, and replaces it
-	c.tl.pass(ttl * 6 / 10)
-	c.tl.expect(t, func() error { return errors.Join(c.check("ch", fresh), c.check("other")) })
-	c.tl.pass(ttl * 6 / 10)
-	c.tl.expect(t, func() error { return c.check("ch") })
-	c.add("ch", stale) // back after expiring
-	c.mustBe("ch", stale)
+	raceTTL(t, !s.ReadsClock, func(d time.Duration) error {
+		c := s.openTTL(t, d)
+		fresh, stale, staleToo := member("c1", "ann", 1), member("c2", "ann", 2), member("c3", "bob", 3)
+		added := c.tl.now()
+		c.add("ch", fresh)
+		c.add("ch", stale)
+		c.add("ch", staleToo)
+		c.add("other", staleToo)
+		c.tl.pass(d * 6 / 10)
+		if err := c.tl.within(added.Add(d), func() error { return c.check("ch", fresh, stale, staleToo) }); err != nil {
+			return err
+		}
+		fresh = member("c1", "ann", 11)
+		refreshed := c.tl.now()
+		c.add("ch", fresh) // refreshes c1's TTL, and replaces it
+		c.tl.pass(d * 6 / 10)
+		if err := c.tl.await(refreshed.Add(d), func() error { return errors.Join(c.check("ch", fresh), c.check("other")) }); err != nil {
+			return err
+		}
+		c.tl.pass(d * 6 / 10)
+		if err := c.tl.await(time.Time{}, func() error { return c.check("ch") }); err != nil {
+			return err
+		}
+		back := c.tl.now()
+		c.add("ch", stale) // back after expiring
+		return c.tl.within(back.Add(d), func() error { return c.check("ch", stale) })
+	})
 }
 
 // testPresenceConcurrent adds and removes members of one channel from several
 // goroutines while another reads.
 func (s PresenceSuite) testPresenceConcurrent(t *testing.T) {
 	const writers, each = 8, 25
-	c := s.openTTL(t, testTimeout) // no member may expire while the writers run
+	c := s.open(t) // no member may expire while the writers run
 	errs := make(chan error, writers+1)
 	stop := make(chan struct{})
 	readerDone := make(chan struct{})

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/tetherhq/tether/backend"
 )
@@ -76,7 +77,7 @@ func (s PresenceSuite) testTrackerJoinLeave(t *testing.T) {
 // user changed.
 func (s PresenceSuite) testTrackerConcurrentUsers(t *testing.T) {
 	const rounds, tabs = 20, 6
-	c := s.openTTL(t, testTimeout) // no member may expire while the rounds run
+	c := s.open(t) // no member may expire while the rounds run
 	tr := c.tracker()
 	for r := range rounds {
 		for _, join := range []bool{true, false} {
@@ -119,21 +120,27 @@ func (s PresenceSuite) testTrackerConcurrentUsers(t *testing.T) {
 // testTrackerRefresh refreshes one member and a client that is not there:
 // the first outlives the others, the second is not added.
 func (s PresenceSuite) testTrackerRefresh(t *testing.T) {
-	c := s.open(t)
-	tr := c.tracker()
-	kept, dropped := member("c1", "ann", 1), member("c2", "bob", 2)
-	c.add("ch", kept)
-	c.add("ch", dropped)
-	c.tl.pass(ttl * 6 / 10)
-	if err := tr.Refresh(c.ctx, "ch", []string{"c1", "ghost"}); err != nil {
-		t.Fatalf("Refresh: %v", err)
-	}
-	if err := tr.Refresh(c.ctx, "nobody", []string{"c1"}); err != nil {
-		t.Fatalf("Refresh of an empty channel: %v", err)
-	}
-	c.mustBe("ch", kept, dropped)
-	c.tl.pass(ttl * 6 / 10)
-	c.tl.expect(t, func() error { return errors.Join(c.check("ch", kept), c.check("nobody")) })
+	raceTTL(t, !s.ReadsClock, func(d time.Duration) error {
+		c := s.openTTL(t, d)
+		tr := c.tracker()
+		kept, dropped := member("c1", "ann", 1), member("c2", "bob", 2)
+		added := c.tl.now()
+		c.add("ch", kept)
+		c.add("ch", dropped)
+		c.tl.pass(d * 6 / 10)
+		refreshed := c.tl.now()
+		if err := tr.Refresh(c.ctx, "ch", []string{"c1", "ghost"}); err != nil {
+			t.Fatalf("Refresh: %v", err)
+		}
+		if err := tr.Refresh(c.ctx, "nobody", []string{"c1"}); err != nil {
+			t.Fatalf("Refresh of an empty channel: %v", err)
+		}
+		if err := c.tl.within(added.Add(d), func() error { return c.check("ch", kept, dropped) }); err != nil {
+			return err
+		}
+		c.tl.pass(d * 6 / 10)
+		return c.tl.await(refreshed.Add(d), func() error { return errors.Join(c.check("ch", kept), c.check("nobody")) })
+	})
 }
 
 func (s PresenceSuite) testTrackerCanceled(t *testing.T) {
