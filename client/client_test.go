@@ -296,15 +296,20 @@ func TestDeadConnectionDetected(t *testing.T) {
 }
 
 // TestServerPingsKeepConnection: pings alone keep an idle connection alive.
+// The client declares the connection dead after 2.5 s of silence: the server's
+// 1 s pings (their tick adds up to a quarter of that) keep it alive with a
+// margin a loaded machine meets, and the test watches twice that long, so that
+// a client that ignored the pings would be declared dead in plain view.
 func TestServerPingsKeepConnection(t *testing.T) {
+	const pingTimeout = 1500 * time.Millisecond
 	n := tethertest.NewNode(t, tether.Config{HTTPAddr: tethertest.Loopback, PingInterval: time.Second})
 	ev := newEvents()
-	c := dial(t, tethertest.WSURL(n, "/ws"), client.WithEventHandler(ev.handle), client.WithPingTimeout(500*time.Millisecond))
+	c := dial(t, tethertest.WSURL(n, "/ws"), client.WithEventHandler(ev.handle), client.WithPingTimeout(pingTimeout))
 	ev.wait(t, client.Connected, time.Second)
 	select {
 	case e := <-ev.ch:
 		t.Fatalf("event %+v on an idle connection that the server pings", e)
-	case <-time.After(3 * time.Second): // three ping intervals, twice the dead limit
+	case <-time.After(2 * (time.Second + pingTimeout)): // five ping intervals, twice the dead limit
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
