@@ -19,7 +19,7 @@ func TestUpgradeOutlivesHandshakeTimeout(t *testing.T) {
 	cfg := tethertest.Config()
 	cfg.HandshakeTimeout = 300 * time.Millisecond
 	n := tethertest.NewNode(t, cfg)
-	const conns, dialers = 120, 8
+	const conns, dialers, dialTries = 120, 8, 5
 	clients := make([]*client, conns)
 	errs := make([]error, conns)
 	var wg sync.WaitGroup
@@ -28,14 +28,21 @@ func TestUpgradeOutlivesHandshakeTimeout(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := d; i < conns; i += dialers {
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				c, _, err := websocket.Dial(ctx, tethertest.WSURL(n, "/ws"), nil)
-				cancel()
-				if err == nil {
-					t.Cleanup(func() { c.CloseNow() })
-					clients[i] = &client{c: c}
+				// A loaded machine may take longer than HandshakeTimeout
+				// to serve an upgrade, which the server then rightly cuts:
+				// that connection never opened, and is dialled again.
+				for try := 1; try <= dialTries; try++ {
+					ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+					c, _, err := websocket.Dial(ctx, tethertest.WSURL(n, "/ws"), nil)
+					cancel()
+					errs[i] = err
+					if err == nil {
+						t.Cleanup(func() { c.CloseNow() })
+						clients[i] = &client{c: c}
+						break
+					}
+					t.Logf("connection %d, dial %d: %v", i, try, err)
 				}
-				errs[i] = err
 			}
 		}()
 	}
