@@ -3,6 +3,7 @@ package tether_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -193,6 +194,21 @@ func TestSlowConsumerDoesNotDelayOthers(t *testing.T) {
 	t.Logf("stalled client was cut off after %v", last)
 }
 
+// writeAll writes b whole to nc, across write timeouts that a server slow to
+// read may cause, until deadline.
+func writeAll(nc net.Conn, b []byte, deadline time.Time) error {
+	for len(b) > 0 {
+		_ = nc.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+		n, err := nc.Write(b)
+		b = b[n:]
+		var ne net.Error
+		if err != nil && (!errors.As(err, &ne) || !ne.Timeout() || time.Now().After(deadline)) {
+			return err
+		}
+	}
+	return nil
+}
+
 // dialStalled opens a raw WebSocket with a 4 KiB receive buffer.
 func dialStalled(t *testing.T, addr string) *rawConn {
 	t.Helper()
@@ -222,19 +238,20 @@ func TestPingFloodWithoutReading(t *testing.T) {
 	cfg.MaxMessageSize = 16 << 10
 	cfg.CloseTimeout = 20 * time.Second
 	n := tethertest.NewNode(t, cfg)
+	stats := n.StatsSampler()
 	c := dialStalled(t, n.Addr().String())
-	ping := make([]byte, 125) // the largest control payload
+	ping := maskedFrame(0x89, make([]byte, 125)) // the largest control payload
+	// The client writes pings until the server counts it a slow consumer: a
+	// loaded server that reads them slowly stalls a write, which is not the
+	// sign of it (it keeps reading, and discarding, while it closes), and
+	// reading the pongs before it has cut the client would drain its buffer.
 	deadline := time.Now().Add(20 * time.Second)
-	for sent := 0; ; sent++ {
+	for sent := 0; sent%256 != 0 || stats(time.Now()).SlowConsumers == 0; sent++ {
 		if time.Now().After(deadline) {
-			t.Fatalf("still open after %d pings", sent)
+			t.Fatalf("%d pings and not a slow consumer", sent)
 		}
-		_ = c.nc.SetWriteDeadline(time.Now().Add(time.Second))
-		if _, err := c.nc.Write(maskedFrame(0x89, ping)); err != nil {
-			break // the server stopped reading or closed: look at what it sent
-		}
-		if sent > 60000 { // 60000 pongs of 127 bytes: 7.3 MiB, past the limit and the ~4 MiB of kernel buffers
-			break
+		if err := writeAll(c.nc, ping, deadline); err != nil {
+			t.Fatalf("%d pings and not a slow consumer: %v", sent, err)
 		}
 	}
 	for {
