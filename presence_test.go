@@ -186,9 +186,12 @@ func TestPresenceHeartbeatKill(t *testing.T) {
 	cfg := tethertest.Config()
 	cfg.Authenticator, cfg.Authorizer = a, z
 	cfg.Presence.Window = 50 * time.Millisecond
-	cfg.PingInterval, cfg.PongTimeout = 100*time.Millisecond, 200*time.Millisecond
+	// The watcher answers pings only while it reads, not while the silent
+	// client dials: the timeout gives that a second on a loaded machine.
+	cfg.PingInterval, cfg.PongTimeout = 100*time.Millisecond, time.Second
+	cfg.CloseTimeout = 100 * time.Millisecond // the silent client answers no close frame either
 	e := startEnv(t, cfg, false)
-	watch := e.dialWS() // reads all the time: it answers pings
+	watch := e.dialWS() // reads whenever it waits: it answers pings
 	connectAs(t, watch, "")
 	watch.subscribe(ch, nil)
 	if p := nextPresence(t, watch, ch); p.Joined != 1 || p.Occupancy == nil || *p.Occupancy != (protocol.PresenceStats{Clients: 1}) {
