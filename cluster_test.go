@@ -39,6 +39,29 @@ type natsCluster struct {
 // until JetStream has a leader. They are shut down when t ends.
 func startNATSCluster(t *testing.T, size int) *natsCluster {
 	t.Helper()
+	// The route addresses are picked free, then let go for the servers to
+	// listen on: meanwhile a connection elsewhere on the machine may take
+	// one as its local port. Then the cluster starts again on new ones.
+	const tries = 3
+	for try := 1; ; try++ {
+		c := &natsCluster{cfgs: clusterConfigs(t, size)}
+		err := c.startServers(t)
+		if err == nil {
+			c.waitJetStream(t)
+			return c
+		}
+		c.stop()
+		if try == tries {
+			t.Fatal(err)
+		}
+		t.Logf("NATS cluster, try %d of %d: %v", try, tries, err)
+	}
+}
+
+// clusterConfigs returns the configs of size NATS servers routed to each
+// other, on route addresses free when it looked.
+func clusterConfigs(t *testing.T, size int) []embedded.Config {
+	t.Helper()
 	routes := make([]string, size)
 	addrs := make([]string, size)
 	for i := range size {
@@ -50,7 +73,7 @@ func startNATSCluster(t *testing.T, size int) *natsCluster {
 		routes[i] = "nats://" + addrs[i]
 		ln.Close()
 	}
-	c := &natsCluster{}
+	cfgs := make([]embedded.Config, size)
 	for i := range size {
 		var others []string
 		for j, r := range routes {
@@ -58,30 +81,44 @@ func startNATSCluster(t *testing.T, size int) *natsCluster {
 				others = append(others, r)
 			}
 		}
-		c.cfgs = append(c.cfgs, embedded.Config{Dir: t.TempDir(), Name: fmt.Sprint("n", i), Cluster: "tether-test", ClusterAddr: addrs[i], Routes: others})
+		cfgs[i] = embedded.Config{Dir: t.TempDir(), Name: fmt.Sprint("n", i), Cluster: "tether-test", ClusterAddr: addrs[i], Routes: others}
 	}
-	c.start(t)
-	return c
+	return cfgs
 }
 
 // start starts the cluster's servers and waits until JetStream has a leader.
 func (c *natsCluster) start(t *testing.T) {
 	t.Helper()
+	if err := c.startServers(t); err != nil {
+		t.Fatal(err)
+	}
+	c.waitJetStream(t)
+}
+
+// startServers starts the cluster's servers, each shut down when t ends.
+func (c *natsCluster) startServers(t *testing.T) error {
+	t.Helper()
 	c.servers, c.urls = nil, nil
 	for i, cfg := range c.cfgs {
 		s, err := embedded.Start(cfg)
 		if err != nil {
-			t.Fatalf("embedded.Start: %v", err)
+			return fmt.Errorf("embedded.Start of %s: %w", cfg.Name, err)
 		}
 		t.Cleanup(s.Shutdown)
 		u, err := url.Parse(s.URL())
 		if err != nil {
-			t.Fatal(err)
+			return err
 		}
 		c.cfgs[i].Port, _ = strconv.Atoi(u.Port())
 		c.servers = append(c.servers, s)
 		c.urls = append(c.urls, s.URL())
 	}
+	return nil
+}
+
+// waitJetStream waits until JetStream has a leader.
+func (c *natsCluster) waitJetStream(t *testing.T) {
+	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for _, s := range c.servers {
 		for !s.JetStreamReady() {
