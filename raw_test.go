@@ -23,6 +23,10 @@ type rawConn struct {
 	br     *bufio.Reader
 	status int         // of the handshake
 	header http.Header // of the handshake's response
+	// pings makes readFrame return the server's ping frames. Without it
+	// they are skipped: a connection's ping point falls anywhere in the
+	// ping interval, so any test may see one.
+	pings bool
 }
 
 // rawDial opens a WebSocket to path with the given extra headers and returns
@@ -97,16 +101,26 @@ func maskedFrame(b0 byte, payload []byte) []byte {
 	return append(hdr, body...)
 }
 
-// readFrame reads one server frame.
+// readFrame reads one server frame, other than a ping unless c.pings is set.
 func (c *rawConn) readFrame(timeout time.Duration) (opcode byte, payload []byte, err error) {
 	b0, payload, err := c.readFrameB0(timeout)
 	return b0 & 0x0f, payload, err
 }
 
-// readFrameB0 reads one server frame and returns its first byte (FIN, RSV
-// and opcode) and payload.
+// readFrameB0 reads one server frame, other than a ping unless c.pings is
+// set, and returns its first byte (FIN, RSV and opcode) and payload.
 func (c *rawConn) readFrameB0(timeout time.Duration) (b0 byte, payload []byte, err error) {
 	_ = c.nc.SetReadDeadline(time.Now().Add(timeout))
+	for {
+		b0, payload, err = c.nextFrame()
+		if err != nil || c.pings || b0&0x0f != 0x9 {
+			return b0, payload, err
+		}
+	}
+}
+
+// nextFrame reads one server frame, within the read deadline set.
+func (c *rawConn) nextFrame() (b0 byte, payload []byte, err error) {
 	var h [2]byte
 	if _, err = io.ReadFull(c.br, h[:]); err != nil {
 		return 0, nil, err
