@@ -52,7 +52,7 @@ func (s *rawScratch) put() {
 func (ra *rawAPI) onData(nc *nbio.Conn, data []byte) {
 	if p, ok := nc.Session().(*nbhttp.Parser); ok {
 		if hc, ok := p.Conn.(*nbhttp.Conn); ok && hc.Conn == net.Conn(nc) { // plaintext
-			if data = ra.serve(nc, data); len(data) == 0 {
+			if data = ra.serve(nc, p, data); len(data) == 0 {
 				return
 			}
 		}
@@ -60,9 +60,12 @@ func (ra *rawAPI) onData(nc *nbio.Conn, data []byte) {
 	wsconn.OnData(nc, data)
 }
 
-// serve answers the requests at the start of data that rawhttp reads and
-// the API serves raw, and returns the bytes left for nbhttp.
-func (ra *rawAPI) serve(nc *nbio.Conn, data []byte) []byte {
+// serve answers the requests at the start of data, and returns the bytes
+// left for nbhttp. It answers those the API serves raw itself and hands
+// each other whole request that rawhttp reads to nbhttp alone, which then
+// holds nothing of the connection: a GET /metrics on a keep-alive
+// connection does not cost its publishes the raw path.
+func (ra *rawAPI) serve(nc *nbio.Conn, parser *nbhttp.Parser, data []byte) []byte {
 	if _, ok := ra.toHTTP.Load(nc); ok {
 		return data
 	}
@@ -70,18 +73,32 @@ func (ra *rawAPI) serve(nc *nbio.Conn, data []byte) []byte {
 	defer s.put()
 	served := false
 	for len(data) > 0 {
-		n := ra.read(data, &s.req)
+		n := rawhttp.Read(data, 1<<62, &s.req)
 		if n == 0 {
 			break
+		}
+		req := data[:n]
+		data = data[n:]
+		if !ra.raw(&s.req) {
+			if err := parser.Parse(req); err != nil {
+				_ = nc.CloseWithError(err)
+				return nil
+			}
+			if nc.Session() != parser { // not from rawhttp's requests, but the connection is no longer HTTP
+				return data
+			}
+			continue
 		}
 		ans := ra.api.ServeRaw(context.Background(), s.req.Path, s.req.Authorization, local(nc), s.req.Body, s.body[:0])
 		s.body = ans.Body[:0]
 		s.resp = appendResponse(s.resp[:0], ans)
-		ra.served.Add(1)                            // before the answer leaves, for the tests
-		if _, err := nc.Write(s.resp); err != nil { // nbio keeps what it could not write yet
-			return nil // nbio closes the connection
+		ra.served.Add(1) // before the answer leaves, for the tests
+		// nbio keeps what it cannot write at once; on an error it closes
+		// the connection.
+		if _, err := nc.Write(s.resp); err != nil {
+			return nil
 		}
-		data, served = data[n:], true
+		served = true
 	}
 	if served {
 		_ = nc.SetReadDeadline(time.Now().Add(ra.keepalive))
@@ -92,22 +109,14 @@ func (ra *rawAPI) serve(nc *nbio.Conn, data []byte) []byte {
 	return data
 }
 
-// read reads the request at the start of data into r and returns its length,
-// or 0 when it is not one to serve raw.
-func (ra *rawAPI) read(data []byte, r *rawhttp.Request) int {
-	const post = "POST /api/"
-	if len(data) < len(post) || string(data[:len(post)]) != post {
-		return 0
+// raw reports whether the API serves r raw: a POST to one of its endpoints,
+// with a body within the endpoint's limit.
+func (ra *rawAPI) raw(r *rawhttp.Request) bool {
+	if string(r.Method) != http.MethodPost {
+		return false
 	}
-	// The limit is checked once the path is known: read with the largest.
-	n := rawhttp.Read(data, 1<<62, r)
-	if n == 0 {
-		return 0
-	}
-	if limit, ok := ra.api.RawLimit(r.Path); !ok || int64(len(r.Body)) > limit {
-		return 0 // nbhttp answers as the routes do: 404, 405, 413
-	}
-	return n
+	limit, ok := ra.api.RawLimit(r.Path)
+	return ok && int64(len(r.Body)) <= limit // else nbhttp answers as the routes do: 405, 413
 }
 
 // forget drops c from toHTTP: it closed or upgraded.

@@ -123,9 +123,10 @@ func TestRawAPIAnswersAsHTTP(t *testing.T) {
 }
 
 // TestRawAPIConnection: on one keep-alive connection, pipelined requests
-// are answered in order whoever reads them; a request split over two
-// writes, and whatever follows a request the raw path does not read, go to
-// nbhttp, and the connection goes on.
+// are answered in order whoever reads them; a whole request the raw path
+// does not serve goes to nbhttp alone; a request split over two writes, and
+// whatever follows a request the raw path cannot read, go to nbhttp, and the
+// connection goes on.
 func TestRawAPIConnection(t *testing.T) {
 	n := tethertest.NewNode(t, tethertest.Config())
 	pub := func(i int) string { return post("/api/publish", "", fmt.Sprintf(`{"channel":"c","data":%d}`, i)) }
@@ -137,7 +138,11 @@ func TestRawAPIConnection(t *testing.T) {
 	}{
 		{"pipelined", []string{pub(1) + pub(2) + pub(3)}, []string{`200`, `200`, `200`}, 3},
 		{"then a GET", []string{pub(1) + "GET /healthz HTTP/1.1\r\nHost: h\r\n\r\n" + pub(2), pub(3)},
-			[]string{`200 application/json`, `200 text/plain`, `200 application/json`, `200 application/json`}, 1},
+			[]string{`200 application/json`, `200 text/plain`, `200 application/json`, `200 application/json`}, 3},
+		{"after a GET", []string{"GET /healthz HTTP/1.1\r\nHost: h\r\n\r\n", pub(1), pub(2)},
+			[]string{`200 text/plain`, `200 application/json`, `200 application/json`}, 2},
+		{"after a chunked POST", []string{postChunked("/api/publish", "", `{"channel":"c","data":0}`), pub(1)},
+			[]string{`200`, `200`}, 0},
 		{"split body", []string{pub(1)[:len(pub(1))-3], pub(1)[len(pub(1))-3:] + pub(2)}, []string{`200`, `200`}, 0},
 		{"split header", []string{pub(1)[:20], pub(1)[20:], pub(2)}, []string{`200`, `200`}, 0},
 		{"connection close", []string{pub(1) + post("/api/publish", "Connection: close\r\n", `{"channel":"c","data":0}`)},

@@ -1,12 +1,13 @@
 // Package rawhttp reads plain HTTP/1.1 requests straight from the bytes an
 // event loop received, for the server API's hot path: a keep-alive request
-// with a Content-Length body, whole in the bytes at hand.
+// with a Content-Length body or none, whole in the bytes at hand.
 //
 // It declines everything else (a request split over reads, chunked bodies,
 // Expect, upgrades, Connection: close, HTTP/1.0, a query string, obsolete
 // line folding, anything malformed or unusual), and its caller hands those
 // bytes to a full HTTP server. It must never answer a request itself, and
-// never accept what net/http would read differently.
+// never frame a request otherwise than net/http does: its caller may hand a
+// request it read to another HTTP parser, and then go on reading after it.
 package rawhttp
 
 // Request is the part of a request the server API needs. Its slices point
@@ -34,8 +35,9 @@ const (
 
 // Read reads the request at the start of data into r, reusing r's slices,
 // and returns its length in data: request line, header section and body.
-// It returns 0 when it declines the request (see the package doc), when the
-// request is not whole in data, and when its body is larger than maxBody.
+// A request with no Content-Length has no body, as in net/http. It returns 0
+// when it declines the request (see the package doc), when the request is
+// not whole in data, and when its body is larger than maxBody.
 func Read(data []byte, maxBody int64, r *Request) int {
 	r.Method, r.Path, r.Body = nil, nil, nil
 	r.Authorization = r.Authorization[:0]
@@ -111,7 +113,8 @@ func Read(data []byte, maxBody int64, r *Request) int {
 			return 0
 		}
 	}
-	if hosts != 1 || contentLength < 0 || contentLength > maxBody || int64(len(data)-i) < contentLength {
+	contentLength = max(contentLength, 0)
+	if hosts != 1 || contentLength > maxBody || int64(len(data)-i) < contentLength {
 		return 0
 	}
 	end := i + int(contentLength)
