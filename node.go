@@ -384,8 +384,14 @@ func (n *Node) stop(ctx context.Context) {
 		n.log.Warn("event loop did not stop in time; leaving it")
 	}
 	n.wg.Wait()
-	if n.httpPool != nil {
-		n.httpPool.Close()
+	if n.httpPool != nil { // its requests wait on the backends at most their timeouts; the node waits no longer than ctx
+		closed := make(chan struct{})
+		go func() { n.httpPool.Close(); close(closed) }()
+		select {
+		case <-closed:
+		case <-time.After(stopWait(ctx)):
+			n.log.Warn("HTTP requests still running at shutdown; leaving them")
+		}
 	}
 	n.hub.Close()
 	if err := n.closeBackends(ctx); err != nil {
