@@ -295,7 +295,7 @@ func (p *Publication) Encode() ([]byte, error) {
 		return p.raw, nil
 	}
 	p.Op = PushPub
-	b, err := json.Marshal((*plainPublication)(p))
+	b, err := appendPublication(nil, p)
 	if err != nil {
 		return nil, fmt.Errorf("protocol: encode publication: %w", err)
 	}
@@ -308,10 +308,12 @@ func (p *Publication) MarshalJSON() ([]byte, error) {
 	if p.raw != nil {
 		return p.raw, nil
 	}
-	return json.Marshal((*plainPublication)(p))
+	b, err := appendPublication(nil, p)
+	if err != nil {
+		return nil, err
+	}
+	return b, nil
 }
-
-type plainPublication Publication
 
 // ValidateChannel checks a channel name: 1 to maxLen bytes of UTF-8 with no
 // spaces or control characters.
