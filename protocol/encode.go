@@ -124,6 +124,43 @@ func verbatim(v []byte) bool {
 	return true
 }
 
+// EncodeReply returns the JSON of a reply: json.Marshal's bytes. The
+// replies to publish and subscribe, one per command, are written by hand
+// (AppendPublishReply, AppendSubscribeReply); any other goes through
+// encoding/json.
+func EncodeReply(r *Reply) ([]byte, error) {
+	if r.Error == nil {
+		switch res := r.Result.(type) {
+		case *PublishResult:
+			if res != nil {
+				return AppendPublishReply(nil, r.ID, res), nil
+			}
+		case *SubscribeResult:
+			if res != nil {
+				return AppendSubscribeReply(nil, r.ID, res)
+			}
+		}
+	}
+	return json.Marshal(r)
+}
+
+// AppendPublishReply appends to dst the JSON of a reply with id whose
+// result is pos: the bytes json.Marshal(&Reply{ID: id, Result: pos}) gives.
+func AppendPublishReply(dst []byte, id uint64, pos *PublishResult) []byte {
+	dst = slices.Grow(dst, 64+len(pos.Epoch))
+	dst = append(dst, '{')
+	if id != 0 {
+		dst = append(dst, `"id":`...)
+		dst = strconv.AppendUint(dst, id, 10)
+		dst = append(dst, ',')
+	}
+	dst = append(dst, `"result":{"epoch":`...)
+	dst = jsontext.AppendString(dst, pos.Epoch)
+	dst = append(dst, `,"offset":`...)
+	dst = strconv.AppendUint(dst, pos.Offset, 10)
+	return append(dst, "}}"...)
+}
+
 // AppendSubscribeReply appends to dst the JSON of a reply with id whose
 // result is r: the bytes json.Marshal(&Reply{ID: id, Result: r}) gives,
 // without its second pass over them. The publications are copied as

@@ -178,3 +178,67 @@ func FuzzAppendPublication(f *testing.F) {
 		checkPublication(t, p)
 	})
 }
+
+func TestEncodeReply(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		r    *Reply
+	}{
+		{"publish", &Reply{ID: 3, Result: &PublishResult{Epoch: "e1", Offset: 46}}},
+		{"publish without id", &Reply{Result: &PublishResult{Epoch: "e1"}}},
+		{"publish, epoch to escape", &Reply{ID: 1 << 63, Result: &PublishResult{Epoch: "a\"b\\<&>\x01é\u2028\xff", Offset: 1<<64 - 1}}},
+		{"nil publish result", &Reply{ID: 1, Result: (*PublishResult)(nil)}},
+		{"publish result by value", &Reply{ID: 1, Result: PublishResult{Epoch: "e"}}},
+		{"subscribe", &Reply{ID: 2, Result: &SubscribeResult{Epoch: "e", Offset: 4, Recoverable: true}}},
+		{"nil subscribe result", &Reply{ID: 2, Result: (*SubscribeResult)(nil)}},
+		{"error", &Reply{ID: 4, Error: NewError(ErrPermission, "not <allowed>")}},
+		{"error and result", &Reply{ID: 4, Result: &PublishResult{Epoch: "e"}, Error: NewError(ErrInternal, "x")}},
+		{"other result", &Reply{ID: 5, Result: &HistoryResult{Epoch: "e", Publications: []*Publication{}}}},
+		{"empty result", &Reply{ID: 6, Result: struct{}{}}},
+		{"nothing", &Reply{}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			want, err := json.Marshal(c.r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := EncodeReply(c.r)
+			if err != nil || !bytes.Equal(got, want) {
+				t.Errorf("got  %s, %v\nwant %s", got, err, want)
+			}
+		})
+	}
+}
+
+// FuzzAppendPublishReply: for any id and position, the bytes are
+// json.Marshal's.
+func FuzzAppendPublishReply(f *testing.F) {
+	f.Add(uint64(3), "e1", uint64(46))
+	f.Add(uint64(0), "<\x00\xff\u2028", uint64(1<<64-1))
+	f.Fuzz(func(t *testing.T, id uint64, epoch string, offset uint64) {
+		pos := &PublishResult{Epoch: epoch, Offset: offset}
+		want, err := json.Marshal(&Reply{ID: id, Result: pos})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := AppendPublishReply([]byte("prefix"), id, pos); string(got) != "prefix"+string(want) {
+			t.Fatalf("got %s\nwant prefix%s", got, want)
+		}
+	})
+}
+
+func BenchmarkPublishReply(b *testing.B) {
+	r := &Reply{ID: 12345, Result: &PublishResult{Epoch: "abcdefghij", Offset: 4242}}
+	b.Run("json.Marshal", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			json.Marshal(r)
+		}
+	})
+	b.Run("EncodeReply", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			EncodeReply(r)
+		}
+	})
+}

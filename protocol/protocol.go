@@ -282,11 +282,6 @@ func jsonKind(k string) string {
 	return k
 }
 
-// EncodeReply returns the JSON of a reply.
-func EncodeReply(r *Reply) ([]byte, error) {
-	return json.Marshal(r)
-}
-
 // Encode sets Op to "pub" and returns the JSON of the pub push. The result is
 // kept: later calls, and MarshalJSON, return the same bytes, so a publication is
 // encoded once however many replies and pushes carry it. Do not change p after.
