@@ -31,6 +31,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzRead -fuzztime 60s ./internal/rawhttp
 	$(GO) test -run '^$$' -fuzz FuzzString -fuzztime 20s ./internal/jsontext
 	$(GO) test -run '^$$' -fuzz FuzzDecodeFlat -fuzztime 30s ./protocol
+	$(GO) test -run '^$$' -fuzz FuzzAppendPublication -fuzztime 60s ./protocol
+	$(GO) test -run '^$$' -fuzz FuzzAppendPublishReply -fuzztime 20s ./protocol
 
 # grpcurl, for TestGrpcurl (which runs it against the server's reflection).
 $(BIN)/grpcurl:
