@@ -148,6 +148,14 @@ func EncodeReply(r *Reply) ([]byte, error) {
 // result is pos: the bytes json.Marshal(&Reply{ID: id, Result: pos}) gives.
 func AppendPublishReply(dst []byte, id uint64, pos *PublishResult) []byte {
 	dst = slices.Grow(dst, 64+len(pos.Epoch))
+	dst = appendResultPosition(dst, id, pos.Epoch, pos.Offset)
+	return append(dst, "}}"...)
+}
+
+// appendResultPosition appends the start of a reply with id whose result
+// begins with a position: {"id":id,"result":{"epoch":epoch,"offset":offset
+// (no id when it is 0), as json.Marshal writes it.
+func appendResultPosition(dst []byte, id uint64, epoch string, offset uint64) []byte {
 	dst = append(dst, '{')
 	if id != 0 {
 		dst = append(dst, `"id":`...)
@@ -155,10 +163,9 @@ func AppendPublishReply(dst []byte, id uint64, pos *PublishResult) []byte {
 		dst = append(dst, ',')
 	}
 	dst = append(dst, `"result":{"epoch":`...)
-	dst = jsontext.AppendString(dst, pos.Epoch)
+	dst = jsontext.AppendString(dst, epoch)
 	dst = append(dst, `,"offset":`...)
-	dst = strconv.AppendUint(dst, pos.Offset, 10)
-	return append(dst, "}}"...)
+	return strconv.AppendUint(dst, offset, 10)
 }
 
 // AppendSubscribeReply appends to dst the JSON of a reply with id whose
@@ -174,16 +181,7 @@ func AppendSubscribeReply(dst []byte, id uint64, r *SubscribeResult) ([]byte, er
 		}
 	}
 	dst = slices.Grow(dst, n)
-	dst = append(dst, '{')
-	if id != 0 {
-		dst = append(dst, `"id":`...)
-		dst = strconv.AppendUint(dst, id, 10)
-		dst = append(dst, ',')
-	}
-	dst = append(dst, `"result":{"epoch":`...)
-	dst = jsontext.AppendString(dst, r.Epoch)
-	dst = append(dst, `,"offset":`...)
-	dst = strconv.AppendUint(dst, r.Offset, 10)
+	dst = appendResultPosition(dst, id, r.Epoch, r.Offset)
 	dst = append(dst, `,"recoverable":`...)
 	dst = strconv.AppendBool(dst, r.Recoverable)
 	if r.Recovering || r.Recovered {
