@@ -9,10 +9,11 @@ import (
 )
 
 // appendPublication appends to dst the JSON of p, byte for byte what
-// json.Marshal((*plainPublication)(p)) gives, without reflection. Its data
-// and info are copied as they are when json.Marshal would copy them
-// unchanged (verbatim), and encoded by encoding/json otherwise; their
-// error, for a value that is not JSON, is json.Marshal's.
+// json.Marshal gives for p's fields by their tags (not calling MarshalJSON),
+// without reflection. Its data and info are copied as they are when
+// json.Marshal would copy them unchanged (verbatim), and encoded by
+// encoding/json otherwise; their error, for a value that is not JSON, is
+// json.Marshal's. On error, what it appended to dst is partial.
 func appendPublication(dst []byte, p *Publication) ([]byte, error) {
 	n := 64 + len(p.Op) + len(p.Channel) + len(p.Epoch) + len(p.Data)
 	if p.From != nil {

@@ -285,9 +285,9 @@ func jsonKind(k string) string {
 // Encode sets Op to "pub" and returns the JSON of the pub push. The result is
 // kept: later calls, and MarshalJSON, return the same bytes, so a publication is
 // encoded once however many replies and pushes carry it. Do not change p after.
-// The bytes are json.Marshal's for p's fields; Data and From.Info must be JSON,
-// or Encode fails as json.Marshal does: it checks them, even though the
-// server's publishers have checked data already (docs/decisions/publication-encoder.md).
+// The bytes are json.Marshal's for p's fields. Data and From.Info must be JSON:
+// Encode checks them and fails as json.Marshal does, although the server's own
+// publishers have checked data already (docs/decisions/publication-encoder.md).
 func (p *Publication) Encode() ([]byte, error) {
 	if p.raw != nil {
 		return p.raw, nil
