@@ -28,8 +28,12 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzReader -fuzztime 60s ./internal/wsconn
 	$(GO) test -run '^$$' -fuzz FuzzInflate -fuzztime 60s ./internal/wire
 	$(GO) test -run '^$$' -fuzz FuzzPublishDecodeQuick -fuzztime 60s ./internal/serverapi
+	$(GO) test -run '^$$' -fuzz FuzzRead -fuzztime 60s ./internal/rawhttp
 	$(GO) test -run '^$$' -fuzz FuzzString -fuzztime 20s ./internal/jsontext
+	$(GO) test -run '^$$' -fuzz FuzzAppendString -fuzztime 20s ./internal/jsontext
 	$(GO) test -run '^$$' -fuzz FuzzDecodeFlat -fuzztime 30s ./protocol
+	$(GO) test -run '^$$' -fuzz FuzzAppendPublication -fuzztime 60s ./protocol
+	$(GO) test -run '^$$' -fuzz FuzzAppendPublishReply -fuzztime 20s ./protocol
 
 # grpcurl, for TestGrpcurl (which runs it against the server's reflection).
 $(BIN)/grpcurl:

@@ -90,6 +90,7 @@ type Node struct {
 	backends Backends         // in use, defaults filled in
 	owned    []backend.Closer // backends the node made, closed at Shutdown
 	httpPool *workpool.Pool   // runs HTTP requests with non-memory backends; nil with memory ones
+	raw      *rawAPI          // serves API requests from the event loop's bytes; nil under TLS or with httpPool
 	started  time.Time
 	// handshakeTimeouts counts HTTP connections closed by HandshakeTimeout.
 	handshakeTimeouts atomic.Int64
@@ -204,13 +205,15 @@ func New(cfg Config) (*Node, error) {
 	}
 	n.engine = nbhttp.NewEngine(ecfg)
 	fenceAccepts(n.engine)
-	n.engine.OnClose(func(_ net.Conn, err error) {
+	n.engine.OnClose(func(c net.Conn, err error) {
+		if n.raw != nil {
+			n.raw.forget(c)
+		}
 		if errors.Is(err, nbio.ErrReadTimeout) { // only HTTP connections have a read deadline (KeepaliveTime)
 			n.handshakeTimeouts.Add(1)
 		}
 	})
 	n.engine.OnWrittenSize(wsconn.OnWrittenSize)
-	n.engine.OnData(wsconn.OnData)
 	n.ws = wsconn.New(wsconn.Config{
 		Engine:         n.engine,
 		Sessions:       n.sessions,
@@ -224,6 +227,12 @@ func New(cfg Config) (*Node, error) {
 		Upgraded:       n.upgraded,
 	})
 	n.api = serverapi.New(serverapi.Config{Backend: apiBackend{n}, APIKey: cfg.APIKey, MaxBodySize: cfg.MaxMessageSize})
+	if n.tls == nil && n.httpPool == nil { // plaintext, and requests run on the event loop (httpExecutor)
+		n.raw = &rawAPI{api: n.api, keepalive: cfg.HandshakeTimeout}
+		n.engine.OnData(n.raw.onData)
+	} else {
+		n.engine.OnData(wsconn.OnData)
+	}
 	n.handler = n.routes()
 	n.engine.Handler = n.handler
 	if err := n.engine.Start(); err != nil {
@@ -275,6 +284,9 @@ func (n *Node) httpExecutor(log *slog.Logger) func(func()) {
 
 // upgraded hands an upgraded connection to the listener's deadline fence.
 func (n *Node) upgraded(c net.Conn) {
+	if n.raw != nil {
+		n.raw.forget(c)
+	}
 	if n.ln != nil {
 		n.ln.upgraded(c)
 	}
@@ -372,8 +384,14 @@ func (n *Node) stop(ctx context.Context) {
 		n.log.Warn("event loop did not stop in time; leaving it")
 	}
 	n.wg.Wait()
-	if n.httpPool != nil {
-		n.httpPool.Close()
+	if n.httpPool != nil { // its requests wait on the backends at most their timeouts; the node waits no longer than ctx
+		closed := make(chan struct{})
+		go func() { n.httpPool.Close(); close(closed) }()
+		select {
+		case <-closed:
+		case <-time.After(stopWait(ctx)):
+			n.log.Warn("HTTP requests still running at shutdown; leaving them")
+		}
 	}
 	n.hub.Close()
 	if err := n.closeBackends(ctx); err != nil {

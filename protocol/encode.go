@@ -1,11 +1,173 @@
 package protocol
 
 import (
+	"encoding/json"
 	"slices"
 	"strconv"
 
 	"github.com/tetherhq/tether/internal/jsontext"
 )
+
+// appendPublication appends to dst the JSON of p, byte for byte what
+// json.Marshal gives for p's fields by their tags (not calling MarshalJSON),
+// without reflection. Its data and info are copied as they are when
+// json.Marshal would copy them unchanged (verbatim), and encoded by
+// encoding/json otherwise; their error, for a value that is not JSON, is
+// json.Marshal's. On error, what it appended to dst is partial.
+func appendPublication(dst []byte, p *Publication) ([]byte, error) {
+	n := 64 + len(p.Op) + len(p.Channel) + len(p.Epoch) + len(p.Data)
+	if p.From != nil {
+		n += 32 + len(p.From.Client) + len(p.From.User) + len(p.From.Info)
+	}
+	dst = slices.Grow(dst, n)
+	dst = append(dst, '{')
+	if p.Op != "" {
+		dst = append(dst, `"op":`...)
+		dst = jsontext.AppendString(dst, p.Op)
+		dst = append(dst, ',')
+	}
+	if p.Channel != "" {
+		dst = append(dst, `"channel":`...)
+		dst = jsontext.AppendString(dst, p.Channel)
+		dst = append(dst, ',')
+	}
+	if p.Epoch != "" {
+		dst = append(dst, `"epoch":`...)
+		dst = jsontext.AppendString(dst, p.Epoch)
+		dst = append(dst, ',')
+	}
+	dst = append(dst, `"offset":`...)
+	dst = strconv.AppendUint(dst, p.Offset, 10)
+	dst = append(dst, `,"data":`...)
+	dst, err := appendRaw(dst, p.Data)
+	if err != nil {
+		return dst, err
+	}
+	if f := p.From; f != nil {
+		dst = append(dst, `,"from":{`...)
+		sep := false
+		if f.Client != "" {
+			dst = append(dst, `"client":`...)
+			dst = jsontext.AppendString(dst, f.Client)
+			sep = true
+		}
+		if f.User != "" {
+			if sep {
+				dst = append(dst, ',')
+			}
+			dst = append(dst, `"user":`...)
+			dst = jsontext.AppendString(dst, f.User)
+			sep = true
+		}
+		if len(f.Info) > 0 {
+			if sep {
+				dst = append(dst, ',')
+			}
+			dst = append(dst, `"info":`...)
+			if dst, err = appendRaw(dst, f.Info); err != nil {
+				return dst, err
+			}
+		}
+		dst = append(dst, '}')
+	}
+	return append(dst, '}'), nil
+}
+
+// appendRaw appends v as json.Marshal encodes a json.RawMessage: null when
+// nil, else v compacted, with <, >, &, U+2028 and U+2029 escaped. A verbatim
+// v is copied; any other goes through encoding/json, which also reports a v
+// that is not JSON.
+func appendRaw(dst []byte, v json.RawMessage) ([]byte, error) {
+	if v == nil {
+		return append(dst, "null"...), nil
+	}
+	if verbatim(v) && json.Valid(v) {
+		return append(dst, v...), nil
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return dst, err
+	}
+	return append(dst, b...), nil
+}
+
+// inString marks the bytes verbatim must look at inside a JSON string.
+var inString = [256]bool{'"': true, '\\': true, '<': true, '>': true, '&': true, 0xE2: true}
+
+// verbatim reports whether json.Marshal would copy v, if it is JSON,
+// unchanged: v has no whitespace outside strings and no <, >, &, U+2028 or
+// U+2029 (which it escapes). It does not check that v is JSON: the scan
+// follows strings (quotes and backslashes) and nothing else.
+func verbatim(v []byte) bool {
+	for i := 0; i < len(v); i++ {
+		switch v[i] {
+		case ' ', '\t', '\n', '\r':
+			return false
+		case '"':
+			for i++; i < len(v); i++ {
+				c := v[i]
+				if !inString[c] {
+					continue
+				}
+				if c == '"' {
+					break
+				}
+				if c == '\\' {
+					i++ // the escaped byte, whatever it is
+					continue
+				}
+				if c != 0xE2 || i+2 < len(v) && v[i+1] == 0x80 && v[i+2]&^1 == 0xA8 {
+					return false // <, >, &, U+2028, U+2029
+				}
+			}
+		}
+	}
+	return true
+}
+
+// EncodeReply returns the JSON of a reply: json.Marshal's bytes. The
+// replies to publish and subscribe, one per command, are written by hand
+// (AppendPublishReply, AppendSubscribeReply); any other goes through
+// encoding/json.
+func EncodeReply(r *Reply) ([]byte, error) {
+	if r.Error == nil {
+		switch res := r.Result.(type) {
+		case *PublishResult:
+			if res != nil {
+				return AppendPublishReply(nil, r.ID, res), nil
+			}
+		case *SubscribeResult:
+			if res != nil {
+				return AppendSubscribeReply(nil, r.ID, res)
+			}
+		}
+	}
+	return json.Marshal(r)
+}
+
+// AppendPublishReply appends to dst the JSON of a reply with id whose
+// result is pos: the bytes json.Marshal(&Reply{ID: id, Result: pos}) gives.
+func AppendPublishReply(dst []byte, id uint64, pos *PublishResult) []byte {
+	dst = slices.Grow(dst, 64+len(pos.Epoch))
+	dst = appendResultPosition(dst, id, pos.Epoch, pos.Offset)
+	return append(dst, "}}"...)
+}
+
+// appendResultPosition appends the start of a reply with id whose result
+// begins with a position: {"id":id,"result":{"epoch":epoch,"offset":offset
+// (no id when it is 0), as json.Marshal writes it.
+func appendResultPosition(dst []byte, id uint64, epoch string, offset uint64) []byte {
+	dst = append(dst, '{')
+	if id != 0 {
+		dst = append(dst, `"id":`...)
+		dst = strconv.AppendUint(dst, id, 10)
+		dst = append(dst, ',')
+	}
+	dst = append(dst, `"result":{"epoch":`...)
+	dst = jsontext.AppendString(dst, epoch)
+	dst = append(dst, `,"offset":`...)
+	return strconv.AppendUint(dst, offset, 10)
+}
 
 // AppendSubscribeReply appends to dst the JSON of a reply with id whose
 // result is r: the bytes json.Marshal(&Reply{ID: id, Result: r}) gives,
@@ -20,16 +182,7 @@ func AppendSubscribeReply(dst []byte, id uint64, r *SubscribeResult) ([]byte, er
 		}
 	}
 	dst = slices.Grow(dst, n)
-	dst = append(dst, '{')
-	if id != 0 {
-		dst = append(dst, `"id":`...)
-		dst = strconv.AppendUint(dst, id, 10)
-		dst = append(dst, ',')
-	}
-	dst = append(dst, `"result":{"epoch":`...)
-	dst = jsontext.AppendString(dst, r.Epoch)
-	dst = append(dst, `,"offset":`...)
-	dst = strconv.AppendUint(dst, r.Offset, 10)
+	dst = appendResultPosition(dst, id, r.Epoch, r.Offset)
 	dst = append(dst, `,"recoverable":`...)
 	dst = strconv.AppendBool(dst, r.Recoverable)
 	if r.Recovering || r.Recovered {

@@ -95,3 +95,150 @@ func BenchmarkSubscribeReply(b *testing.B) {
 		}
 	})
 }
+
+// plainPublication is Publication without its methods: what json.Marshal
+// encodes by the struct tags, the reference of appendPublication.
+type plainPublication Publication
+
+// checkPublication fails t unless appendPublication gives for p the bytes,
+// or the error, json.Marshal gives.
+func checkPublication(t *testing.T, p *Publication) {
+	t.Helper()
+	want, wantErr := json.Marshal((*plainPublication)(p))
+	got, err := appendPublication([]byte("prefix"), p)
+	if (err != nil) != (wantErr != nil) {
+		t.Fatalf("%+v: error %v, json.Marshal's %v", p, err, wantErr)
+	}
+	if err == nil && (!bytes.Equal(got[len("prefix"):], want) || string(got[:len("prefix")]) != "prefix") {
+		t.Fatalf("%+v:\ngot  %s\nwant prefix%s", p, got, want)
+	}
+}
+
+func TestAppendPublication(t *testing.T) {
+	raws := []string{
+		`{"a":1}`, `1`, `"x"`, `null`, `[]`, `{}`, `true`,
+		` {"a" : [1, 2]} `, "{\n\t\"a\":1\r\n}", `"a b  c"`, `{"k":"v w","l":[" ",{"m":" "}]}`,
+		`"<b>&amp;</b>"`, `{"<":">"}`, `"a&b"`, `"a>b"`, `"a<b"`, "\"\u2029\"", "\"\u2028\"", "[1,\t2]", "[1,\r2]", "[1,\n2]", "[1, 2]", "\"\u2028\u2029\"", "\"\xe2\x80\xa8 \xe2\x80\xa7 \xe2\x80\"",
+		`"\u2028 \u003c"`, `"\"<\\"`, `"\\\" "`, `"\\"`, `"é ✓ 😀"`, "\"\xff\xfe\"",
+		`{"a":"\"}"}`, `[1,"]"," "]`,
+		// not JSON: json.Marshal fails
+		``, `{`, `{"a":}`, `tru`, `1 2`, `"abc`, `"\"`, `{"a":1}}`, `<`, "\xe2\x80\xa8", `"\x"`, "\"\x01\"", `01`, `[1,]`,
+	}
+	strs := []string{"", "c", "chat:lobby", `a"b\c`, "<&>", "\x01\x1f", "é", "\u2028", "\xff", "a\u007fb"}
+	for _, r := range raws {
+		data := json.RawMessage(r)
+		checkPublication(t, &Publication{Op: PushPub, Channel: "c", Epoch: "e", Offset: 1, Data: data})
+		checkPublication(t, &Publication{Offset: 2, Data: json.RawMessage(`{}`), From: &ClientInfo{Client: "c1", Info: data}})
+		checkPublication(t, &Publication{Data: data, From: &ClientInfo{User: "u", Info: data}})
+	}
+	for _, s := range strs {
+		checkPublication(t, &Publication{Op: s, Channel: s, Epoch: s, Offset: 1 << 63, Data: json.RawMessage(`1`),
+			From: &ClientInfo{Client: s, User: s}})
+	}
+	for _, p := range []*Publication{
+		{},
+		{Data: json.RawMessage{}}, // empty, not nil: not JSON
+		{Data: json.RawMessage(`1`), From: &ClientInfo{}},
+		{Data: json.RawMessage(`1`), From: &ClientInfo{Info: json.RawMessage{}}},
+		{Data: json.RawMessage(`1`), From: &ClientInfo{Info: json.RawMessage(`{}`)}},
+		{Data: json.RawMessage(`1`), From: &ClientInfo{Client: "c", Info: json.RawMessage(`{}`)}},
+		{Data: json.RawMessage(`1`), From: &ClientInfo{User: "u"}},
+	} {
+		checkPublication(t, p)
+	}
+}
+
+func TestPublicationBadData(t *testing.T) {
+	for _, p := range []*Publication{
+		{Channel: "c", Data: json.RawMessage(`{"a":`)},
+		{Channel: "c", Data: json.RawMessage(`{"a":tru}`)}, // verbatim by its scan, yet not JSON
+		{Channel: "c", Data: json.RawMessage(`1`), From: &ClientInfo{Info: json.RawMessage(`[1,]`)}},
+	} {
+		if b, err := p.Encode(); err == nil {
+			t.Errorf("Encode(%s) = %s, want an error", p.Data, b)
+		}
+		if b, err := p.MarshalJSON(); err == nil || b != nil {
+			t.Errorf("MarshalJSON(%s) = %s, %v, want an error", p.Data, b, err)
+		}
+	}
+}
+
+// FuzzAppendPublication: for any field values, appendPublication gives the
+// bytes json.Marshal gives, or fails where it fails.
+func FuzzAppendPublication(f *testing.F) {
+	f.Add("pub", "chat:lobby", "e1", uint64(3), []byte(`{"text":"hi there"}`), true, "c1", "ann", []byte(`{"n":1}`))
+	f.Add("", "", "", uint64(0), []byte(` [1, "<&>", "\u2028"] `), false, "", "", []byte(nil))
+	f.Add("<", "\xff", "\u2028", uint64(1<<64-1), []byte(`{"a":tru}`), true, "", "\x00", []byte(`"\xe2\x80\xa9"`))
+	f.Add("pub", "c", "e", uint64(7), []byte(``), true, "c", "", []byte(` `))
+	f.Fuzz(func(t *testing.T, op, channel, epoch string, offset uint64, data []byte, from bool, client, user string, info []byte) {
+		p := &Publication{Op: op, Channel: channel, Epoch: epoch, Offset: offset, Data: data}
+		if from {
+			p.From = &ClientInfo{Client: client, User: user, Info: info}
+		}
+		checkPublication(t, p)
+	})
+}
+
+func TestEncodeReply(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		r    *Reply
+	}{
+		{"publish", &Reply{ID: 3, Result: &PublishResult{Epoch: "e1", Offset: 46}}},
+		{"publish without id", &Reply{Result: &PublishResult{Epoch: "e1"}}},
+		{"publish, epoch to escape", &Reply{ID: 1 << 63, Result: &PublishResult{Epoch: "a\"b\\<&>\x01é\u2028\xff", Offset: 1<<64 - 1}}},
+		{"nil publish result", &Reply{ID: 1, Result: (*PublishResult)(nil)}},
+		{"publish result by value", &Reply{ID: 1, Result: PublishResult{Epoch: "e"}}},
+		{"subscribe", &Reply{ID: 2, Result: &SubscribeResult{Epoch: "e", Offset: 4, Recoverable: true}}},
+		{"nil subscribe result", &Reply{ID: 2, Result: (*SubscribeResult)(nil)}},
+		{"error", &Reply{ID: 4, Error: NewError(ErrPermission, "not <allowed>")}},
+		{"error and result", &Reply{ID: 4, Result: &PublishResult{Epoch: "e"}, Error: NewError(ErrInternal, "x")}},
+		{"other result", &Reply{ID: 5, Result: &HistoryResult{Epoch: "e", Publications: []*Publication{}}}},
+		{"empty result", &Reply{ID: 6, Result: struct{}{}}},
+		{"nothing", &Reply{}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			want, err := json.Marshal(c.r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := EncodeReply(c.r)
+			if err != nil || !bytes.Equal(got, want) {
+				t.Errorf("got  %s, %v\nwant %s", got, err, want)
+			}
+		})
+	}
+}
+
+// FuzzAppendPublishReply: for any id and position, the bytes are
+// json.Marshal's.
+func FuzzAppendPublishReply(f *testing.F) {
+	f.Add(uint64(3), "e1", uint64(46))
+	f.Add(uint64(0), "<\x00\xff\u2028", uint64(1<<64-1))
+	f.Fuzz(func(t *testing.T, id uint64, epoch string, offset uint64) {
+		pos := &PublishResult{Epoch: epoch, Offset: offset}
+		want, err := json.Marshal(&Reply{ID: id, Result: pos})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := AppendPublishReply([]byte("prefix"), id, pos); string(got) != "prefix"+string(want) {
+			t.Fatalf("got %s\nwant prefix%s", got, want)
+		}
+	})
+}
+
+func BenchmarkPublishReply(b *testing.B) {
+	r := &Reply{ID: 12345, Result: &PublishResult{Epoch: "abcdefghij", Offset: 4242}}
+	b.Run("json.Marshal", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			json.Marshal(r)
+		}
+	})
+	b.Run("EncodeReply", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			EncodeReply(r)
+		}
+	})
+}

@@ -282,20 +282,18 @@ func jsonKind(k string) string {
 	return k
 }
 
-// EncodeReply returns the JSON of a reply.
-func EncodeReply(r *Reply) ([]byte, error) {
-	return json.Marshal(r)
-}
-
 // Encode sets Op to "pub" and returns the JSON of the pub push. The result is
 // kept: later calls, and MarshalJSON, return the same bytes, so a publication is
 // encoded once however many replies and pushes carry it. Do not change p after.
+// The bytes are json.Marshal's for p's fields. Data and From.Info must be JSON:
+// Encode checks them and fails as json.Marshal does, although the server's own
+// publishers have checked data already (docs/decisions/publication-encoder.md).
 func (p *Publication) Encode() ([]byte, error) {
 	if p.raw != nil {
 		return p.raw, nil
 	}
 	p.Op = PushPub
-	b, err := json.Marshal((*plainPublication)(p))
+	b, err := appendPublication(nil, p)
 	if err != nil {
 		return nil, fmt.Errorf("protocol: encode publication: %w", err)
 	}
@@ -308,10 +306,12 @@ func (p *Publication) MarshalJSON() ([]byte, error) {
 	if p.raw != nil {
 		return p.raw, nil
 	}
-	return json.Marshal((*plainPublication)(p))
+	b, err := appendPublication(nil, p)
+	if err != nil {
+		return nil, err
+	}
+	return b, nil
 }
-
-type plainPublication Publication
 
 // ValidateChannel checks a channel name: 1 to maxLen bytes of UTF-8 with no
 // spaces or control characters.

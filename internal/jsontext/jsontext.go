@@ -8,7 +8,10 @@
 // whole document and must not grow into a JSON parser.
 package jsontext
 
-import "encoding/json"
+import (
+	"encoding/json"
+	"unicode/utf8"
+)
 
 // SkipSpace returns the index of the first byte at or after i in data that is
 // not JSON whitespace, or len(data).
@@ -45,15 +48,31 @@ func String(data []byte, i int) ([]byte, int, bool) {
 }
 
 // AppendString appends s as a JSON string, escaped as encoding/json escapes
-// it (HTML characters included).
+// it (HTML characters included). A string with nothing to escape, ASCII or
+// not, is copied; any other is left to encoding/json.
 func AppendString(dst []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			q, _ := json.Marshal(s) // a string always encodes
-			return append(dst, q...)
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c < 0x20 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+				return appendMarshaled(dst, s)
+			}
+			i++
+			continue
 		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 || r == '\u2028' || r == '\u2029' {
+			return appendMarshaled(dst, s) // invalid UTF-8 becomes \ufffd; U+2028 and U+2029 are escaped
+		}
+		i += size
 	}
 	dst = append(dst, '"')
 	dst = append(dst, s...)
 	return append(dst, '"')
+}
+
+// appendMarshaled appends s as json.Marshal encodes it.
+func appendMarshaled(dst []byte, s string) []byte {
+	q, _ := json.Marshal(s) // a string always encodes
+	return append(dst, q...)
 }

@@ -8,7 +8,8 @@ import (
 
 // FuzzAppendString: AppendString writes what json.Marshal writes.
 func FuzzAppendString(f *testing.F) {
-	for _, s := range []string{"", "plain", `q"uote`, `back\slash`, "<html>&", "tab\t", "é", "\xff", "\u2028"} {
+	for _, s := range []string{"", "plain", `q"uote`, `back\slash`, "<html>&", "tab\t", "é", "\xff", "\u2028",
+		"del\x7f", "\ufffd", "日本語", "é\xe2\x80", "a\u2029b", "\xed\xa0\x80", "ann@exämple.org"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -55,5 +56,24 @@ func TestSkipSpace(t *testing.T) {
 		if got := SkipSpace([]byte(tt.in), tt.from); got != tt.want {
 			t.Errorf("SkipSpace(%q, %d) = %d, want %d", tt.in, tt.from, got, tt.want)
 		}
+	}
+}
+
+// BenchmarkAppendString against json.Marshal, in the same run.
+func BenchmarkAppendString(b *testing.B) {
+	for _, s := range []string{"chat:lobby", "Zoë Åkesson", "a<b"} {
+		b.Run(s+"/json.Marshal", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				json.Marshal(s)
+			}
+		})
+		b.Run(s+"/AppendString", func(b *testing.B) {
+			b.ReportAllocs()
+			buf := make([]byte, 0, 64)
+			for b.Loop() {
+				buf = AppendString(buf[:0], s)
+			}
+		})
 	}
 }

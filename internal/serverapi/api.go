@@ -114,6 +114,9 @@ type API struct {
 	maxBody int64
 	// maxBatch caps a batch's body.
 	maxBatch int64
+	// posts are the POST endpoints with a JSON body, by path; set by New,
+	// read-only after.
+	posts map[string]*route
 }
 
 // New returns the API of cfg.Backend.
@@ -121,27 +124,33 @@ func New(cfg Config) *API {
 	if cfg.MaxBatchSize <= 0 {
 		cfg.MaxBatchSize = 16 * cfg.MaxBodySize
 	}
-	return &API{
+	a := &API{
 		b:        cfg.Backend,
 		hasKey:   cfg.APIKey != "",
 		keySum:   sha256.Sum256([]byte(cfg.APIKey)),
 		maxBody:  int64(cfg.MaxBodySize),
 		maxBatch: int64(cfg.MaxBatchSize),
 	}
+	a.posts = map[string]*route{
+		"/api/publish":        newRoute(a.maxBody, a.publish),
+		"/api/batch":          newRoute(a.maxBatch, a.batch),
+		"/api/broadcast":      newRoute(a.maxBody, a.broadcast),
+		"/api/history":        newRoute(a.maxBody, a.history),
+		"/api/disconnect":     newRoute(a.maxBody, a.disconnect),
+		"/api/unsubscribe":    newRoute(a.maxBody, a.unsubscribe),
+		"/api/presence":       newRoute(a.maxBody, a.presence),
+		"/api/presence_stats": newRoute(a.maxBody, a.presenceStats),
+	}
+	return a
 }
 
 // Routes adds the HTTP endpoints to mux: POST /api/publish, /api/broadcast,
 // /api/batch, /api/history, /api/disconnect, /api/unsubscribe, /api/presence
 // and /api/presence_stats, and GET or POST /api/info.
 func (a *API) Routes(mux *http.ServeMux) {
-	mux.HandleFunc("POST /api/publish", handle(a, a.publish))
-	mux.HandleFunc("POST /api/batch", handleUpTo(a, a.maxBatch, a.batch))
-	mux.HandleFunc("POST /api/broadcast", handle(a, a.broadcast))
-	mux.HandleFunc("POST /api/history", handle(a, a.history))
-	mux.HandleFunc("POST /api/disconnect", handle(a, a.disconnect))
-	mux.HandleFunc("POST /api/unsubscribe", handle(a, a.unsubscribe))
-	mux.HandleFunc("POST /api/presence", handle(a, a.presence))
-	mux.HandleFunc("POST /api/presence_stats", handle(a, a.presenceStats))
+	for path, rt := range a.posts {
+		mux.HandleFunc("POST "+path, a.handler(rt))
+	}
 	mux.HandleFunc("POST /api/info", a.info)
 	mux.HandleFunc("GET /api/info", a.info)
 }

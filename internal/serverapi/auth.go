@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"net"
-	"strings"
 
 	"github.com/tetherhq/tether/protocol"
 )
@@ -24,16 +23,22 @@ var (
 // compared in constant time; with none, remote (the peer's host:port) must be
 // a loopback address. It returns nil or a KindUnauthorized error.
 func (a *API) authorize(credentials []string, remote string) error {
+	return authorizeFrom(a, credentials, !a.hasKey && loopback(remote))
+}
+
+// authorizeFrom is authorize with credentials of either type and local
+// saying whether the peer is on a loopback address.
+func authorizeFrom[S string | []byte](a *API, credentials []S, local bool) error {
 	if !a.hasKey {
-		if loopback(remote) {
+		if local {
 			return nil
 		}
 		return errLoopbackOnly
 	}
 	ok := 0
 	for _, c := range credentials {
-		const scheme = "Bearer "
-		if len(c) < len(scheme) || !strings.EqualFold(c[:len(scheme)], scheme) {
+		const scheme = "bearer "
+		if len(c) < len(scheme) || !hasPrefixFold(c, scheme) {
 			continue
 		}
 		sum := sha256.Sum256([]byte(c[len(scheme):]))
@@ -43,6 +48,24 @@ func (a *API) authorize(credentials []string, remote string) error {
 		return errWrongKey
 	}
 	return nil
+}
+
+// hasPrefixFold reports whether s begins with prefix, a lower-case ASCII
+// string, in any case.
+func hasPrefixFold[S string | []byte](s S, prefix string) bool {
+	if len(s) < len(prefix) {
+		return false
+	}
+	for i := range len(prefix) {
+		c := s[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != prefix[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // loopback reports whether hostport is a loopback IP address and port.

@@ -37,61 +37,86 @@ func (a *API) authorizeHTTP(w http.ResponseWriter, r *http.Request) bool {
 	return false
 }
 
-// handle serves one endpoint: it authorizes the caller, decodes the JSON body
-// (of at most MaxBodySize bytes) into a fresh T, calls do with the request's
-// context and answers do's result as JSON, or its error as Classify says.
-func handle[T any](a *API, do func(context.Context, *T) (any, error)) http.HandlerFunc {
-	return handleUpTo(a, a.maxBody, do)
+// route is one POST endpoint of the API: the largest body it takes and what
+// answers a body.
+type route struct {
+	limit int64
+	// answer decodes body, does the work and appends the JSON answer (and a
+	// newline) to dst; it returns the status and the answer.
+	answer func(ctx context.Context, body, dst []byte) (int, []byte)
 }
 
-// handleUpTo is handle with a body of at most limit bytes.
-func handleUpTo[T any](a *API, limit int64, do func(context.Context, *T) (any, error)) http.HandlerFunc {
+// newRoute is the endpoint that decodes a body of at most limit bytes into a
+// fresh T, calls do and answers do's result as JSON, or its error as Classify
+// says.
+func newRoute[T any](limit int64, do func(context.Context, *T) (any, error)) *route {
+	return &route{limit: limit, answer: func(ctx context.Context, body, dst []byte) (int, []byte) {
+		var req T
+		if err := decode(body, &req); err != nil {
+			return appendError(dst, err)
+		}
+		res, err := do(ctx, &req)
+		if err != nil {
+			return appendError(dst, err)
+		}
+		return appendJSON(dst, http.StatusOK, res)
+	}}
+}
+
+// handler serves rt over net/http: it authorizes the caller, reads the body
+// (at most rt.limit bytes) and answers.
+func (a *API) handler(rt *route) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if !a.authorizeHTTP(w, r) {
 			return
 		}
-		var req T
-		if err := decode(w, r, limit, &req); err != nil {
-			writeError(w, err)
-			return
-		}
-		res, err := do(r.Context(), &req)
+		bp := bodies.Get().(*[]byte)
+		defer putBody(bp)
+		var err error
+		*bp, err = readAll((*bp)[:0], http.MaxBytesReader(w, r.Body, rt.limit))
 		if err != nil {
-			writeError(w, err)
+			var tooBig *http.MaxBytesError
+			if errors.As(err, &tooBig) {
+				writeError(w, errTooLarge(rt.limit))
+				return
+			}
+			writeError(w, protocol.NewError(protocol.ErrBadRequest, "reading the body: %v", err))
 			return
 		}
-		writeJSON(w, http.StatusOK, res)
+		out := bodies.Get().(*[]byte)
+		defer putBody(out)
+		var status int
+		status, *out = rt.answer(r.Context(), *bp, (*out)[:0])
+		write(w, status, *out)
 	}
 }
 
-// bodies holds the buffers request bodies are read into; v keeps nothing of
-// them (json.Unmarshal copies strings and RawMessages).
+// errTooLarge refuses a body larger than limit bytes.
+func errTooLarge(limit int64) error {
+	return &kindError{KindTooLarge, protocol.NewError(protocol.ErrBadRequest, "body is larger than %d bytes", limit)}
+}
+
+// bodies holds the buffers request bodies are read into and answers are
+// written into; decoded requests keep nothing of them (json.Unmarshal copies
+// strings and RawMessages).
 var bodies = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
 // maxPooledBody is the largest buffer put back into bodies.
 const maxPooledBody = 64 << 10
 
-// decode reads r's JSON body, of at most limit bytes, into v.
-func decode(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
-	bp := bodies.Get().(*[]byte)
-	defer func() {
-		if cap(*bp) <= maxPooledBody {
-			bodies.Put(bp)
-		}
-	}()
-	var err error
-	*bp, err = readAll((*bp)[:0], http.MaxBytesReader(w, r.Body, limit))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return &kindError{KindTooLarge, protocol.NewError(protocol.ErrBadRequest, "body is larger than %d bytes", limit)}
-		}
-		return protocol.NewError(protocol.ErrBadRequest, "reading the body: %v", err)
+// putBody gives bp back to bodies, unless it grew too large to keep.
+func putBody(bp *[]byte) {
+	if cap(*bp) <= maxPooledBody {
+		bodies.Put(bp)
 	}
-	if q, ok := v.(quickDecoder); ok && q.decodeQuick(*bp) {
+}
+
+// decode decodes the JSON body into v.
+func decode(body []byte, v any) error {
+	if q, ok := v.(quickDecoder); ok && q.decodeQuick(body) {
 		return nil
 	}
-	if err := json.Unmarshal(*bp, v); err != nil {
+	if err := json.Unmarshal(body, v); err != nil {
 		return protocol.NewError(protocol.ErrBadRequest, "malformed JSON body: %v", err)
 	}
 	return nil
@@ -121,31 +146,48 @@ type errorBody struct {
 
 // writeError answers err with the status of its kind and its protocol error.
 func writeError(w http.ResponseWriter, err error) {
-	kind, perr := Classify(err)
-	writeJSON(w, kind.HTTPStatus(), errorBody{perr})
+	bp := bodies.Get().(*[]byte)
+	defer putBody(bp)
+	var status int
+	status, *bp = appendError((*bp)[:0], err)
+	write(w, status, *bp)
 }
 
 // writeJSON answers v as JSON, followed by a newline.
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	bp := bodies.Get().(*[]byte)
-	defer func() {
-		if cap(*bp) <= maxPooledBody {
-			bodies.Put(bp)
-		}
-	}()
-	b := (*bp)[:0]
+	defer putBody(bp)
+	status, *bp = appendJSON((*bp)[:0], status, v)
+	write(w, status, *bp)
+}
+
+// write answers body, a JSON document, with status.
+func write(w http.ResponseWriter, status int, body []byte) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+// appendError appends err's answer, {"error":{"code","message"}}, and a
+// newline to b; it returns the status of err's kind and b.
+func appendError(b []byte, err error) (int, []byte) {
+	kind, perr := Classify(err)
+	return appendJSON(b, kind.HTTPStatus(), errorBody{perr})
+}
+
+// appendJSON appends v as JSON and a newline to b; it returns status, or 500
+// when v cannot be encoded, and b.
+func appendJSON(b []byte, status int, v any) (int, []byte) {
 	if pos, ok := v.(protocol.Position); ok { // a publish's answer: the hot path
 		b = appendPosition(b, pos)
 	} else {
-		var err error
-		if b, err = json.Marshal(v); err != nil {
-			status, b = http.StatusInternalServerError, []byte(`{"error":{"code":"internal","message":"cannot encode the answer"}}`)
+		enc, err := json.Marshal(v)
+		if err != nil {
+			status, enc = http.StatusInternalServerError, []byte(`{"error":{"code":"internal","message":"cannot encode the answer"}}`)
 		}
+		b = append(b, enc...)
 	}
-	*bp = append(b, '\n')
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_, _ = w.Write(*bp)
+	return status, append(b, '\n')
 }
 
 // appendPosition appends {"epoch":...,"offset":N}, as json.Marshal would.

@@ -375,14 +375,7 @@ func (s *Session) replyError(id uint64, perr *protocol.Error) {
 }
 
 func (s *Session) reply(r *protocol.Reply) {
-	var b []byte
-	var err error
-	if sr, ok := r.Result.(*protocol.SubscribeResult); ok && r.Error == nil {
-		// a recovery's publications are already encoded: copy them as they are
-		b, err = protocol.AppendSubscribeReply(nil, r.ID, sr)
-	} else {
-		b, err = json.Marshal(r)
-	}
+	b, err := protocol.EncodeReply(r) // a recovery's publications are copied as encoded
 	if err != nil {
 		s.mgr.log.Error("encode reply", "client", s.id, "err", err)
 		b, _ = json.Marshal(&protocol.Reply{ID: r.ID, Error: protocol.NewError(protocol.ErrInternal, "cannot encode reply")})

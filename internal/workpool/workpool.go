@@ -26,13 +26,18 @@ import (
 // past that (it never makes its caller, an event loop, wait). All methods are
 // safe for concurrent use. Close it to let its workers go.
 type Pool struct {
-	tasks     chan func()
-	quit      chan struct{} // closed by Close
-	closeOnce sync.Once
-	max       int64
-	workers   atomic.Int64
-	idle      time.Duration
-	log       *slog.Logger
+	tasks   chan func()
+	quit    chan struct{} // closed by Close
+	max     int64
+	workers atomic.Int64
+	idle    time.Duration
+	log     *slog.Logger
+
+	// mu orders Go's wg.Add before Close's wg.Wait: Go holds it shared,
+	// Close exclusively to set closed.
+	mu     sync.RWMutex
+	closed bool
+	wg     sync.WaitGroup // the goroutines started before Close
 }
 
 // New returns a pool of at most size workers (at least 1), each exiting after
@@ -52,24 +57,35 @@ func (p *Pool) Go(f func()) {
 		return
 	default:
 	}
-	select {
-	case <-p.quit:
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if p.closed {
 		go p.run(f)
 		return
-	default:
 	}
+	p.wg.Add(1)
 	if p.workers.Add(1) <= p.max {
 		go p.work(f)
 		return
 	}
 	p.workers.Add(-1)
-	go p.run(f)
+	go func() {
+		defer p.wg.Done()
+		p.run(f)
+	}()
 }
 
 // Close makes the idle workers exit, and the busy ones once their task is
-// done; tasks given after it run on goroutines of their own.
+// done, and waits until every task given before it has returned. Tasks given
+// after it run on goroutines of their own, which it does not wait for.
 func (p *Pool) Close() {
-	p.closeOnce.Do(func() { close(p.quit) })
+	p.mu.Lock()
+	if !p.closed {
+		p.closed = true
+		close(p.quit)
+	}
+	p.mu.Unlock()
+	p.wg.Wait()
 }
 
 // Workers returns how many workers are running, busy or idle.
@@ -78,6 +94,7 @@ func (p *Pool) Workers() int { return int(p.workers.Load()) }
 // work runs f, then the tasks handed to it, until it has been idle for
 // p.idle.
 func (p *Pool) work(f func()) {
+	defer p.wg.Done()
 	defer p.workers.Add(-1)
 	timer := time.NewTimer(p.idle)
 	defer timer.Stop()

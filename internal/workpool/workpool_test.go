@@ -2,6 +2,7 @@ package workpool
 
 import (
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -90,12 +91,8 @@ func TestPoolClose(t *testing.T) {
 	p.Go(func() { done <- struct{}{} })
 	<-done
 	p.Close()
-	deadline := time.Now().Add(5 * time.Second)
-	for p.Workers() != 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d workers still running 5s after Close", p.Workers())
-		}
-		time.Sleep(5 * time.Millisecond)
+	if w := p.Workers(); w != 0 { // Close waited for them
+		t.Fatalf("%d workers still running after Close", w)
 	}
 	p.Go(func() { close(done) }) // still runs, on a goroutine of its own
 	select {
@@ -105,5 +102,32 @@ func TestPoolClose(t *testing.T) {
 	}
 	if w := p.Workers(); w != 0 {
 		t.Fatalf("%d workers after Close", w)
+	}
+}
+
+// TestPoolCloseWaitsForTasks: Close returns only once the tasks given before
+// it have returned, on a worker or on a goroutine of their own.
+func TestPoolCloseWaitsForTasks(t *testing.T) {
+	p := New(1, time.Minute, nil)
+	release := make(chan struct{})
+	var finished atomic.Int64
+	for range 3 { // one worker, two goroutines of their own
+		p.Go(func() { <-release; finished.Add(1) })
+	}
+	closed := make(chan struct{})
+	go func() { p.Close(); close(closed) }()
+	select {
+	case <-closed:
+		t.Fatal("Close returned while its tasks ran")
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(release)
+	select {
+	case <-closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not return after its tasks did")
+	}
+	if n := finished.Load(); n != 3 {
+		t.Fatalf("Close returned after %d of 3 tasks", n)
 	}
 }
