@@ -284,6 +284,22 @@ func TestTCPSlowConsumer(t *testing.T) {
 	assertServing(t, e)
 }
 
+// TestTCPTLSPingDuringHandshake: heartbeat pings that fall while a TLS
+// client is in its handshake wait for it. (llib's tls.Conn runs the
+// handshake in Write as well, under no lock: a ping then ran it at the same
+// time as the event loop, a data race.)
+func TestTCPTLSPingDuringHandshake(t *testing.T) {
+	cfg := tethertest.Config()
+	cfg.PingInterval = 5 * time.Millisecond // a ping point every few milliseconds: some fall in handshakes
+	cfg.PongTimeout = time.Minute
+	e := startEnv(t, cfg, true)
+	for range 20 {
+		if m := e.dialTCP().call(protocol.Command{Op: protocol.OpPing}); m.Error != nil {
+			t.Fatalf("ping: %+v", m)
+		}
+	}
+}
+
 // TestTCPPlaintextToTLS: a client speaking plaintext to the TLS listener is
 // dropped, and TLS clients are still served.
 func TestTCPPlaintextToTLS(t *testing.T) {

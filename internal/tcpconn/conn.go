@@ -40,6 +40,7 @@ type conn struct {
 	// (replies, pushes, pings) before the final one. Lock order: wmu, then
 	// nbio's own locks inside out.Write.
 	wmu      sync.Mutex
+	tlsReady atomic.Bool   // TLS: the handshake is complete (readTLS)
 	queued   atomic.Int64  // bytes handed to nb and not yet written to the kernel
 	lastSeen atomic.Int64  // unix nanoseconds of the last bytes from the peer
 	state    atomic.Uint32 // a state; only moves forward
@@ -122,6 +123,22 @@ func (c *conn) send(b []byte, limited bool) error {
 	}
 	_, err := c.out.Write(b)
 	return err
+}
+
+// readTLS appends in to the TLS input and decrypts what it can into buf. Until
+// the handshake is complete it holds wmu: llib's tls.Conn runs the handshake
+// in Write as in AppendAndRead, under no lock of its own, so a line written
+// meanwhile (a heartbeat ping, a disconnect) would run it concurrently.
+func (c *conn) readTLS(in, buf []byte) (int, error) {
+	if !c.tlsReady.Load() {
+		c.wmu.Lock()
+		defer c.wmu.Unlock()
+	}
+	_, n, err := c.tls.AppendAndRead(in, buf)
+	if err == nil && !c.tlsReady.Load() && c.tls.ConnectionState().HandshakeComplete {
+		c.tlsReady.Store(true)
+	}
+	return n, err
 }
 
 // written accounts n bytes the engine wrote to the kernel.

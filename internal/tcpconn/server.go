@@ -230,7 +230,7 @@ func (s *Server) onData(nc *nbio.Conn, data []byte) {
 	defer c.tls.ResetOrFreeBuffer()
 	in, buf := data, data // decrypt in place, as nbhttp's TLSDataHandler does
 	for {
-		_, n, err := c.tls.AppendAndRead(in, buf)
+		n, err := c.readTLS(in, buf)
 		in = nil
 		if err != nil {
 			_ = nc.Close()
