@@ -153,7 +153,7 @@ var errLate = errors.New("checked after the TTL it races")
 // step late: when steps returns errLate, raceTTL runs them again, on a new
 // store with twice the TTL, up to realTimeTries times in all. Any other error
 // fails t at once, as does the last errLate.
-func raceTTL(t *testing.T, real bool, steps func(d time.Duration) error) {
+func raceTTL(t *testing.T, realTime bool, steps func(d time.Duration) error) {
 	t.Helper()
 	d := ttl
 	for try := 1; ; try++ {
@@ -161,7 +161,7 @@ func raceTTL(t *testing.T, real bool, steps func(d time.Duration) error) {
 		if err == nil {
 			return
 		}
-		if !real || !errors.Is(err, errLate) {
+		if !realTime || !errors.Is(err, errLate) {
 			t.Fatal(err)
 		}
 		if try == realTimeTries {

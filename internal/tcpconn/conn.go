@@ -37,8 +37,10 @@ type conn struct {
 	partial []byte // an incomplete line, waiting for its newline
 
 	// wmu orders writes: each limit check with its write, and every line
-	// (replies, pushes, pings) before the final one. Lock order: wmu, then
-	// nbio's own locks inside out.Write.
+	// (replies, pushes, pings) before the final one; until the TLS
+	// handshake is complete it also keeps writes out of it (readTLS). Lock
+	// order: wmu, then the locks of llib's tls.Conn and nbio inside
+	// out.Write and AppendAndRead.
 	wmu      sync.Mutex
 	tlsReady atomic.Bool   // TLS: the handshake is complete (readTLS)
 	queued   atomic.Int64  // bytes handed to nb and not yet written to the kernel
