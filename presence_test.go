@@ -230,6 +230,7 @@ func TestPresenceCoalescing(t *testing.T) {
 		{"past the cap", 50, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel() // each mostly waits for its windows
 			const ch = "tabs:burst"
 			// The subscribes take tens of milliseconds, and over half a
 			// second on a loaded machine: the window is well above that.
