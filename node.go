@@ -376,26 +376,33 @@ func (n *Node) stop(ctx context.Context) {
 	if d := 100*time.Millisecond - time.Since(n.started); d > 0 {
 		time.Sleep(d)
 	}
-	stopped := make(chan struct{})
-	go func() { n.engine.Stop(); close(stopped) }()
-	select {
-	case <-stopped:
-	case <-time.After(stopWait(ctx)):
+	if !waitAtMost(stopWait(ctx), n.engine.Stop) {
 		n.log.Warn("event loop did not stop in time; leaving it")
 	}
 	n.wg.Wait()
-	if n.httpPool != nil { // its requests wait on the backends at most their timeouts; the node waits no longer than ctx
-		closed := make(chan struct{})
-		go func() { n.httpPool.Close(); close(closed) }()
-		select {
-		case <-closed:
-		case <-time.After(stopWait(ctx)):
-			n.log.Warn("HTTP requests still running at shutdown; leaving them")
-		}
+	// The HTTP workers' requests wait on the backends at most their
+	// timeouts; the node waits no longer than ctx.
+	if n.httpPool != nil && !waitAtMost(stopWait(ctx), n.httpPool.Close) {
+		n.log.Warn("HTTP requests still running at shutdown; leaving them")
 	}
 	n.hub.Close()
 	if err := n.closeBackends(ctx); err != nil {
 		n.log.Warn("closing backends", "err", err)
+	}
+}
+
+// waitAtMost runs f on a goroutine of its own and reports whether it
+// returned within d; when it did not, f goes on alone.
+func waitAtMost(d time.Duration, f func()) bool {
+	done := make(chan struct{})
+	go func() { f(); close(done) }()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-done:
+		return true
+	case <-t.C:
+		return false
 	}
 }
 
