@@ -41,12 +41,7 @@ func connectAs(t *testing.T, c *pconn, user string, claims ...any) string {
 	if user != "" {
 		token = sign(t, gojwt.SigningMethodHS256, []byte(testSecret), "", with(userClaims(user), claims...))
 	}
-	m := c.call(protocol.Command{Op: protocol.OpConnect, Token: token})
-	var res protocol.ConnectResult
-	if m.Error != nil || json.Unmarshal(m.Result, &res) != nil {
-		t.Fatalf("%s: connect as %q: %+v", c.name, user, m)
-	}
-	return res.Client
+	return callFor[protocol.ConnectResult](c, protocol.Command{Op: protocol.OpConnect, Token: token}).Client
 }
 
 // nextPresence reads c until a presence push of channel arrives and returns
@@ -85,22 +80,12 @@ func who(ms []protocol.Member) []string {
 
 func presenceOf(t *testing.T, c *pconn, channel string) protocol.PresenceResult {
 	t.Helper()
-	m := c.call(protocol.Command{Op: protocol.OpPresence, Channel: channel})
-	var res protocol.PresenceResult
-	if m.Error != nil || json.Unmarshal(m.Result, &res) != nil {
-		t.Fatalf("%s: presence %s: %+v", c.name, channel, m)
-	}
-	return res
+	return callFor[protocol.PresenceResult](c, protocol.Command{Op: protocol.OpPresence, Channel: channel})
 }
 
 func statsOf(t *testing.T, c *pconn, channel string) protocol.PresenceStats {
 	t.Helper()
-	m := c.call(protocol.Command{Op: protocol.OpPresenceStats, Channel: channel})
-	var res protocol.PresenceStats
-	if m.Error != nil || json.Unmarshal(m.Result, &res) != nil {
-		t.Fatalf("%s: presence_stats %s: %+v", c.name, channel, m)
-	}
-	return res
+	return callFor[protocol.PresenceStats](c, protocol.Command{Op: protocol.OpPresenceStats, Channel: channel})
 }
 
 // waitStats polls channel's counts until they are want, for 10s at most.

@@ -110,26 +110,32 @@ func (c *pconn) call(cmd protocol.Command) message {
 	}
 }
 
-func (c *pconn) subscribe(channel string, recover *protocol.Position) protocol.SubscribeResult {
+// callFor sends cmd and returns its result as a T, failing the test on an
+// error reply or a result that is not a T.
+func callFor[T any](c *pconn, cmd protocol.Command) T {
 	c.t.Helper()
-	m := c.call(protocol.Command{Op: protocol.OpSubscribe, Channel: channel, Recover: recover})
+	m := c.call(cmd)
+	var res T
 	if m.Error != nil {
-		c.t.Fatalf("%s: subscribe %s: %v", c.name, channel, m.Error)
+		c.t.Fatalf("%s: %s %s: %v", c.name, cmd.Op, cmd.Channel, m.Error)
 	}
-	var res protocol.SubscribeResult
 	if err := json.Unmarshal(m.Result, &res); err != nil {
-		c.t.Fatal(err)
+		c.t.Fatalf("%s: %s %s: result %s: %v", c.name, cmd.Op, cmd.Channel, m.Result, err)
 	}
 	return res
 }
 
-// connectResult runs connect and returns the client id.
+func (c *pconn) subscribe(channel string, recover *protocol.Position) protocol.SubscribeResult {
+	c.t.Helper()
+	return callFor[protocol.SubscribeResult](c, protocol.Command{Op: protocol.OpSubscribe, Channel: channel, Recover: recover})
+}
+
+// clientID runs connect and returns the client id.
 func (c *pconn) clientID() string {
 	c.t.Helper()
-	m := c.call(protocol.Command{Op: protocol.OpConnect})
-	var res protocol.ConnectResult
-	if err := json.Unmarshal(m.Result, &res); err != nil || res.Client == "" {
-		c.t.Fatalf("%s: connect reply %+v: %v", c.name, m, err)
+	res := callFor[protocol.ConnectResult](c, protocol.Command{Op: protocol.OpConnect})
+	if res.Client == "" {
+		c.t.Fatalf("%s: connect reply %+v has no client id", c.name, res)
 	}
 	return res.Client
 }
