@@ -71,6 +71,7 @@ func (ra *rawAPI) serve(nc *nbio.Conn, parser *nbhttp.Parser, data []byte) []byt
 	}
 	s := rawScratches.Get().(*rawScratch)
 	defer s.put()
+	isLocal := local(nc)
 	served := false
 	for len(data) > 0 {
 		n := rawhttp.Read(data, 1<<62, &s.req)
@@ -79,7 +80,8 @@ func (ra *rawAPI) serve(nc *nbio.Conn, parser *nbhttp.Parser, data []byte) []byt
 		}
 		req := data[:n]
 		data = data[n:]
-		if !ra.raw(&s.req) {
+		route, ok := ra.route(&s.req)
+		if !ok {
 			if err := parser.Parse(req); err != nil {
 				_ = nc.CloseWithError(err)
 				return nil
@@ -89,7 +91,7 @@ func (ra *rawAPI) serve(nc *nbio.Conn, parser *nbhttp.Parser, data []byte) []byt
 			}
 			continue
 		}
-		ans := ra.api.ServeRaw(context.Background(), s.req.Path, s.req.Authorization, local(nc), s.req.Body, s.body[:0])
+		ans := route.Serve(context.Background(), s.req.Authorization, isLocal, s.req.Body, s.body[:0])
 		s.body = ans.Body[:0]
 		s.resp = appendResponse(s.resp[:0], ans)
 		ra.served.Add(1) // before the answer leaves, for the tests
@@ -109,14 +111,15 @@ func (ra *rawAPI) serve(nc *nbio.Conn, parser *nbhttp.Parser, data []byte) []byt
 	return data
 }
 
-// raw reports whether the API serves r raw: a POST to one of its endpoints,
-// with a body within the endpoint's limit.
-func (ra *rawAPI) raw(r *rawhttp.Request) bool {
+// route returns the endpoint that serves r raw: a POST to one of the API's
+// endpoints, with a body within the endpoint's limit. Others are nbhttp's,
+// which answers them as the routes do (405, 413).
+func (ra *rawAPI) route(r *rawhttp.Request) (serverapi.RawRoute, bool) {
 	if string(r.Method) != http.MethodPost {
-		return false
+		return serverapi.RawRoute{}, false
 	}
-	limit, ok := ra.api.RawLimit(r.Path)
-	return ok && int64(len(r.Body)) <= limit // else nbhttp answers as the routes do: 405, 413
+	route, ok := ra.api.RawRoute(r.Path)
+	return route, ok && int64(len(r.Body)) <= route.Limit()
 }
 
 // forget drops c from toHTTP: it closed or upgraded.
