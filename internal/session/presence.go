@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"maps"
 	"slices"
 	"strconv"
 	"time"
@@ -100,10 +101,7 @@ func (m *Manager) RefreshPresence(ctx context.Context) {
 	for i := range m.shards {
 		sh := &m.shards[i]
 		sh.mu.Lock()
-		ss := make([]*Session, 0, len(sh.sessions))
-		for _, s := range sh.sessions {
-			ss = append(ss, s)
-		}
+		ss := slices.Collect(maps.Values(sh.sessions))
 		sh.mu.Unlock()
 		for _, s := range ss {
 			s.mu.Lock()
