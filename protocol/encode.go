@@ -21,21 +21,9 @@ func appendPublication(dst []byte, p *Publication) ([]byte, error) {
 	}
 	dst = slices.Grow(dst, n)
 	dst = append(dst, '{')
-	if p.Op != "" {
-		dst = append(dst, `"op":`...)
-		dst = jsontext.AppendString(dst, p.Op)
-		dst = append(dst, ',')
-	}
-	if p.Channel != "" {
-		dst = append(dst, `"channel":`...)
-		dst = jsontext.AppendString(dst, p.Channel)
-		dst = append(dst, ',')
-	}
-	if p.Epoch != "" {
-		dst = append(dst, `"epoch":`...)
-		dst = jsontext.AppendString(dst, p.Epoch)
-		dst = append(dst, ',')
-	}
+	dst = appendStringField(dst, `"op":`, p.Op)
+	dst = appendStringField(dst, `"channel":`, p.Channel)
+	dst = appendStringField(dst, `"epoch":`, p.Epoch)
 	dst = append(dst, `"offset":`...)
 	dst = strconv.AppendUint(dst, p.Offset, 10)
 	dst = append(dst, `,"data":`...)
@@ -45,32 +33,39 @@ func appendPublication(dst []byte, p *Publication) ([]byte, error) {
 	}
 	if f := p.From; f != nil {
 		dst = append(dst, `,"from":{`...)
-		sep := false
-		if f.Client != "" {
-			dst = append(dst, `"client":`...)
-			dst = jsontext.AppendString(dst, f.Client)
-			sep = true
-		}
-		if f.User != "" {
-			if sep {
-				dst = append(dst, ',')
-			}
-			dst = append(dst, `"user":`...)
-			dst = jsontext.AppendString(dst, f.User)
-			sep = true
-		}
+		dst = appendStringField(dst, `"client":`, f.Client)
+		dst = appendStringField(dst, `"user":`, f.User)
 		if len(f.Info) > 0 {
-			if sep {
-				dst = append(dst, ',')
-			}
 			dst = append(dst, `"info":`...)
 			if dst, err = appendRaw(dst, f.Info); err != nil {
 				return dst, err
 			}
+			dst = append(dst, ',')
 		}
-		dst = append(dst, '}')
+		dst = endObject(dst)
 	}
 	return append(dst, '}'), nil
+}
+
+// appendStringField appends key (with its quotes and colon), the JSON string
+// value and a comma to dst, or nothing when value is empty (omitempty).
+func appendStringField(dst []byte, key, value string) []byte {
+	if value == "" {
+		return dst
+	}
+	dst = append(dst, key...)
+	dst = jsontext.AppendString(dst, value)
+	return append(dst, ',')
+}
+
+// endObject closes the object dst ends in: its last field's comma becomes
+// the closing brace, or, with no field, the brace follows the opening one.
+func endObject(dst []byte) []byte {
+	if dst[len(dst)-1] == ',' {
+		dst[len(dst)-1] = '}'
+		return dst
+	}
+	return append(dst, '}')
 }
 
 // appendRaw appends v as json.Marshal encodes a json.RawMessage: null when
